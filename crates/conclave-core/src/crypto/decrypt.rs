@@ -1,0 +1,312 @@
+//! Opening posts: classify the OpenPGP message, decrypt it with the list key,
+//! and check every signature against the subscribers' certificates. This
+//! module decides nothing; it reports what it found, and the list decides.
+
+use std::io::Read;
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+use openpgp::crypto::{self, SessionKey};
+use openpgp::packet::{Signature, PKESK, SKESK};
+use openpgp::parse::stream::{
+    DecryptionHelper, DecryptorBuilder, DetachedVerifierBuilder, MessageLayer, MessageStructure,
+    VerificationError, VerificationHelper, VerifierBuilder,
+};
+use openpgp::parse::{PacketParserResult, Parse};
+use openpgp::types::{SignatureType, SymmetricAlgorithm};
+use openpgp::{Cert, Fingerprint, KeyHandle, Packet};
+
+use super::{hex, policy};
+
+/// What one signature on a post turned out to be.
+#[derive(Debug, Clone)]
+pub enum SigStatus {
+    /// A valid signature by a known certificate.
+    Good {
+        /// The primary fingerprint of the signer's certificate.
+        cert: Fingerprint,
+        /// A digest that identifies this signature over this content, for the
+        /// replay cache. It does not depend on malleable parts of the packet.
+        replay_digest: String,
+    },
+    /// A signature that does not verify.
+    Bad {
+        /// Who the signature claims to be by.
+        issuer: String,
+        /// Why it failed.
+        error: String,
+    },
+    /// A signature by a key that no subscriber holds.
+    UnknownKey {
+        /// Who the signature claims to be by.
+        issuer: String,
+    },
+}
+
+/// Why a message could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The data is not an OpenPGP message at all, or is cut short.
+    Malformed(String),
+    /// The message is encrypted with a passphrase only.
+    PassphraseOnly,
+    /// The message is not encrypted to the list key.
+    NotForList(Vec<String>),
+    /// Symmetrically encrypted data without integrity protection.
+    NoIntegrity,
+    /// The plaintext is larger than the limit (a compression bomb, or just too much).
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Malformed(e) => write!(f, "cannot read the OpenPGP message: {e}"),
+            OpenError::PassphraseOnly => {
+                write!(f, "encrypted with a passphrase, not to the list key; the list cannot open it")
+            }
+            OpenError::NotForList(r) if r.is_empty() => write!(f, "not encrypted to the list key"),
+            OpenError::NotForList(r) => write!(f, "not encrypted to the list key (encrypted to {})", r.join(", ")),
+            OpenError::NoIntegrity => write!(
+                f,
+                "the encrypted data has no integrity protection (no MDC); refused, as such data enables EFAIL-style attacks"
+            ),
+            OpenError::TooLarge(limit) => write!(
+                f,
+                "decrypted content exceeds {} KiB; refused as a likely compression bomb",
+                limit / 1024
+            ),
+        }
+    }
+}
+
+/// A decrypted post.
+#[derive(Debug)]
+pub struct Opened {
+    /// The plaintext: a MIME entity for PGP/MIME, text for inline PGP.
+    pub plaintext: Vec<u8>,
+    /// The signatures found inside the encryption.
+    pub sigs: Vec<SigStatus>,
+    /// Those signatures, serialised, to carry the author's signature along.
+    pub sig_packets: Vec<Signature>,
+}
+
+/// Decrypts `message` (armored or binary) with the list's decryptors and
+/// verifies any signatures inside against `certs`. The plaintext may not
+/// exceed `limit` bytes.
+pub fn open(
+    message: &[u8],
+    decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
+    certs: &[Cert],
+    now: SystemTime,
+    limit: usize,
+) -> Result<Opened, OpenError> {
+    prescan(message)?;
+    let helper = Helper { decryptors, certs, sigs: Vec::new(), sig_packets: Vec::new(), decrypted: false };
+    let builder = DecryptorBuilder::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
+    let mut decryptor = match builder.buffer_size(limit.saturating_add(1)).with_policy(policy(), now, helper) {
+        Ok(d) => d,
+        Err(e) => return Err(classify_failure(&e)),
+    };
+    let mut plaintext = Vec::new();
+    let read = (&mut decryptor).take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1)).read_to_end(&mut plaintext);
+    if plaintext.len() > limit {
+        return Err(OpenError::TooLarge(limit));
+    }
+    if let Err(e) = read {
+        return Err(OpenError::Malformed(one_line(&e)));
+    }
+    let helper = decryptor.into_helper();
+    Ok(Opened { plaintext, sigs: helper.sigs, sig_packets: helper.sig_packets })
+}
+
+/// Verifies a detached signature (`sig`, armored or binary) over `data`.
+pub fn verify_detached(data: &[u8], sig: &[u8], certs: &[Cert], now: SystemTime) -> (Vec<SigStatus>, Vec<Signature>) {
+    let helper = Helper { decryptors: Vec::new(), certs, sigs: Vec::new(), sig_packets: Vec::new(), decrypted: false };
+    let result = DetachedVerifierBuilder::from_bytes(sig)
+        .and_then(|b| b.with_policy(policy(), now, helper))
+        .and_then(|mut v| v.verify_bytes(data).map(|()| v));
+    match result {
+        Ok(v) => {
+            let h = v.into_helper();
+            (h.sigs, h.sig_packets)
+        }
+        Err(e) => (vec![SigStatus::Bad { issuer: String::new(), error: one_line(&e) }], Vec::new()),
+    }
+}
+
+/// Verifies a cleartext-signed text (`-----BEGIN PGP SIGNED MESSAGE-----`).
+pub fn verify_cleartext(text: &[u8], certs: &[Cert], now: SystemTime) -> Vec<SigStatus> {
+    let helper = Helper { decryptors: Vec::new(), certs, sigs: Vec::new(), sig_packets: Vec::new(), decrypted: false };
+    let result = VerifierBuilder::from_bytes(text).and_then(|b| b.with_policy(policy(), now, helper));
+    match result {
+        Ok(mut v) => {
+            let mut sink = Vec::new();
+            match v.read_to_end(&mut sink) {
+                Ok(_) => v.into_helper().sigs,
+                Err(e) => vec![SigStatus::Bad { issuer: String::new(), error: one_line(&e) }],
+            }
+        }
+        Err(e) => vec![SigStatus::Bad { issuer: String::new(), error: one_line(&e) }],
+    }
+}
+
+/// True if every signature is a text-mode signature.
+pub fn all_text_mode(sigs: &[Signature]) -> bool {
+    !sigs.is_empty() && sigs.iter().all(|s| s.typ() == SignatureType::Text)
+}
+
+/// Looks at the top-level packets to name the kind of message before trying
+/// to decrypt it, so that refusals carry a precise reason.
+fn prescan(message: &[u8]) -> Result<(), OpenError> {
+    let mut ppr = openpgp::parse::PacketParser::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
+    let mut recipients = Vec::new();
+    let (mut skesks, mut seip, mut sed) = (0usize, false, false);
+    let mut packets = 0usize;
+    while let PacketParserResult::Some(pp) = ppr {
+        packets += 1;
+        match &pp.packet {
+            Packet::PKESK(p) => recipients.push(
+                p.recipient().map(|h| h.to_hex()).unwrap_or_else(|| "a hidden recipient".to_string()),
+            ),
+            Packet::SKESK(_) => skesks += 1,
+            Packet::SEIP(_) => seip = true,
+            p if p.tag() == openpgp::packet::Tag::SED => sed = true,
+            _ => {}
+        }
+        if seip || sed || packets > 10_000 {
+            break;
+        }
+        ppr = match pp.next() {
+            Ok((_, next)) => next,
+            Err(e) => return Err(OpenError::Malformed(one_line(&e))),
+        };
+    }
+    if sed && !seip {
+        return Err(OpenError::NoIntegrity);
+    }
+    if !seip {
+        return Err(OpenError::Malformed("no encrypted data in the message".into()));
+    }
+    if recipients.is_empty() && skesks > 0 {
+        return Err(OpenError::PassphraseOnly);
+    }
+    if recipients.is_empty() {
+        return Err(OpenError::NotForList(Vec::new()));
+    }
+    Ok(())
+}
+
+fn classify_failure(e: &anyhow_like::Error) -> OpenError {
+    let text = one_line(e);
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("no key to decrypt") || lower.contains("decryption failed") || lower.contains("no session key") {
+        OpenError::NotForList(Vec::new())
+    } else if lower.contains("mdc") || lower.contains("modification detection") {
+        OpenError::NoIntegrity
+    } else {
+        OpenError::Malformed(text)
+    }
+}
+
+/// The error type sequoia's streaming API returns.
+mod anyhow_like {
+    pub type Error = sequoia_openpgp::anyhow::Error;
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 300 {
+        let mut cut = 300;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.get(..cut).map(|p| format!("{p}…")).unwrap_or(s)
+    } else {
+        s
+    }
+}
+
+struct Helper<'a> {
+    decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
+    certs: &'a [Cert],
+    sigs: Vec<SigStatus>,
+    sig_packets: Vec<Signature>,
+    decrypted: bool,
+}
+
+impl VerificationHelper for Helper<'_> {
+    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(self
+            .certs
+            .iter()
+            .filter(|c| c.keys().any(|k| ids.iter().any(|id| id.aliases(k.key().key_handle()))))
+            .cloned()
+            .collect())
+    }
+
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        for layer in structure {
+            if let MessageLayer::SignatureGroup { results } = layer {
+                for r in results {
+                    match r {
+                        Ok(good) => {
+                            let cert = good.ka.cert().fingerprint();
+                            let digest = good.sig.computed_digest().map(hex).unwrap_or_else(|| {
+                                hex(&openpgp::serialize::MarshalInto::to_vec(good.sig.mpis()).unwrap_or_default())
+                            });
+                            self.sigs.push(SigStatus::Good { cert: cert.clone(), replay_digest: format!("{cert}:{digest}") });
+                            self.sig_packets.push(good.sig.clone());
+                        }
+                        Err(VerificationError::MissingKey { sig }) => {
+                            self.sigs.push(SigStatus::UnknownKey { issuer: issuer(sig) });
+                            self.sig_packets.push(sig.clone());
+                        }
+                        Err(VerificationError::BadSignature { sig, error, .. })
+                        | Err(VerificationError::BadKey { sig, error, .. })
+                        | Err(VerificationError::UnboundKey { sig, error, .. })
+                        | Err(VerificationError::MalformedSignature { sig, error }) => {
+                            self.sigs.push(SigStatus::Bad { issuer: issuer(sig), error: one_line(&error) });
+                        }
+                        Err(e) => self.sigs.push(SigStatus::Bad { issuer: String::new(), error: one_line(&e) }),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DecryptionHelper for Helper<'_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        _skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        for pkesk in pkesks {
+            for d in self.decryptors.iter_mut() {
+                let ours = match pkesk.recipient() {
+                    Some(h) => h.aliases(d.public().key_handle()),
+                    None => true, // a hidden recipient: try it
+                };
+                if !ours {
+                    continue;
+                }
+                if let Some((algo, sk)) = pkesk.decrypt(d.as_mut(), sym_algo) {
+                    if decrypt(algo, &sk) {
+                        self.decrypted = true;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Err(openpgp::anyhow::anyhow!("no key to decrypt the message"))
+    }
+}
+
+fn issuer(sig: &Signature) -> String {
+    sig.get_issuers().first().map(|h| h.to_hex()).unwrap_or_else(|| "an unnamed key".into())
+}

@@ -1,0 +1,175 @@
+//! Sealing copies: sign once per post, encrypt the body once, and give each
+//! subscriber only the recipient packets (PKESKs) for their own keys.
+//!
+//! Every copy of one post shares a session key and an encrypted body. A copy
+//! is that subscriber's PKESKs followed by the shared SEIPD packet, so making
+//! a copy costs one public-key operation per subscriber key and nothing more.
+//! See ARCHITECTURE.md, "Shared session key", for why this is safe.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use sequoia_openpgp as openpgp;
+use openpgp::crypto::{self, SessionKey};
+use openpgp::packet::key::{PublicParts, UnspecifiedRole};
+use openpgp::packet::pkesk::{PKESK3, PKESK6};
+use openpgp::packet::Key;
+use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Signer};
+use openpgp::serialize::Serialize;
+use openpgp::types::{AEADAlgorithm, HashAlgorithm, SymmetricAlgorithm};
+use openpgp::Packet;
+
+use crate::error::{Error, Result};
+
+/// The symmetric cipher for every copy.
+const SYM: SymmetricAlgorithm = SymmetricAlgorithm::AES256;
+
+/// The hash for the list signature (`micalg=pgp-sha256`).
+pub const HASH: HashAlgorithm = HashAlgorithm::SHA256;
+
+/// Makes one armored detached signature over `data`, dated `time`.
+pub fn sign_detached(signer: Box<dyn crypto::Signer + Send + Sync>, data: &[u8], time: SystemTime) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let message = Message::new(&mut out);
+        let message = Armorer::new(message)
+            .kind(openpgp::armor::Kind::Signature)
+            .build()
+            .map_err(|e| Error::crypto("sign the post", e))?;
+        let mut signer = Signer::new(message, signer)
+            .map_err(|e| Error::crypto("sign the post", e))?
+            .detached()
+            .hash_algo(HASH)
+            .map_err(|e| Error::crypto("sign the post", e))?
+            .creation_time(time)
+            .build()
+            .map_err(|e| Error::crypto("sign the post", e))?;
+        signer.write_all(data).map_err(|e| Error::crypto("sign the post", e))?;
+        signer.finalize().map_err(|e| Error::crypto("sign the post", e))?;
+    }
+    Ok(out)
+}
+
+/// A post's body, encrypted once under a fresh session key.
+pub struct SealedBody {
+    /// The SEIPD packet (binary), shared by every copy.
+    pub seipd: Vec<u8>,
+    session_key: SessionKey,
+    v2: bool,
+}
+
+impl std::fmt::Debug for SealedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedBody").field("len", &self.seipd.len()).field("v2", &self.v2).finish()
+    }
+}
+
+impl SealedBody {
+    /// Encrypts `plaintext` as a literal data packet, without compression,
+    /// in SEIPDv1 (or SEIPDv2 with OCB when `v2`).
+    pub fn new(plaintext: &[u8], v2: bool) -> Result<SealedBody> {
+        let session_key = SessionKey::new(SYM.key_size().map_err(|e| Error::crypto("encrypt the post", e))?)
+            .map_err(|e| Error::crypto("encrypt the post", e))?;
+        let mut seipd = Vec::with_capacity(plaintext.len() + plaintext.len() / 64 + 256);
+        {
+            let message = Message::new(&mut seipd);
+            let mut enc = Encryptor::with_session_key(message, SYM, session_key.clone())
+                .map_err(|e| Error::crypto("encrypt the post", e))?;
+            if v2 {
+                enc = enc.aead_algo(AEADAlgorithm::OCB);
+            }
+            let message = enc.build().map_err(|e| Error::crypto("encrypt the post", e))?;
+            let mut literal = LiteralWriter::new(message).build().map_err(|e| Error::crypto("encrypt the post", e))?;
+            literal.write_all(plaintext).map_err(|e| Error::crypto("encrypt the post", e))?;
+            literal.finalize().map_err(|e| Error::crypto("encrypt the post", e))?;
+        }
+        Ok(SealedBody { seipd, session_key, v2 })
+    }
+
+    /// True for SEIPDv2.
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// The recipient packets that give `keys` the session key.
+    pub fn pkesks_for(&self, keys: &[Key<PublicParts, UnspecifiedRole>]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(keys.len() * 96);
+        for key in keys {
+            let packet: Packet = if self.v2 {
+                let mut p = PKESK6::for_recipient(&self.session_key, key).map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+                p.set_recipient(Some(key.fingerprint()));
+                p.into()
+            } else {
+                let mut p =
+                    PKESK3::for_recipient(SYM, &self.session_key, key).map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+                p.set_recipient(Some(key.keyid()));
+                p.into()
+            };
+            packet.serialize(&mut out).map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+        }
+        Ok(out)
+    }
+}
+
+/// Encrypts `plaintext` to every encryption key of `cert`, binary. Used to
+/// seal messages that arrived in clear before they are stored.
+pub fn encrypt_to(cert: &openpgp::Cert, plaintext: &[u8], now: SystemTime) -> Result<Vec<u8>> {
+    let keys = super::certs::encryption_keys(cert, now)
+        .or_else(|_| super::certs::encryption_keys(cert, now - std::time::Duration::from_secs(1)))?;
+    let body = SealedBody::new(plaintext, false)?;
+    let mut out = body.pkesks_for(&keys)?;
+    out.extend_from_slice(&body.seipd);
+    Ok(out)
+}
+
+/// ASCII-armors an OpenPGP message made of `parts` (PKESKs, then the SEIPD),
+/// with CRLF line endings and the CRC-24 checksum older readers expect.
+pub fn armor_message(parts: &[&[u8]]) -> Vec<u8> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut joined = Vec::with_capacity(total);
+    for p in parts {
+        joined.extend_from_slice(p);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&joined);
+    let mut out = Vec::with_capacity(b64.len() + b64.len() / 32 + 128);
+    out.extend_from_slice(b"-----BEGIN PGP MESSAGE-----\r\n\r\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    let crc = crc24(&joined);
+    let crc_bytes = [(crc >> 16) as u8, (crc >> 8) as u8, crc as u8];
+    out.push(b'=');
+    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(crc_bytes).as_bytes());
+    out.extend_from_slice(b"\r\n-----END PGP MESSAGE-----\r\n");
+    out
+}
+
+/// The OpenPGP armor checksum (RFC 4880, section 6.1).
+fn crc24(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0x00B7_04CE;
+    for &b in data {
+        crc ^= u32::from(b) << 16;
+        for _ in 0..8 {
+            crc <<= 1;
+            if crc & 0x0100_0000 != 0 {
+                crc ^= 0x0186_4CFB;
+            }
+        }
+    }
+    crc & 0x00FF_FFFF
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc24_matches_the_rfc_reference() {
+        // The CRC of no data is the initial value.
+        assert_eq!(crc24(b""), 0x00B7_04CE);
+        // Reference value for "abc", from an independent implementation.
+        assert_eq!(crc24(b"abc"), 0x00BA_1C7B);
+    }
+}

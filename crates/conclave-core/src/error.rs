@@ -1,0 +1,132 @@
+//! The engine's error type: one enum whose `kind()` the front ends can act on.
+
+use std::path::PathBuf;
+
+/// What went wrong, in the terms a front end can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The list home does not exist or holds no list yet.
+    NotInitialised,
+    /// The list home already holds a list.
+    AlreadyInitialised,
+    /// The list's secret key is needed and no passphrase was given.
+    PassphraseRequired,
+    /// The passphrase does not unlock the list key.
+    BadPassphrase,
+    /// A key or certificate could not be used.
+    BadKey,
+    /// No subscriber, held post or configuration key by that name.
+    NotFound,
+    /// The caller's input is not acceptable (a bad value, a bad address).
+    InvalidInput,
+    /// The local store failed.
+    Store,
+    /// A file could not be read or written.
+    Io,
+    /// An OpenPGP operation failed.
+    Crypto,
+}
+
+/// The engine's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`ErrorKind::NotInitialised`].
+    #[error("no list in {0}: run `conclave init` first")]
+    NotInitialised(PathBuf),
+    /// See [`ErrorKind::AlreadyInitialised`].
+    #[error("{0} already holds a list")]
+    AlreadyInitialised(PathBuf),
+    /// See [`ErrorKind::PassphraseRequired`].
+    #[error("the list key is locked: give --passphrase-file or set CONCLAVE_PASSPHRASE_FILE")]
+    PassphraseRequired,
+    /// See [`ErrorKind::BadPassphrase`].
+    #[error("cannot unlock the list key: wrong passphrase")]
+    BadPassphrase,
+    /// See [`ErrorKind::BadKey`].
+    #[error("cannot use the key: {0}")]
+    BadKey(String),
+    /// See [`ErrorKind::NotFound`].
+    #[error("{0}")]
+    NotFound(String),
+    /// See [`ErrorKind::InvalidInput`].
+    #[error("{0}")]
+    InvalidInput(String),
+    /// See [`ErrorKind::Store`].
+    #[error("cannot {what}")]
+    Store {
+        /// What the store was asked to do.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// See [`ErrorKind::Io`].
+    #[error("cannot {what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// See [`ErrorKind::Crypto`].
+    #[error("cannot {what}: {detail}")]
+    Crypto {
+        /// What was being done.
+        what: &'static str,
+        /// The underlying OpenPGP error, flattened to text.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// The kind of this error, for front ends that act on it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotInitialised(_) => ErrorKind::NotInitialised,
+            Error::AlreadyInitialised(_) => ErrorKind::AlreadyInitialised,
+            Error::PassphraseRequired => ErrorKind::PassphraseRequired,
+            Error::BadPassphrase => ErrorKind::BadPassphrase,
+            Error::BadKey(_) => ErrorKind::BadKey,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Store { .. } => ErrorKind::Store,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Crypto { .. } => ErrorKind::Crypto,
+        }
+    }
+
+    /// Wraps an OpenPGP error with what was being done.
+    pub(crate) fn crypto(what: &'static str, err: impl std::fmt::Display) -> Self {
+        Error::Crypto { what, detail: flatten(&err.to_string()) }
+    }
+
+    /// Wraps an I/O error with the file it concerns.
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { what, path: path.into(), source }
+    }
+}
+
+/// Keeps an error on one line.
+fn flatten(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds context to store errors.
+pub(crate) trait StoreContext<T> {
+    /// Names what the store was asked to do.
+    fn store(self, what: &str) -> Result<T>;
+}
+
+impl<T> StoreContext<T> for std::result::Result<T, rusqlite::Error> {
+    fn store(self, what: &str) -> Result<T> {
+        self.map_err(|source| Error::Store { what: what.to_owned(), source })
+    }
+}

@@ -1,0 +1,28 @@
+//! Conclave's engine: it takes an encrypted post to the list as bytes, opens
+//! it with the list key, checks who signed it, applies the list's policy, and
+//! queues one encrypted, list-signed copy per subscriber in the outbox.
+//!
+//! The engine does no network I/O and never prompts: posts come in through
+//! [`List::receive`], copies go out through the outbox, and passphrases are
+//! handed to it by the caller.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice, clippy::panic)
+)]
+
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod list;
+pub mod mime;
+pub mod store;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{Error, ErrorKind, Result};
+pub use list::{HeldView, KeySource, List, Outcome, SubscriberInfo};
+
+/// Re-exported so front ends can build passphrases without naming sequoia.
+pub use sequoia_openpgp::crypto::Password;

@@ -1,0 +1,246 @@
+//! Fan-out: build the entity the list signs, sign it once, encrypt it once
+//! per SEIPD version, and queue one copy per subscriber holding only that
+//! subscriber's recipient packets. Work is spread over the machine's cores.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use sequoia_openpgp as openpgp;
+use openpgp::armor;
+use openpgp::serialize::Serialize;
+
+use crate::crypto::decrypt;
+use crate::crypto::seal::{self, SealedBody};
+use crate::crypto::certs;
+use crate::error::{Error, Result};
+use crate::mime::build::{self, ProtectedHeaders};
+use crate::mime::parse::Content;
+use crate::store::{NewCopy, OutboxCopy};
+
+use super::{List, Member, Opened, SignatureMode};
+
+impl List {
+    /// Builds the list-signed entity for an opened post and fans it out.
+    pub(crate) fn distribute(&mut self, post_id: i64, post: &Opened) -> Result<usize> {
+        let policy = super::Policy::load(&self.store)?;
+        let now = self.now();
+        let name = self.name()?;
+        let address = self.address.clone();
+        let domain = address.split_once('@').map(|d| d.1).unwrap_or("localhost").to_owned();
+        let from = post.incoming.from.clone().unwrap_or_default();
+        let author_name = post.protected.from_name.clone().or_else(|| post.incoming.from_name.clone()).unwrap_or_else(|| from.clone());
+
+        let parts = match policy.signature_mode {
+            SignatureMode::Carry => carried_parts(post)?,
+            SignatureMode::Replace => replaced_parts(post, &author_name, &from),
+        };
+        let subject = post
+            .protected
+            .subject
+            .clone()
+            .filter(|s| !s.trim().is_empty() && s.trim() != "...")
+            .or_else(|| post.incoming.subject.clone())
+            .unwrap_or_default();
+        let message_id = if policy.keep_message_id {
+            post.protected.message_id.clone().or_else(|| post.incoming.message_id.clone())
+        } else {
+            None
+        }
+        .unwrap_or_else(|| format!("{}@{domain}", short_hash(&post.digest, "")));
+        let headers = ProtectedHeaders {
+            from: build::mailbox(Some(&format!("{author_name} via {name}")), &address),
+            to: build::mailbox(Some(&name), &address),
+            reply_to: build::mailbox(None, &address),
+            subject,
+            date: crate::clock::rfc5322(now),
+            message_id,
+            in_reply_to: post.protected.in_reply_to.clone().or_else(|| post.incoming.in_reply_to.clone()),
+            references: post.protected.references.clone().or_else(|| post.incoming.references.clone()),
+            outer: vec![("Subject".into(), "...".into()), ("From".into(), build::mailbox(Some(&name), &address))],
+        };
+        let entity = build::protected_entity(&headers, &parts, &boundary("mixed", &post.digest));
+        self.fan_out(post_id, &post.digest, &entity, now)
+    }
+
+    /// Signs `entity` once with the list key and queues one encrypted copy per
+    /// subscriber. Returns the number of copies queued. This is the whole
+    /// per-post cost of a fan-out, and what the benchmark measures.
+    pub fn fan_out(&mut self, post_id: i64, post_digest: &str, entity: &[u8], now: SystemTime) -> Result<usize> {
+        let signer = self.keystore()?.signer()?;
+        let signature = seal::sign_detached(signer, entity, now)?;
+        let payload = build::signed_entity(entity, &signature, "pgp-sha256", &boundary("signed", post_digest));
+        drop(signature);
+
+        let members = self.members()?;
+        let name = self.name()?;
+        let address = self.address.clone();
+        let request = self.request_address()?;
+        let domain = address.split_once('@').map(|d| d.1).unwrap_or("localhost").to_owned();
+        let keydata = certs::autocrypt_keydata(&self.cert, &address, now)?;
+        let common = common_headers(&name, &address, &request, &domain, &keydata, now);
+
+        let (v2, v1): (Vec<&Member>, Vec<&Member>) = members.iter().partition(|m| certs::wants_seipd_v2(&m.cert, now));
+        let mut queued = 0;
+        let mut skipped = Vec::new();
+        let ts = self.unix();
+        self.store.transaction(|store| {
+            for (group, is_v2) in [(v1, false), (v2, true)] {
+                if group.is_empty() {
+                    continue;
+                }
+                let body = SealedBody::new(&payload, is_v2)?;
+                let results = parallel_map(&group, |m| {
+                    let keys = certs::encryption_keys(&m.cert, now)?;
+                    let pkesks = body.pkesks_for(&keys)?;
+                    let message_id = format!("{}@{domain}", short_hash(post_digest, &m.address));
+                    let headers = format!(
+                        "From: {}\r\nTo: <{}>\r\nSubject: ...\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n{common}",
+                        build::mailbox(Some(&name), &address),
+                        m.address,
+                        crate::clock::rfc5322(now),
+                    );
+                    Ok(NewCopy { recipient: m.address.clone(), message_id, headers, pkesks })
+                });
+                let mut copies = Vec::with_capacity(results.len());
+                for (m, r) in group.iter().zip(results) {
+                    match r {
+                        Ok(c) => copies.push(c),
+                        Err(e) => skipped.push(format!("{}: {e}", m.address)),
+                    }
+                }
+                queued += copies.len();
+                store.queue_copies_unlocked(post_id, &body.seipd, &copies, ts)?;
+            }
+            Ok(())
+        })?;
+        for s in skipped {
+            self.store.audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
+        }
+        Ok(queued)
+    }
+}
+
+/// The parts that carry the author's signed original.
+fn carried_parts(post: &Opened) -> Result<Vec<Vec<u8>>> {
+    let sigs = armored_sigs(&post.sig_packets)?;
+    Ok(match &post.content {
+        Content::MimeSigned { entity, .. } => vec![build::content_only(entity)],
+        Content::Mime { entity } if post.author.is_some() && !post.sig_packets.is_empty() => {
+            // Signed inside the encryption (RFC 1847 encapsulation): rebuild
+            // the multipart/signed the author's signature fits.
+            let verbatim = crate::mime::to_crlf(&post.plaintext) == post.plaintext;
+            if verbatim || decrypt::all_text_mode(&post.sig_packets) {
+                let micalg = micalg(&post.sig_packets);
+                vec![build::signed_entity(entity, &sigs, &micalg, &boundary("author", &post.digest))]
+            } else {
+                vec![build::content_only(entity), build::signature_part(&sigs)]
+            }
+        }
+        Content::Mime { entity } => vec![build::content_only(entity)],
+        Content::Text { text } if post.cleartext_signed || post.sig_packets.is_empty() => vec![build::text_part(text)],
+        Content::Text { text } => vec![build::text_part(text), build::signature_part(&sigs)],
+    })
+}
+
+/// The parts that state who signed instead of carrying the signature.
+fn replaced_parts(post: &Opened, author_name: &str, from: &str) -> Vec<Vec<u8>> {
+    let statement = match &post.author {
+        Some((addr, fpr)) => format!(
+            "-- The list verified this post --\r\nFrom: {author_name} <{addr}>\r\nSigned by: {addr}, key {}\r\n",
+            spaced(fpr)
+        ),
+        None => format!("-- The list could not verify this post --\r\nFrom: {author_name} <{from}>\r\nNot signed by the sender's key.\r\n"),
+    };
+    let content = match &post.content {
+        Content::MimeSigned { signed, .. } => build::content_only(signed),
+        Content::Mime { entity } => build::content_only(entity),
+        Content::Text { text } => build::text_part(text),
+    };
+    vec![build::text_part(statement.as_bytes()), content]
+}
+
+fn armored_sigs(sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {
+    if sigs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    {
+        let mut w = armor::Writer::new(&mut out, armor::Kind::Signature).map_err(|e| Error::crypto("carry the signature", e))?;
+        for s in sigs {
+            openpgp::Packet::from(s.clone()).serialize(&mut w).map_err(|e| Error::crypto("carry the signature", e))?;
+        }
+        w.finalize().map_err(|e| Error::crypto("carry the signature", e))?;
+    }
+    Ok(out)
+}
+
+fn micalg(sigs: &[openpgp::packet::Signature]) -> String {
+    use openpgp::types::HashAlgorithm::*;
+    match sigs.first().map(|s| s.hash_algo()) {
+        Some(SHA1) => "pgp-sha1",
+        Some(SHA224) => "pgp-sha224",
+        Some(SHA384) => "pgp-sha384",
+        Some(SHA512) => "pgp-sha512",
+        _ => "pgp-sha256",
+    }
+    .to_owned()
+}
+
+/// Headers every copy of a post shares: the list headers and Autocrypt.
+fn common_headers(name: &str, address: &str, request: &str, domain: &str, keydata: &[u8], _now: SystemTime) -> String {
+    let local = address.split_once('@').map(|p| p.0).unwrap_or(address);
+    let mut s = String::new();
+    s.push_str(&format!("List-Id: {} <{local}.{domain}>\r\n", build::encode_text(name)));
+    s.push_str(&format!("List-Post: <mailto:{address}>\r\n"));
+    s.push_str(&format!("List-Help: <mailto:{request}?subject=help>\r\n"));
+    s.push_str(&format!("List-Unsubscribe: <mailto:{request}?subject=unsubscribe>\r\n"));
+    let kd = base64::engine::general_purpose::STANDARD.encode(keydata);
+    s.push_str(&format!("Autocrypt: addr={address}; prefer-encrypt=mutual; keydata="));
+    let mut first = true;
+    for chunk in kd.as_bytes().chunks(72) {
+        if !first {
+            s.push_str("\r\n ");
+        }
+        s.push_str(&String::from_utf8_lossy(chunk));
+        first = false;
+    }
+    s.push_str("\r\n");
+    s
+}
+
+/// Puts a whole copy together from its outbox row.
+pub fn assemble(copy: &OutboxCopy) -> Vec<u8> {
+    let armored = seal::armor_message(&[&copy.pkesks, &copy.seipd]);
+    build::encrypted_message(&copy.headers, &copy.message_id, &armored)
+}
+
+/// Runs `f` over `items` on every core, keeping the order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Vec<Result<R>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    if threads <= 1 || items.len() < 16 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<_>>())).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(Error::crypto("encrypt a copy", "a worker thread failed"))]))
+            .collect()
+    })
+}
+
+fn short_hash(digest: &str, extra: &str) -> String {
+    let h = super::sha256_hex(format!("{digest}\0{extra}").as_bytes()).to_ascii_lowercase();
+    h.get(..32).unwrap_or(&h).to_owned()
+}
+
+fn boundary(kind: &str, digest: &str) -> String {
+    let mut r = [0u8; 12];
+    let _ = openpgp::crypto::random(&mut r);
+    format!("conclave-{kind}-{}-{}", digest.get(..8).unwrap_or("0"), crate::crypto::hex(&r).to_ascii_lowercase())
+}
+
+fn spaced(fpr: &str) -> String {
+    fpr.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+}

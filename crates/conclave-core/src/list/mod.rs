@@ -1,0 +1,692 @@
+//! The list: subscribers, policy, moderation, and `receive(bytes) -> Outcome`,
+//! the seam through which every post enters.
+
+pub mod fanout;
+pub mod policy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+use openpgp::crypto::Password;
+use openpgp::Cert;
+
+use crate::clock::Clock;
+use crate::crypto::decrypt::{self, SigStatus};
+use crate::crypto::keystore::{self, FileKeystore, ListKeystore};
+use crate::crypto::{certs, seal};
+use crate::error::{Error, Result};
+use crate::mime::parse::{self, Content, Incoming, Payload, Protected};
+use crate::store::{PostState, Store, StoredPost};
+
+pub use policy::{Action, Policy, SignatureMode};
+
+/// The store's file name inside the list home.
+pub const DB_FILE: &str = "list.db";
+
+/// Where the list key comes from at `init`.
+#[derive(Debug)]
+pub enum KeySource {
+    /// Generate a new key.
+    Generate,
+    /// Import this armored secret key.
+    Import(Vec<u8>),
+}
+
+/// What became of one post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Copies were queued for every subscriber.
+    Distributed {
+        /// The post's id.
+        post: i64,
+        /// How many copies were queued.
+        copies: usize,
+    },
+    /// Waiting for the owner.
+    Held {
+        /// The post's id.
+        post: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Refused.
+    Rejected {
+        /// The post's id.
+        post: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Dropped on purpose.
+    Discarded {
+        /// The post's id.
+        post: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The post's id.
+    pub fn post(&self) -> i64 {
+        match self {
+            Outcome::Distributed { post, .. }
+            | Outcome::Held { post, .. }
+            | Outcome::Rejected { post, .. }
+            | Outcome::Discarded { post, .. } => *post,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Distributed { copies, .. } => write!(f, "distributed to {copies}"),
+            Outcome::Held { reason, .. } => write!(f, "held: {reason}"),
+            Outcome::Rejected { reason, .. } => write!(f, "rejected: {reason}"),
+            Outcome::Discarded { reason, .. } => write!(f, "discarded: {reason}"),
+        }
+    }
+}
+
+/// A held post, opened in memory for the owner.
+#[derive(Debug, Clone)]
+pub struct HeldView {
+    /// The post's id.
+    pub id: i64,
+    /// The sender's address.
+    pub sender: String,
+    /// Why it is held.
+    pub reason: String,
+    /// The real subject.
+    pub subject: String,
+    /// Who signed it, as verified.
+    pub signature: String,
+    /// The text of the post.
+    pub text: String,
+}
+
+/// A subscriber, as shown to the owner.
+#[derive(Debug, Clone)]
+pub struct SubscriberInfo {
+    /// Their address.
+    pub address: String,
+    /// Their key's fingerprint.
+    pub fingerprint: String,
+    /// Problems with their key (expired, revoked, no encryption key), if any.
+    pub warning: Option<String>,
+}
+
+/// A subscriber with their parsed certificate.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub(crate) address: String,
+    pub(crate) cert: Cert,
+}
+
+/// One list, opened from its home directory.
+pub struct List {
+    home: PathBuf,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    cert: Cert,
+    address: String,
+    keystore: Option<Box<dyn ListKeystore>>,
+    members: Option<Arc<Vec<Member>>>,
+}
+
+impl std::fmt::Debug for List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("List").field("home", &self.home).field("address", &self.address).finish()
+    }
+}
+
+/// What `decide` concluded.
+enum Decision {
+    Distribute { signer: String, post: Box<Opened> },
+    Stop { state: PostState, reason: String, signer: String },
+}
+
+/// A post opened and checked, ready to fan out.
+pub(crate) struct Opened {
+    pub(crate) incoming: Incoming,
+    pub(crate) content: Content,
+    pub(crate) protected: Protected,
+    /// The raw decrypted bytes (for reconstructing encapsulated signatures).
+    pub(crate) plaintext: Vec<u8>,
+    pub(crate) sig_packets: Vec<openpgp::packet::Signature>,
+    /// The verified author: (address, fingerprint), if signed by the sender.
+    pub(crate) author: Option<(String, String)>,
+    /// Whether the text is cleartext-signed (inline).
+    pub(crate) cleartext_signed: bool,
+    pub(crate) digest: String,
+}
+
+impl List {
+    /// Creates a list in `home`: its store, its key (protected by `passphrase`).
+    pub fn init(home: &Path, address: &str, name: &str, key: KeySource, passphrase: &Password, clock: Arc<dyn Clock>) -> Result<List> {
+        let address = address.trim().to_ascii_lowercase();
+        if !valid_address(&address) {
+            return Err(Error::InvalidInput(format!("{address:?} is not an e-mail address")));
+        }
+        std::fs::create_dir_all(home).map_err(|e| Error::io("create", home, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700));
+        }
+        if home.join(DB_FILE).exists() || home.join(keystore::KEY_FILE).exists() {
+            return Err(Error::AlreadyInitialised(home.to_owned()));
+        }
+        let cert = match key {
+            KeySource::Generate => keystore::generate(&address, passphrase, clock.now())?,
+            KeySource::Import(bytes) => {
+                let cert = keystore::import(&bytes, passphrase)?;
+                if !certs::speaks_for(&cert, &address, clock.now()) {
+                    return Err(Error::BadKey(format!(
+                        "the key has no User ID for {address}; Thunderbird would not accept the list's signatures"
+                    )));
+                }
+                cert
+            }
+        };
+        // Make sure the key opens with this passphrase before anything is written.
+        let ks = FileKeystore::unlock(cert.clone(), passphrase)?;
+        keystore::write_key_file(home, &cert)?;
+        let store = Store::open(&home.join(DB_FILE))?;
+        let public = cert.clone().strip_secret_key_material();
+        store.set_list_key(&public.fingerprint().to_hex(), &certs::binary(&public)?, "file")?;
+        store.config_set("list.address", &address)?;
+        store.config_set("list.name", &crate::mime::build::clean(name))?;
+        store.audit(clock.unix(), None, "init", &format!("list {address} created with key {}", public.fingerprint()))?;
+        Ok(List { home: home.to_owned(), store, clock, cert: public, address, keystore: Some(Box::new(ks)), members: None })
+    }
+
+    /// Opens the list in `home`.
+    pub fn open(home: &Path, clock: Arc<dyn Clock>) -> Result<List> {
+        let db = home.join(DB_FILE);
+        if !db.exists() {
+            return Err(Error::NotInitialised(home.to_owned()));
+        }
+        let store = Store::open(&db)?;
+        let (_, cert, _) = store.list_key()?.ok_or_else(|| Error::NotInitialised(home.to_owned()))?;
+        let cert = certs::parse_public_cert(&cert)?;
+        let address = store.config_get("list.address")?.unwrap_or_default();
+        Ok(List { home: home.to_owned(), store, clock, cert, address, keystore: None, members: None })
+    }
+
+    /// Unlocks the file key with a passphrase.
+    pub fn unlock(&mut self, passphrase: &Password) -> Result<()> {
+        self.keystore = Some(Box::new(FileKeystore::open(&self.home, passphrase)?));
+        Ok(())
+    }
+
+    /// Uses another keystore (an OpenPGP card, say) for the list key.
+    pub fn set_keystore(&mut self, ks: Box<dyn ListKeystore>) -> Result<()> {
+        if ks.cert().fingerprint() != self.cert.fingerprint() {
+            return Err(Error::BadKey("that keystore holds a different key than the list's".into()));
+        }
+        self.keystore = Some(ks);
+        Ok(())
+    }
+
+    /// The list address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The list's certificate.
+    pub fn cert(&self) -> &Cert {
+        &self.cert
+    }
+
+    /// The store, for front ends that show its contents.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The list's public key, armored.
+    pub fn export_public_key(&self) -> Result<Vec<u8>> {
+        certs::armored(&self.cert)
+    }
+
+    // ----- configuration -----
+
+    /// Sets an option, after checking its value.
+    pub fn config_set(&mut self, key: &str, value: &str) -> Result<()> {
+        policy::validate(key, value)?;
+        self.store.config_set(key, value)?;
+        self.store.audit(self.clock.unix(), None, "config", &format!("{key} set to {value}"))
+    }
+
+    /// Every option with its value in force.
+    pub fn config_show(&self) -> Result<BTreeMap<String, String>> {
+        let mut out: BTreeMap<String, String> = policy::OPTIONS.iter().map(|o| (o.0.to_owned(), o.1.to_owned())).collect();
+        out.insert("list.request_address".into(), self.request_address()?);
+        for (k, v) in self.store.config_all()? {
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+
+    /// The address for list commands (help, unsubscribe).
+    pub fn request_address(&self) -> Result<String> {
+        if let Some(a) = self.store.config_get("list.request_address")?.filter(|a| !a.is_empty()) {
+            return Ok(a);
+        }
+        let (local, domain) = self.address.split_once('@').unwrap_or((&self.address, ""));
+        Ok(format!("{local}+request@{domain}"))
+    }
+
+    /// The list's display name.
+    pub fn name(&self) -> Result<String> {
+        Ok(self.store.config_get("list.name")?.filter(|n| !n.is_empty()).unwrap_or_else(|| self.address.clone()))
+    }
+
+    // ----- subscribers -----
+
+    /// Adds (or updates) a subscriber with their public key.
+    pub fn add_subscriber(&mut self, address: &str, key: &[u8]) -> Result<SubscriberInfo> {
+        let address = address.trim().to_ascii_lowercase();
+        if !valid_address(&address) {
+            return Err(Error::InvalidInput(format!("{address:?} is not an e-mail address")));
+        }
+        let cert = certs::parse_public_cert(key)?;
+        let now = self.clock.now();
+        if !certs::speaks_for(&cert, &address, now) {
+            let found = certs::addresses(&cert, now);
+            return Err(Error::BadKey(format!(
+                "the key {} has no valid User ID for {address} (it has: {})",
+                cert.fingerprint(),
+                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+            )));
+        }
+        certs::encryption_keys(&cert, now)?;
+        let fpr = cert.fingerprint().to_hex();
+        self.store.put_subscriber(&address, &fpr, &certs::binary(&cert)?, self.clock.unix())?;
+        self.store.audit(self.clock.unix(), None, "subscriber", &format!("{address} added with key {fpr}"))?;
+        self.members = None;
+        Ok(SubscriberInfo { address, fingerprint: fpr, warning: None })
+    }
+
+    /// Removes a subscriber.
+    pub fn remove_subscriber(&mut self, address: &str) -> Result<()> {
+        let address = address.trim().to_ascii_lowercase();
+        if !self.store.remove_subscriber(&address)? {
+            return Err(Error::NotFound(format!("{address} is not a subscriber")));
+        }
+        self.members = None;
+        self.store.audit(self.clock.unix(), None, "subscriber", &format!("{address} removed"))
+    }
+
+    /// Every subscriber, with a warning when their key cannot be used.
+    pub fn subscribers(&self) -> Result<Vec<SubscriberInfo>> {
+        let now = self.clock.now();
+        let soon = now + std::time::Duration::from_secs(30 * 24 * 3600);
+        let mut out = Vec::new();
+        for s in self.store.subscribers()? {
+            let warning = match certs::parse_public_cert(&s.cert) {
+                Ok(cert) => match certs::encryption_keys(&cert, now) {
+                    Err(e) => Some(e.to_string()),
+                    Ok(_) if certs::encryption_keys(&cert, soon).is_err() => Some("the key expires within 30 days".into()),
+                    Ok(_) => None,
+                },
+                Err(e) => Some(e.to_string()),
+            };
+            out.push(SubscriberInfo { address: s.address, fingerprint: s.fingerprint, warning });
+        }
+        Ok(out)
+    }
+
+    /// The subscribers with parsed certificates, kept in memory across posts.
+    pub(crate) fn members(&mut self) -> Result<Arc<Vec<Member>>> {
+        if let Some(m) = &self.members {
+            return Ok(m.clone());
+        }
+        let mut members = Vec::new();
+        for s in self.store.subscribers()? {
+            if let Ok(cert) = certs::parse_public_cert(&s.cert) {
+                members.push(Member { address: s.address, cert });
+            }
+        }
+        let members = Arc::new(members);
+        self.members = Some(members.clone());
+        Ok(members)
+    }
+
+    fn keystore(&mut self) -> Result<&mut Box<dyn ListKeystore>> {
+        self.keystore.as_mut().ok_or(Error::PassphraseRequired)
+    }
+
+    // ----- intake -----
+
+    /// Takes one message as it arrived and decides what becomes of it. The
+    /// message is recorded (as ciphertext) before anything else happens, and
+    /// every outcome is logged with its reason.
+    pub fn receive(&mut self, raw: &[u8]) -> Result<Outcome> {
+        self.keystore()?;
+        let now = self.clock.now();
+        let ts = self.clock.unix();
+        let incoming = parse::incoming(raw);
+        let keep_as_is = incoming.is_ok() && is_pgp_mime_top_level(raw);
+        let stored = if keep_as_is { raw.to_vec() } else { seal::encrypt_to(&self.cert, raw, now)? };
+        let sender = incoming.as_ref().ok().and_then(|i| i.from.clone()).unwrap_or_default();
+        let post_id = self.store.insert_post(&stored, !keep_as_is, raw.len(), &sha256_hex(raw), &sender, ts)?;
+        let from = if sender.is_empty() { "an unknown sender".to_string() } else { sender.clone() };
+        self.store.audit(ts, Some(post_id), "received", &format!("{} bytes from {from}", raw.len()))?;
+        let decision = self.decide(post_id, raw, incoming, false);
+        self.conclude(post_id, decision)
+    }
+
+    fn conclude(&mut self, post_id: i64, decision: Result<Decision>) -> Result<Outcome> {
+        let ts = self.clock.unix();
+        let decision = match decision {
+            Ok(d) => d,
+            Err(e @ (Error::PassphraseRequired | Error::Store { .. } | Error::Io { .. })) => return Err(e),
+            Err(e) => Decision::Stop { state: PostState::Rejected, reason: e.to_string(), signer: String::new() },
+        };
+        let outcome = match decision {
+            Decision::Distribute { signer, post } => {
+                let copies = self.distribute(post_id, &post)?;
+                self.store.set_post_state(post_id, PostState::Distributed, "", &signer, ts)?;
+                Outcome::Distributed { post: post_id, copies }
+            }
+            Decision::Stop { state, reason, signer } => {
+                self.store.set_post_state(post_id, state, &reason, &signer, ts)?;
+                match state {
+                    PostState::Held => Outcome::Held { post: post_id, reason },
+                    PostState::Discarded => Outcome::Discarded { post: post_id, reason },
+                    _ => Outcome::Rejected { post: post_id, reason },
+                }
+            }
+        };
+        let (event, detail) = match &outcome {
+            Outcome::Distributed { copies, .. } => ("distributed", format!("{copies} copies queued")),
+            Outcome::Held { reason, .. } => ("held", reason.clone()),
+            Outcome::Rejected { reason, .. } => ("rejected", reason.clone()),
+            Outcome::Discarded { reason, .. } => ("discarded", reason.clone()),
+        };
+        self.store.audit(ts, Some(post_id), event, &detail)?;
+        Ok(outcome)
+    }
+
+    /// Opens and checks a post, and applies the policy unless the owner
+    /// already approved it.
+    fn decide(&mut self, post_id: i64, raw: &[u8], incoming: std::result::Result<Incoming, String>, approved: bool) -> Result<Decision> {
+        let policy = Policy::load(&self.store)?;
+        let stop = |state: PostState, reason: String| Ok(Decision::Stop { state, reason, signer: String::new() });
+        if !approved && raw.len() > policy.max_size && policy.max_size_action != Action::Distribute {
+            let reason = format!("too large: {} KiB, the limit is {} KiB", raw.len().div_ceil(1024), policy.max_size / 1024);
+            return stop(action_state(policy.max_size_action), reason);
+        }
+        let incoming = match incoming {
+            Ok(i) => i,
+            Err(e) => return stop(PostState::Rejected, format!("cannot read the message: {e}")),
+        };
+        let from = incoming.from.clone().unwrap_or_default();
+        let members = self.members()?;
+        let certs: Vec<Cert> = members.iter().map(|m| m.cert.clone()).collect();
+        let now = self.clock.now();
+
+        let (plaintext, pgp_mime, inline_sigs, sig_packets) = match &incoming.payload {
+            Payload::Clear => {
+                if !approved && policy.encrypted_only != Action::Distribute {
+                    return stop(action_state(policy.encrypted_only), "not encrypted: this list accepts encrypted posts only".into());
+                }
+                (crate::mime::split_head(raw).1.to_vec(), true, Vec::new(), Vec::new())
+            }
+            Payload::PgpMime(data) | Payload::Inline(data) => {
+                let decryptors = self.keystore()?.decryptors()?;
+                match decrypt::open(data, decryptors, &certs, now, policy.plaintext_limit()) {
+                    Ok(o) => (o.plaintext, matches!(incoming.payload, Payload::PgpMime(_)), o.sigs, o.sig_packets),
+                    Err(e) => return stop(PostState::Rejected, e.to_string()),
+                }
+            }
+        };
+        // For a clear post, the whole message is the entity.
+        let entity_source: Vec<u8> = if matches!(incoming.payload, Payload::Clear) { raw.to_vec() } else { plaintext.clone() };
+        let (content, protected) = parse::content(&entity_source, pgp_mime);
+
+        let mut sigs = inline_sigs;
+        let mut cleartext_signed = false;
+        match &content {
+            Content::MimeSigned { signed, signature, .. } => sigs.extend(decrypt::verify_detached(signed, signature, &certs, now).0),
+            Content::Text { text } if text.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") => {
+                cleartext_signed = true;
+                sigs.extend(decrypt::verify_cleartext(text, &certs, now));
+            }
+            _ => {}
+        }
+
+        if let Some(inner_from) = &protected.from {
+            if !from.is_empty() && *inner_from != from {
+                return stop(
+                    PostState::Rejected,
+                    format!("the From inside the encryption ({inner_from}) differs from the outer From ({from})"),
+                );
+            }
+        }
+
+        // Who signed it?
+        let mut author: Option<(String, String)> = None;
+        let mut replay_digest = None;
+        let mut notes = Vec::new();
+        for s in &sigs {
+            match s {
+                SigStatus::Good { cert, replay_digest: d } => {
+                    let owners: Vec<&str> =
+                        members.iter().filter(|m| m.cert.fingerprint() == *cert).map(|m| m.address.as_str()).collect();
+                    if owners.contains(&from.as_str()) {
+                        author = Some((from.clone(), cert.to_hex()));
+                        replay_digest = Some(d.clone());
+                    } else {
+                        let who = owners.first().copied().unwrap_or("a non-subscriber");
+                        return stop(
+                            PostState::Rejected,
+                            format!("signed by {who} (key {cert}), but From: says {}", if from.is_empty() { "nobody" } else { &from }),
+                        );
+                    }
+                }
+                SigStatus::Bad { issuer, error } => {
+                    return stop(PostState::Rejected, format!("bad signature by key {issuer}: {error}"));
+                }
+                SigStatus::UnknownKey { issuer } => notes.push(format!("signed by unknown key {issuer}")),
+            }
+        }
+        let signer = author.as_ref().map(|a| a.1.clone()).unwrap_or_default();
+
+        if let Some(d) = &replay_digest {
+            if let Some((first, at)) = self.store.replay_seen(d)? {
+                if first != post_id {
+                    return Ok(Decision::Stop {
+                        state: PostState::Rejected,
+                        reason: format!(
+                            "replayed: the same signed post arrived before as post #{first} ({})",
+                            crate::clock::rfc5322(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0)))
+                        ),
+                        signer,
+                    });
+                }
+            }
+            self.store.replay_remember(d, post_id, self.clock.unix())?;
+        }
+
+        if !approved {
+            let mut violations: Vec<(Action, String)> = Vec::new();
+            let is_member = members.iter().any(|m| m.address == from);
+            if !is_member && policy.subscribers_only != Action::Distribute {
+                let who = if from.is_empty() { "the sender".to_string() } else { from.clone() };
+                violations.push((policy.subscribers_only, format!("{who} is not a subscriber")));
+            }
+            if author.is_none() && policy.signed_only != Action::Distribute {
+                let mut reason = "not signed by the sender's key: this list accepts signed posts only".to_string();
+                if !notes.is_empty() {
+                    reason.push_str(&format!(" ({})", notes.join("; ")));
+                }
+                violations.push((policy.signed_only, reason));
+            }
+            if let Some(worst) = violations.iter().map(|v| v.0).max() {
+                let reason = violations.iter().filter(|v| v.0 == worst).map(|v| v.1.clone()).collect::<Vec<_>>().join("; ");
+                return Ok(Decision::Stop { state: action_state(worst), reason, signer });
+            }
+        }
+
+        let digest = sha256_hex(raw);
+        Ok(Decision::Distribute {
+            signer,
+            post: Box::new(Opened { incoming, content, protected, plaintext, sig_packets, author, cleartext_signed, digest }),
+        })
+    }
+
+    // ----- moderation -----
+
+    /// The posts waiting for the owner.
+    pub fn held(&self) -> Result<Vec<StoredPost>> {
+        self.store.posts_in_state(PostState::Held)
+    }
+
+    fn held_post(&self, id: i64) -> Result<StoredPost> {
+        match self.store.post(id)? {
+            Some(p) if p.state == PostState::Held => Ok(p),
+            Some(p) => Err(Error::NotFound(format!("post #{id} is not held (it was {})", p.state.as_str()))),
+            None => Err(Error::NotFound(format!("no post #{id}"))),
+        }
+    }
+
+    /// The message as it arrived, unsealing it if it was stored sealed.
+    fn original(&mut self, post: &StoredPost) -> Result<Vec<u8>> {
+        if !post.sealed {
+            return Ok(post.raw.clone());
+        }
+        let decryptors = self.keystore()?.decryptors()?;
+        let limit = usize::try_from(post.size).unwrap_or(usize::MAX).saturating_add(1);
+        decrypt::open(&post.raw, decryptors, &[], self.clock.now(), limit)
+            .map(|o| o.plaintext)
+            .map_err(|e| Error::crypto("unseal the stored post", e))
+    }
+
+    /// Opens a held post in memory for the owner to read.
+    pub fn held_show(&mut self, id: i64) -> Result<HeldView> {
+        let post = self.held_post(id)?;
+        let raw = self.original(&post)?;
+        let incoming = parse::incoming(&raw);
+        let subject_outer = incoming.as_ref().ok().and_then(|i| i.subject.clone()).unwrap_or_default();
+        let (text, subject, signature) = match self.decide(post.id, &raw, incoming, true)? {
+            Decision::Distribute { post: opened, signer } => {
+                let subject = opened.protected.subject.clone().filter(|s| s != "...").unwrap_or(subject_outer);
+                let text = match &opened.content {
+                    Content::MimeSigned { signed, .. } => parse::first_text(signed),
+                    Content::Mime { entity } => parse::first_text(entity),
+                    Content::Text { text } => Some(String::from_utf8_lossy(text).into_owned()),
+                }
+                .unwrap_or_default();
+                let signature = if signer.is_empty() { "not signed by the sender".into() } else { format!("signed by {} (key {signer})", post.sender) };
+                (text, subject, signature)
+            }
+            Decision::Stop { reason, .. } => (String::new(), subject_outer, format!("cannot be opened: {reason}")),
+        };
+        Ok(HeldView { id, sender: post.sender, reason: post.reason, subject, signature, text })
+    }
+
+    /// Approves a held post: it is distributed whatever the policy said.
+    pub fn held_approve(&mut self, id: i64) -> Result<Outcome> {
+        let post = self.held_post(id)?;
+        let raw = self.original(&post)?;
+        let incoming = parse::incoming(&raw);
+        self.store.audit(self.clock.unix(), Some(id), "approved", "approved by the owner")?;
+        let decision = self.decide(id, &raw, incoming, true);
+        self.conclude(id, decision)
+    }
+
+    /// Rejects a held post with the owner's reason.
+    pub fn held_reject(&mut self, id: i64, reason: &str) -> Result<Outcome> {
+        self.held_post(id)?;
+        let reason = format!("rejected by the owner: {}", crate::mime::build::clean(reason));
+        self.conclude(id, Ok(Decision::Stop { state: PostState::Rejected, reason, signer: String::new() }))
+    }
+
+    /// Discards a held post (its ciphertext stays in the store).
+    pub fn held_discard(&mut self, id: i64) -> Result<Outcome> {
+        self.held_post(id)?;
+        let reason = "discarded by the owner".to_string();
+        self.conclude(id, Ok(Decision::Stop { state: PostState::Discarded, reason, signer: String::new() }))
+    }
+
+    // ----- outbox -----
+
+    /// Writes every queued copy to `dir` as an `.eml` named after its
+    /// recipient, and returns the paths written.
+    pub fn export_outbox(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        let mut written = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for copy in self.store.queued_copies()? {
+            let n = seen.entry(copy.recipient.clone()).or_insert(0);
+            *n += 1;
+            let safe: String =
+                copy.recipient.chars().map(|c| if c.is_ascii_alphanumeric() || "@.+-_".contains(c) { c } else { '_' }).collect();
+            let name = if *n == 1 { format!("{safe}.eml") } else { format!("{safe}.{n}.eml") };
+            let path = dir.join(name);
+            std::fs::write(&path, fanout::assemble(&copy)).map_err(|e| Error::io("write", &path, e))?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn unix(&self) -> i64 {
+        self.clock.unix()
+    }
+}
+
+fn action_state(a: Action) -> PostState {
+    match a {
+        Action::Hold => PostState::Held,
+        Action::Discard => PostState::Discarded,
+        Action::Reject => PostState::Rejected,
+        Action::Distribute => PostState::Received,
+    }
+}
+
+fn valid_address(a: &str) -> bool {
+    match a.split_once('@') {
+        Some((l, d)) => !l.is_empty() && d.contains('.') && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c)),
+        None => false,
+    }
+}
+
+/// True when the message's top-level Content-Type is multipart/encrypted:
+/// such a message holds nothing in clear and is kept as it arrived.
+fn is_pgp_mime_top_level(raw: &[u8]) -> bool {
+    let (head, _) = crate::mime::split_head(raw);
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let mut in_ct = false;
+    let mut ct = String::new();
+    for line in head.lines() {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if in_ct {
+                ct.push_str(line);
+            }
+            continue;
+        }
+        in_ct = line.starts_with("content-type:");
+        if in_ct {
+            ct = line.to_owned();
+        }
+    }
+    ct.trim_start_matches("content-type:").trim().starts_with("multipart/encrypted")
+}
+
+/// SHA-256 of `data`, in hex.
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    use openpgp::types::HashAlgorithm;
+    let Ok(ctx) = HashAlgorithm::SHA256.context() else { return String::new() };
+    let mut ctx = ctx.for_digest();
+    ctx.update(data);
+    ctx.into_digest().map(|d| crate::crypto::hex(&d)).unwrap_or_default()
+}

@@ -1,0 +1,278 @@
+//! Reading posts: where the ciphertext is, who says they sent it, and, once
+//! decrypted, what the author signed and which headers they protected.
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+use super::{split_head, split_multipart, to_crlf};
+
+/// The parts of an incoming message the list needs before decrypting.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming {
+    /// The `From:` address, lowercased.
+    pub from: Option<String>,
+    /// The display name in `From:`.
+    pub from_name: Option<String>,
+    /// The outer `Subject:` (often `...` when the client protects headers).
+    pub subject: Option<String>,
+    /// The outer `Message-ID:`, without angle brackets.
+    pub message_id: Option<String>,
+    /// `In-Reply-To:` and `References:`, raw.
+    pub in_reply_to: Option<String>,
+    /// See `in_reply_to`.
+    pub references: Option<String>,
+    /// Where the ciphertext is.
+    pub payload: Payload,
+}
+
+/// Where a message carries its ciphertext.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Payload {
+    /// PGP/MIME (RFC 3156), possibly rearranged by a provider: decrypts to a MIME entity.
+    PgpMime(Vec<u8>),
+    /// Inline PGP in a text part: decrypts to text.
+    Inline(Vec<u8>),
+    /// No encryption at all.
+    #[default]
+    Clear,
+}
+
+const ARMOR_BEGIN: &[u8] = b"-----BEGIN PGP MESSAGE-----";
+const ARMOR_END: &[u8] = b"-----END PGP MESSAGE-----";
+
+/// Parses a message as it arrived. Fails only when it is not a message at all.
+pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
+    let msg = parse(raw)?;
+    let (from, from_name) = first_address(&msg);
+    let payload = find_payload(&msg);
+    Ok(Incoming {
+        from,
+        from_name,
+        subject: msg.subject().map(str::to_owned),
+        message_id: msg.message_id().map(str::to_owned),
+        in_reply_to: msg.header_raw("In-Reply-To").map(|s| s.trim().to_owned()),
+        references: msg.header_raw("References").map(|s| s.trim().to_owned()),
+        payload,
+    })
+}
+
+/// Parses bytes with mail-parser, never letting a parser panic escape.
+fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
+    if raw.is_empty() {
+        return Err("the message is empty".into());
+    }
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    match parsed {
+        Ok(Some(m)) if !m.headers().is_empty() => Ok(m),
+        Ok(_) => Err("not an e-mail message: no headers found".into()),
+        Err(_) => Err("the MIME structure could not be parsed".into()),
+    }
+}
+
+fn first_address(msg: &Message<'_>) -> (Option<String>, Option<String>) {
+    match msg.from().and_then(|a| a.first()) {
+        Some(addr) => (
+            addr.address.as_ref().map(|a| a.trim().to_ascii_lowercase()).filter(|a| a.contains('@')),
+            addr.name.as_ref().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+        ),
+        None => (None, None),
+    }
+}
+
+fn find_payload(msg: &Message<'_>) -> Payload {
+    let parts = &msg.parts;
+    // PGP/MIME: the `application/pgp-encrypted` control part is followed by
+    // the part that holds the OpenPGP message, whatever a provider did to the
+    // surrounding structure.
+    for (i, part) in parts.iter().enumerate() {
+        let is_control = part
+            .content_type()
+            .map(|ct| ct.ctype().eq_ignore_ascii_case("application") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("pgp-encrypted")))
+            .unwrap_or(false);
+        if !is_control || find(part.contents(), ARMOR_BEGIN).is_some() {
+            continue;
+        }
+        for next in parts.iter().skip(i + 1) {
+            if matches!(next.body, PartType::Multipart(_)) {
+                continue;
+            }
+            let data = next.contents();
+            if let Some(block) = armor_block(data) {
+                return Payload::PgpMime(block.to_vec());
+            }
+            if data.first().is_some_and(|b| b & 0x80 != 0) {
+                return Payload::PgpMime(data.to_vec());
+            }
+        }
+    }
+    // Inline PGP: an armored message in a text part.
+    for part in parts {
+        if let PartType::Text(text) = &part.body {
+            if let Some(block) = armor_block(text.as_bytes()) {
+                return Payload::Inline(block.to_vec());
+            }
+        }
+    }
+    Payload::Clear
+}
+
+/// The first armored OpenPGP message in `data`, from its BEGIN line to the
+/// end of its END line (or to the end of the data if it is cut short).
+fn armor_block(data: &[u8]) -> Option<&[u8]> {
+    let start = find(data, ARMOR_BEGIN)?;
+    let rest = data.get(start..)?;
+    let end = match find(rest, ARMOR_END) {
+        Some(e) => start + e + ARMOR_END.len(),
+        None => data.len(),
+    };
+    data.get(start..end)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Headers the author put inside the encryption (RFC 9788, or the older
+/// `protected-headers="v1"` convention).
+#[derive(Debug, Clone, Default)]
+pub struct Protected {
+    /// The protected `From:` address, lowercased.
+    pub from: Option<String>,
+    /// The protected display name.
+    pub from_name: Option<String>,
+    /// The real subject.
+    pub subject: Option<String>,
+    /// `In-Reply-To:`, raw.
+    pub in_reply_to: Option<String>,
+    /// `References:`, raw.
+    pub references: Option<String>,
+    /// `Message-ID:`, without angle brackets.
+    pub message_id: Option<String>,
+}
+
+/// What the author's decrypted content is.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A PGP/MIME `multipart/signed` entity: `entity` is the whole thing,
+    /// `signed` the exact bytes covered by `signature`.
+    MimeSigned {
+        /// The whole entity, CRLF.
+        entity: Vec<u8>,
+        /// The signed first part, CRLF, exactly as RFC 3156 defines it.
+        signed: Vec<u8>,
+        /// The detached signature (armored).
+        signature: Vec<u8>,
+    },
+    /// Any other MIME entity.
+    Mime {
+        /// The entity, CRLF.
+        entity: Vec<u8>,
+    },
+    /// Inline PGP: plain text (possibly a cleartext-signed text).
+    Text {
+        /// The text.
+        text: Vec<u8>,
+    },
+}
+
+/// Picks apart decrypted content. `pgp_mime` says whether it is a MIME entity.
+pub fn content(plaintext: &[u8], pgp_mime: bool) -> (Content, Protected) {
+    if !pgp_mime {
+        return (Content::Text { text: plaintext.to_vec() }, Protected::default());
+    }
+    let entity = to_crlf(plaintext);
+    let Ok(msg) = parse(&entity) else {
+        // A body with no headers at all: treat it as text.
+        return (Content::Text { text: plaintext.to_vec() }, Protected::default());
+    };
+    let mut protected = protected_headers(&msg);
+    let root_ct = msg.root_part().content_type();
+    let is_signed = root_ct
+        .map(|ct| ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("signed")))
+        .unwrap_or(false);
+    let boundary = root_ct.and_then(|ct| ct.attribute("boundary")).map(str::to_owned);
+    drop(msg);
+    if let (true, Some(boundary)) = (is_signed, boundary) {
+        let (_, body) = split_head(&entity);
+        if let Some(parts) = split_multipart(body, &boundary) {
+            if let (Some(signed), Some(sig_part)) = (parts.first(), parts.get(1)) {
+                let (_, sig_body) = split_head(sig_part);
+                // Headers protected on the signed part count too.
+                if protected.subject.is_none() {
+                    if let Ok(inner) = parse(signed) {
+                        let p = protected_headers(&inner);
+                        protected = merge(protected, p);
+                    }
+                }
+                let signed = signed.to_vec();
+                let signature = sig_body.to_vec();
+                return (Content::MimeSigned { entity, signed, signature }, protected);
+            }
+        }
+    }
+    (Content::Mime { entity }, protected)
+}
+
+fn protected_headers(msg: &Message<'_>) -> Protected {
+    let (from, from_name) = first_address(msg);
+    Protected {
+        from,
+        from_name,
+        subject: msg.subject().map(str::to_owned),
+        in_reply_to: msg.header_raw("In-Reply-To").map(|s| s.trim().to_owned()),
+        references: msg.header_raw("References").map(|s| s.trim().to_owned()),
+        message_id: msg.message_id().map(str::to_owned),
+    }
+}
+
+fn merge(a: Protected, b: Protected) -> Protected {
+    Protected {
+        from: a.from.or(b.from),
+        from_name: a.from_name.or(b.from_name),
+        subject: a.subject.or(b.subject),
+        in_reply_to: a.in_reply_to.or(b.in_reply_to),
+        references: a.references.or(b.references),
+        message_id: a.message_id.or(b.message_id),
+    }
+}
+
+/// The decoded text of the first text/plain part of an entity, for showing
+/// a held post to the owner.
+pub fn first_text(entity: &[u8]) -> Option<String> {
+    let msg = parse(entity).ok()?;
+    msg.body_text(0).map(|t| t.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_inline_armor_even_when_cut_short() {
+        let raw = b"From: a@example.test\r\nSubject: x\r\n\r\nhi\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEM\r\n";
+        let inc = incoming(raw).unwrap();
+        assert!(matches!(inc.payload, Payload::Inline(ref b) if b.starts_with(ARMOR_BEGIN)));
+        assert_eq!(inc.from.as_deref(), Some("a@example.test"));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!(incoming(b"").is_err());
+    }
+
+    #[test]
+    fn reads_multipart_signed() {
+        let entity = b"Content-Type: multipart/signed; boundary=\"xx\"; protocol=\"application/pgp-signature\"\r\n\r\n--xx\r\nContent-Type: text/plain\r\nSubject: real\r\n\r\nbody\r\n--xx\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--xx--\r\n";
+        let (c, p) = content(entity, true);
+        match c {
+            Content::MimeSigned { signed, signature, .. } => {
+                assert_eq!(signed, b"Content-Type: text/plain\r\nSubject: real\r\n\r\nbody");
+                assert_eq!(signature, b"SIG");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.subject.as_deref(), Some("real"));
+    }
+}

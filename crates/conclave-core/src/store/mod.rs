@@ -1,0 +1,501 @@
+//! The local store: SQLite in WAL mode, with numbered migrations.
+//!
+//! It holds configuration, subscribers and their certificates, the replay cache,
+//! every received post as ciphertext, the outbox (ciphertext only) and the audit
+//! log. Nothing in it is a post in clear.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Result, StoreContext};
+
+/// The numbered migrations, in order. Never edit one that has shipped.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+
+/// The state a post is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostState {
+    /// Recorded, not yet decided.
+    Received,
+    /// Copies were queued for every subscriber.
+    Distributed,
+    /// Waiting for the owner.
+    Held,
+    /// Refused, with a reason.
+    Rejected,
+    /// Dropped on purpose by policy, with a reason (the ciphertext is kept).
+    Discarded,
+}
+
+impl PostState {
+    /// The name stored in SQLite.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostState::Received => "received",
+            PostState::Distributed => "distributed",
+            PostState::Held => "held",
+            PostState::Rejected => "rejected",
+            PostState::Discarded => "discarded",
+        }
+    }
+
+    fn parse(s: &str) -> PostState {
+        match s {
+            "distributed" => PostState::Distributed,
+            "held" => PostState::Held,
+            "rejected" => PostState::Rejected,
+            "discarded" => PostState::Discarded,
+            _ => PostState::Received,
+        }
+    }
+}
+
+/// A post as recorded in the store.
+#[derive(Debug, Clone)]
+pub struct StoredPost {
+    /// Its row id.
+    pub id: i64,
+    /// When it arrived (Unix seconds).
+    pub received_at: i64,
+    /// The message as received (or sealed to the list key, see `sealed`).
+    pub raw: Vec<u8>,
+    /// True when `raw` is the received message encrypted to the list key.
+    pub sealed: bool,
+    /// Its size as received, in bytes.
+    pub size: i64,
+    /// The `From:` address of the outer message.
+    pub sender: String,
+    /// The fingerprint of the verified author, if any.
+    pub signer: String,
+    /// Its state.
+    pub state: PostState,
+    /// Why it is in that state.
+    pub reason: String,
+}
+
+/// A subscriber as recorded in the store.
+#[derive(Debug, Clone)]
+pub struct StoredSubscriber {
+    /// The subscriber's address (lowercase).
+    pub address: String,
+    /// The primary key fingerprint of their certificate.
+    pub fingerprint: String,
+    /// Their certificate, binary.
+    pub cert: Vec<u8>,
+    /// When they were added (Unix seconds).
+    pub added_at: i64,
+}
+
+/// One queued copy, ready to be assembled into a message.
+#[derive(Debug, Clone)]
+pub struct OutboxCopy {
+    /// Its row id.
+    pub id: i64,
+    /// The post it is a copy of.
+    pub post_id: i64,
+    /// The subscriber it goes to.
+    pub recipient: String,
+    /// Its stable Message-ID (without angle brackets).
+    pub message_id: String,
+    /// The outer headers, CRLF-separated, without the MIME structure.
+    pub headers: String,
+    /// This subscriber's recipient packets.
+    pub pkesks: Vec<u8>,
+    /// The shared encrypted body.
+    pub seipd: Vec<u8>,
+}
+
+/// A new outbox row.
+#[derive(Debug, Clone)]
+pub struct NewCopy {
+    /// The subscriber it goes to.
+    pub recipient: String,
+    /// Its stable Message-ID.
+    pub message_id: String,
+    /// The outer headers.
+    pub headers: String,
+    /// This subscriber's recipient packets.
+    pub pkesks: Vec<u8>,
+}
+
+/// An audit log entry.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The post it concerns, if any.
+    pub post_id: Option<i64>,
+    /// A short event name, e.g. `distributed`.
+    pub event: String,
+    /// A sentence for the owner.
+    pub detail: String,
+}
+
+/// The SQLite store of one list.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings it up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).store(&format!("open the store {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").store("switch the store to WAL mode")?;
+        conn.pragma_update(None, "foreign_keys", "ON").store("enable foreign keys")?;
+        conn.pragma_update(None, "synchronous", "NORMAL").store("set synchronous mode")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).store("set the busy timeout")?;
+        let store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens a private in-memory store, for tests and benchmarks.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().store("open an in-memory store")?;
+        let store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version: i64 =
+            self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).store("read the schema version")?;
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            let number = i64::try_from(i).unwrap_or(i64::MAX) + 1;
+            if number <= version {
+                continue;
+            }
+            let tx = self.conn.unchecked_transaction().store("begin a migration")?;
+            tx.execute_batch(sql).store(&format!("apply migration {name}"))?;
+            tx.pragma_update(None, "user_version", number).store("record the schema version")?;
+            tx.commit().store(&format!("commit migration {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// The schema version (the number of applied migrations).
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).store("read the schema version")
+    }
+
+    /// Runs `f` inside one transaction.
+    pub fn transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let tx = self.conn.unchecked_transaction().store("begin a transaction")?;
+        let value = f(self)?;
+        tx.commit().store("commit a transaction")?;
+        Ok(value)
+    }
+
+    // ----- configuration -----
+
+    /// A configuration value.
+    pub fn config_get(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM config WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .store(&format!("read setting {key}"))
+    }
+
+    /// Sets a configuration value.
+    pub fn config_set(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO config (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .store(&format!("write setting {key}"))?;
+        Ok(())
+    }
+
+    /// Every configuration value, sorted by key.
+    pub fn config_all(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare("SELECT key, value FROM config ORDER BY key").store("read settings")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).store("read settings")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().store("read settings")
+    }
+
+    // ----- the list key -----
+
+    /// Records the list's certificate and which keystore holds its secret.
+    pub fn set_list_key(&self, fingerprint: &str, cert: &[u8], keystore: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO list_key (id, fingerprint, cert, keystore) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     cert = excluded.cert, keystore = excluded.keystore",
+                params![fingerprint, cert, keystore],
+            )
+            .store("record the list key")?;
+        Ok(())
+    }
+
+    /// The list's certificate and keystore name, if a list key is set.
+    pub fn list_key(&self) -> Result<Option<(String, Vec<u8>, String)>> {
+        self.conn
+            .query_row("SELECT fingerprint, cert, keystore FROM list_key WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .store("read the list key")
+    }
+
+    // ----- subscribers -----
+
+    /// Adds or replaces a subscriber.
+    pub fn put_subscriber(&self, address: &str, fingerprint: &str, cert: &[u8], now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO subscribers (address, fingerprint, cert, added_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(address) DO UPDATE SET fingerprint = excluded.fingerprint, cert = excluded.cert",
+                params![address, fingerprint, cert, now],
+            )
+            .store(&format!("add subscriber {address}"))?;
+        Ok(())
+    }
+
+    /// Removes a subscriber; false if there was none.
+    pub fn remove_subscriber(&self, address: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM subscribers WHERE address = ?1", [address])
+            .store(&format!("remove subscriber {address}"))?;
+        Ok(n > 0)
+    }
+
+    /// Every subscriber, sorted by address.
+    pub fn subscribers(&self) -> Result<Vec<StoredSubscriber>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT address, fingerprint, cert, added_at FROM subscribers ORDER BY address")
+            .store("read subscribers")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredSubscriber { address: r.get(0)?, fingerprint: r.get(1)?, cert: r.get(2)?, added_at: r.get(3)? })
+            })
+            .store("read subscribers")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().store("read subscribers")
+    }
+
+    // ----- posts -----
+
+    /// Records a post as it arrived and returns its id.
+    pub fn insert_post(&self, raw: &[u8], sealed: bool, size: usize, digest: &str, sender: &str, now: i64) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO posts (received_at, digest, size, raw, sealed, sender, state, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'received', ?1)",
+                params![now, digest, i64::try_from(size).unwrap_or(i64::MAX), raw, sealed, sender],
+            )
+            .store("record a post")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Sets a post's state, reason and verified signer.
+    pub fn set_post_state(&self, id: i64, state: PostState, reason: &str, signer: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE posts SET state = ?2, reason = ?3, signer = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, state.as_str(), reason, signer, now],
+            )
+            .store("update a post")?;
+        Ok(())
+    }
+
+    /// One post.
+    pub fn post(&self, id: i64) -> Result<Option<StoredPost>> {
+        self.conn
+            .query_row(
+                "SELECT id, received_at, raw, sealed, size, sender, signer, state, reason FROM posts WHERE id = ?1",
+                [id],
+                post_from_row,
+            )
+            .optional()
+            .store("read a post")
+    }
+
+    /// The posts in a given state, oldest first (without their raw bytes).
+    pub fn posts_in_state(&self, state: PostState) -> Result<Vec<StoredPost>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, received_at, x'', sealed, size, sender, signer, state, reason
+                 FROM posts WHERE state = ?1 ORDER BY id",
+            )
+            .store("read posts")?;
+        let rows = stmt.query_map([state.as_str()], post_from_row).store("read posts")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().store("read posts")
+    }
+
+    // ----- replay cache -----
+
+    /// The post that first carried this signature digest, if any.
+    pub fn replay_seen(&self, digest: &str) -> Result<Option<(i64, i64)>> {
+        self.conn
+            .query_row("SELECT post_id, seen_at FROM replay_cache WHERE digest = ?1", [digest], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .store("read the replay cache")
+    }
+
+    /// Remembers a signature digest.
+    pub fn replay_remember(&self, digest: &str, post_id: i64, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO replay_cache (digest, post_id, seen_at) VALUES (?1, ?2, ?3)",
+                params![digest, post_id, now],
+            )
+            .store("write the replay cache")?;
+        Ok(())
+    }
+
+    // ----- outbox -----
+
+    /// Stores a post's shared encrypted body and its copies, in one transaction.
+    pub fn queue_copies(&self, post_id: i64, seipd: &[u8], copies: &[NewCopy], now: i64) -> Result<()> {
+        self.transaction(|s| s.queue_copies_unlocked(post_id, seipd, copies, now))
+    }
+
+    /// Like [`Store::queue_copies`], inside a transaction the caller holds.
+    pub fn queue_copies_unlocked(&self, post_id: i64, seipd: &[u8], copies: &[NewCopy], now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO bodies (post_id, seipd, created_at) VALUES (?1, ?2, ?3)",
+                params![post_id, seipd, now],
+            )
+            .store("store an encrypted body")?;
+        let body_id = self.conn.last_insert_rowid();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO outbox (post_id, body_id, recipient, message_id, headers, pkesks, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(post_id, recipient) DO NOTHING",
+            )
+            .store("queue copies")?;
+        for c in copies {
+            stmt.execute(params![post_id, body_id, c.recipient, c.message_id, c.headers, c.pkesks, now])
+                .store("queue a copy")?;
+        }
+        Ok(())
+    }
+
+    /// The copies still queued, oldest first.
+    pub fn queued_copies(&self) -> Result<Vec<OutboxCopy>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.post_id, o.recipient, o.message_id, o.headers, o.pkesks, b.seipd
+                 FROM outbox o JOIN bodies b ON b.id = o.body_id
+                 WHERE o.state = 'queued' ORDER BY o.id",
+            )
+            .store("read the outbox")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(OutboxCopy {
+                    id: r.get(0)?,
+                    post_id: r.get(1)?,
+                    recipient: r.get(2)?,
+                    message_id: r.get(3)?,
+                    headers: r.get(4)?,
+                    pkesks: r.get(5)?,
+                    seipd: r.get(6)?,
+                })
+            })
+            .store("read the outbox")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().store("read the outbox")
+    }
+
+    /// How many copies are in each outbox state.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt =
+            self.conn.prepare("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state").store("count the outbox")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).store("count the outbox")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().store("count the outbox")
+    }
+
+    // ----- audit -----
+
+    /// Appends to the audit log. `detail` must never hold post content.
+    pub fn audit(&self, at: i64, post_id: Option<i64>, event: &str, detail: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO audit (at, post_id, event, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![at, post_id, event, detail],
+            )
+            .store("write the audit log")?;
+        Ok(())
+    }
+
+    /// The last `limit` audit entries, oldest first.
+    pub fn audit_tail(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT at, post_id, event, detail FROM
+                   (SELECT id, at, post_id, event, detail FROM audit ORDER BY id DESC LIMIT ?1)
+                 ORDER BY id",
+            )
+            .store("read the audit log")?;
+        let rows = stmt
+            .query_map([limit], |r| Ok(AuditEntry { at: r.get(0)?, post_id: r.get(1)?, event: r.get(2)?, detail: r.get(3)? }))
+            .store("read the audit log")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().store("read the audit log")
+    }
+}
+
+fn post_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPost> {
+    let state: String = r.get(7)?;
+    Ok(StoredPost {
+        id: r.get(0)?,
+        received_at: r.get(1)?,
+        raw: r.get(2)?,
+        sealed: r.get(3)?,
+        size: r.get(4)?,
+        sender: r.get(5)?,
+        signer: r.get(6)?,
+        state: PostState::parse(&state),
+        reason: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.db");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode: String = store.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(store);
+        // Opening again applies nothing twice.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn tables_are_strict() {
+        let store = Store::open_in_memory().unwrap();
+        let err = store.conn.execute(
+            "INSERT INTO subscribers (address, fingerprint, cert, added_at) VALUES ('a', 'b', x'00', 'not a number')",
+            [],
+        );
+        assert!(err.is_err(), "a STRICT table must refuse text in an INTEGER column");
+    }
+
+    #[test]
+    fn outbox_pairs_are_unique() {
+        let store = Store::open_in_memory().unwrap();
+        let post = store.insert_post(b"x", false, 1, "d", "a@example.test", 1).unwrap();
+        let copy = NewCopy { recipient: "b@example.test".into(), message_id: "m".into(), headers: "h".into(), pkesks: vec![1] };
+        store.queue_copies(post, b"body", &[copy.clone(), copy], 1).unwrap();
+        assert_eq!(store.queued_copies().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,39 @@
+//! Testkit for Conclave's end-to-end tests.
+//!
+//! No mocks: subscribers are driven through the real OpenPGP programs
+//! installed on the machine — GnuPG 2.2 (`gpg`), RNP 0.16 (`rnp`,
+//! `rnpkeys`; Thunderbird's engine) and Sequoia `sq` 0.27 — and the list
+//! through the real `conclave` binary.
+//!
+//! * [`Engine`], [`Subscriber`], [`Post`], [`Signing`], [`Decrypted`]:
+//!   key generation, composing PGP/MIME posts, decrypting copies, verifying
+//!   detached signatures ([`subscriber`]).
+//! * [`mime`]: building and picking apart MIME entities
+//!   ([`split_multipart_signed`], [`first_text_plain`], [`header`]).
+//! * [`pgp`]: packet inspection with sequoia ([`pkesk_recipients`],
+//!   cert fingerprints / key IDs).
+//! * [`programs`]: [`find_program`], [`require_programs`].
+//! * [`Conclave`]: runs `conclave --home HOME …` ([`conclave`]).
+
+pub mod conclave;
+pub mod mime;
+pub mod pgp;
+pub mod programs;
+pub mod subscriber;
+
+pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
+pub use mime::{first_text_plain, header, split_multipart_signed};
+pub use pgp::{
+    cert_fingerprint, cert_has_key, cert_key_ids, extract_armored_message, pkesk_recipients,
+};
+pub use programs::{find_program, require_all_engines, require_programs};
+pub use subscriber::{Decrypted, Engine, Post, Signing, Subscriber};
+
+/// Panics unless every named program is on `PATH`:
+/// `require_programs!("gpg", "rnp", "sq")`.
+#[macro_export]
+macro_rules! require_programs {
+    ($($p:expr),+ $(,)?) => {
+        $crate::programs::require_programs(&[$($p),+])
+    };
+}

@@ -1,0 +1,865 @@
+//! A list subscriber backed by a real OpenPGP implementation: GnuPG, RNP
+//! (Thunderbird's engine) or Sequoia `sq` 0.27.
+//!
+//! Each [`Subscriber`] owns an isolated temporary directory under `/tmp`
+//! (short path, because gpg-agent's socket path must stay below 107 bytes):
+//!
+//! | path            | gpg                    | rnp                          | sq                    |
+//! |-----------------|------------------------|------------------------------|-----------------------|
+//! | `DIR/h/`        | `GNUPGHOME`            | `--homedir` (pubring.gpg, secring.gpg directly inside) | unused |
+//! | `DIR/key.pgp`   | –                      | –                            | secret key (+ `.rev`) |
+//! | `DIR/pub.asc`   | armored public cert    | armored public cert          | armored public cert   |
+//! | `DIR/certs/`    | –                      | –                            | imported certs        |
+//! | `DIR/tN.*`      | scratch files          | scratch files                | scratch files         |
+//!
+//! Keys are EdDSA (ed25519) primary + ECDH (cv25519) encryption subkey for
+//! all three engines (sq additionally adds an ed25519 signing subkey and an
+//! authentication subkey, its defaults), without passphrase and without
+//! expiry.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tempfile::TempDir;
+
+use crate::mime;
+use crate::pgp;
+use crate::programs::{failure_message, run, run_checked};
+
+/// The OpenPGP implementation a subscriber uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Engine {
+    /// GnuPG 2.2 (`gpg`, `gpgconf`).
+    Gpg,
+    /// RNP 0.16 (`rnp`, `rnpkeys`), the engine inside Thunderbird.
+    Rnp,
+    /// Sequoia `sq` 0.27 (stateless; keys live in files).
+    Sq,
+}
+
+impl Engine {
+    /// All engines, in a fixed order.
+    pub const ALL: [Engine; 3] = [Engine::Gpg, Engine::Rnp, Engine::Sq];
+
+    /// Short lower-case name (`"gpg"`, `"rnp"`, `"sq"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Gpg => "gpg",
+            Engine::Rnp => "rnp",
+            Engine::Sq => "sq",
+        }
+    }
+
+    /// The programs this engine needs.
+    pub fn programs(self) -> &'static [&'static str] {
+        match self {
+            Engine::Gpg => &["gpg", "gpgconf"],
+            Engine::Rnp => &["rnp", "rnpkeys"],
+            Engine::Sq => &["sq"],
+        }
+    }
+
+    /// Panics with a clear message if a program of this engine is missing.
+    pub fn require(self) {
+        crate::require_programs(self.programs());
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How [`Subscriber::compose`] protects the post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// The inner `text/plain` entity is signed and encrypted in one
+    /// OpenPGP message (`gpg --sign --encrypt`, `rnp -e -s`,
+    /// `sq encrypt --signer-key`).
+    Inline,
+    /// The inner entity is an RFC 3156 `multipart/signed` (detached
+    /// signature by the engine), which is then encrypted without a second
+    /// signature.
+    MimeSigned,
+    /// Encrypted only.
+    Unsigned,
+}
+
+/// A post to compose; see [`Subscriber::compose`].
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub subject: String,
+    /// The body text; line endings are converted to CRLF.
+    pub body: String,
+    pub signing: Signing,
+    /// Overrides the `Message-ID` (with angle brackets).  Default: fresh.
+    pub message_id: Option<String>,
+    /// Overrides the `Date`.  Default: now (RFC 5322, UTC).
+    pub date: Option<String>,
+    /// Overrides the `From` header (default: the subscriber's address).
+    pub from: Option<String>,
+    /// Extra outer headers, appended after the standard ones.
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Post {
+    /// A post with `subject` and `body`, signed inline.
+    pub fn new(subject: &str, body: &str) -> Self {
+        Post {
+            subject: subject.into(),
+            body: body.into(),
+            signing: Signing::Inline,
+            message_id: None,
+            date: None,
+            from: None,
+            extra_headers: Vec::new(),
+        }
+    }
+
+    /// Sets the signing mode.
+    pub fn signing(mut self, s: Signing) -> Self {
+        self.signing = s;
+        self
+    }
+
+    /// Adds an outer header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// The result of [`Subscriber::decrypt`].
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    /// The decrypted payload: for a Conclave copy, a MIME entity
+    /// (`multipart/signed; protocol="application/pgp-signature"`).
+    pub entity: Vec<u8>,
+    /// Key IDs (v3 PKESK, 16 hex digits) / fingerprints (v6 PKESK) of the
+    /// encryption subkeys the message was encrypted to, upper-case hex, in
+    /// packet order; see [`pgp::pkesk_recipients`].
+    pub recipients: Vec<String>,
+    /// The armored OpenPGP message that was decrypted.
+    pub armored: Vec<u8>,
+    /// The engine's stdout + stderr (gpg: including `--status-fd` lines).
+    pub log: String,
+}
+
+impl Decrypted {
+    /// True if one of the PKESKs names a key (primary or subkey) of `cert`.
+    pub fn encrypted_to(&self, cert: &[u8]) -> bool {
+        self.recipients.iter().any(|r| pgp::cert_has_key(cert, r))
+    }
+
+    /// The decoded text of the first `text/plain` part anywhere inside the
+    /// entity.
+    pub fn text(&self) -> Option<String> {
+        mime::first_text_plain(&self.entity)
+    }
+
+    /// [`mime::split_multipart_signed`] of the entity.
+    pub fn split_signed(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        mime::split_multipart_signed(&self.entity)
+    }
+
+    /// [`mime::header`] of the entity's top-level header block.
+    pub fn header(&self, name: &str) -> Option<String> {
+        mime::header(&self.entity, name)
+    }
+}
+
+/// A subscriber with its own key and keyring; see the module docs.
+pub struct Subscriber {
+    /// The OpenPGP implementation.
+    pub engine: Engine,
+    /// The e-mail address (`alice@example.test`).
+    pub address: String,
+    /// The key's User ID (the address, or `Name <address>`).
+    pub user_id: String,
+    /// The temporary directory holding everything of this subscriber.
+    pub dir: TempDir,
+    fingerprint: String,
+    public_key: Vec<u8>,
+    seq: AtomicU32,
+}
+
+impl fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("engine", &self.engine)
+            .field("address", &self.address)
+            .field("fingerprint", &self.fingerprint)
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+const GPG_COMMON: &[&str] = &[
+    "--batch",
+    "--no-tty",
+    "--yes",
+    "--pinentry-mode",
+    "loopback",
+    "--passphrase",
+    "",
+    "--no-auto-key-retrieve",
+];
+
+impl Subscriber {
+    /// Generates a fresh key for `address` (User ID = the bare address)
+    /// with `engine`.  Panics with the engine's output on failure.
+    pub fn new(engine: Engine, address: &str) -> Subscriber {
+        Self::with_user_id(engine, address, address)
+    }
+
+    /// Like [`Subscriber::new`] with an explicit User ID, e.g.
+    /// `"Alice <alice@example.test>"`.
+    pub fn with_user_id(engine: Engine, address: &str, user_id: &str) -> Subscriber {
+        Self::try_with_user_id(engine, address, user_id)
+            .unwrap_or_else(|e| panic!("cannot create {engine} subscriber {address}: {e}"))
+    }
+
+    /// Fallible version of [`Subscriber::with_user_id`].
+    pub fn try_with_user_id(
+        engine: Engine,
+        address: &str,
+        user_id: &str,
+    ) -> Result<Subscriber, String> {
+        let prefix = format!("ctk-{}", &engine.name()[..1]);
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in("/tmp")
+            .map_err(|e| format!("cannot create temp dir: {e}"))?;
+        let home = dir.path().join("h");
+        std::fs::create_dir(&home).map_err(|e| format!("mkdir {}: {e}", home.display()))?;
+        set_mode_700(&home);
+        let mut s = Subscriber {
+            engine,
+            address: address.into(),
+            user_id: user_id.into(),
+            dir,
+            fingerprint: String::new(),
+            public_key: Vec::new(),
+            seq: AtomicU32::new(0),
+        };
+        s.generate()?;
+        Ok(s)
+    }
+
+    fn generate(&mut self) -> Result<(), String> {
+        let uid = self.user_id.clone();
+        let public = match self.engine {
+            Engine::Gpg => {
+                run_checked(
+                    self.gpg().args([
+                        "--quick-gen-key",
+                        &uid,
+                        "future-default",
+                        "default",
+                        "never",
+                    ]),
+                    None,
+                )?;
+                run_checked(self.gpg().args(["--armor", "--export"]), None)?.stdout
+            }
+            Engine::Rnp => {
+                // rnpkeys --expert asks for the algorithm on stdin;
+                // "22" = EdDSA + X25519.
+                run_checked(
+                    Command::new("rnpkeys")
+                        .arg("--homedir")
+                        .arg(self.home())
+                        .args([
+                            "--generate-key",
+                            "--expert",
+                            "--userid",
+                            &uid,
+                            "--password",
+                            "",
+                            "--expiration",
+                            "0",
+                            "--notty",
+                        ]),
+                    Some(b"22\n"),
+                )?;
+                run_checked(
+                    Command::new("rnpkeys")
+                        .arg("--homedir")
+                        .arg(self.home())
+                        .args(["--export-key", "--notty", &uid]),
+                    None,
+                )?
+                .stdout
+            }
+            Engine::Sq => {
+                let key = self.secret_key_file();
+                run_checked(
+                    Command::new("sq")
+                        .args([
+                            "key",
+                            "generate",
+                            "--userid",
+                            &uid,
+                            "--expires",
+                            "never",
+                            "--export",
+                        ])
+                        .arg(&key),
+                    None,
+                )?;
+                run_checked(
+                    Command::new("sq").args(["key", "extract-cert"]).arg(&key),
+                    None,
+                )?
+                .stdout
+            }
+        };
+        let fpr = pgp::cert_fingerprint(&public).map_err(|e| {
+            format!(
+                "{e}; exported public key was:\n{}",
+                String::from_utf8_lossy(&public)
+            )
+        })?;
+        let uids = pgp::cert_user_ids(&public)?;
+        if !uids.iter().any(|u| u == &uid) {
+            return Err(format!(
+                "generated cert {fpr} has User IDs {uids:?}, expected {uid:?}"
+            ));
+        }
+        std::fs::write(self.public_key_file(), &public)
+            .map_err(|e| format!("writing public key: {e}"))?;
+        self.fingerprint = fpr;
+        self.public_key = public;
+        Ok(())
+    }
+
+    // -- accessors ---------------------------------------------------------
+
+    /// The subscriber's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Primary-key fingerprint (40 upper-case hex digits).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Key IDs of the primary key and all subkeys (upper-case hex).
+    pub fn key_ids(&self) -> Vec<String> {
+        pgp::cert_key_ids(&self.public_key).expect("own cert parses")
+    }
+
+    /// The armored public certificate.
+    pub fn public_key_armored(&self) -> Vec<u8> {
+        self.public_key.clone()
+    }
+
+    /// A file holding [`Self::public_key_armored`], e.g. for
+    /// `conclave subscriber add ADDR --key FILE`.
+    pub fn public_key_file(&self) -> PathBuf {
+        self.dir.path().join("pub.asc")
+    }
+
+    /// The engine home directory (gpg `GNUPGHOME`, rnp `--homedir`).
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("h")
+    }
+
+    /// The sq secret key file (only meaningful for [`Engine::Sq`]).
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.dir.path().join("key.pgp")
+    }
+
+    /// Exports the (unprotected) secret key, armored.
+    pub fn secret_key_armored(&self) -> Vec<u8> {
+        let r = match self.engine {
+            Engine::Gpg => run_checked(
+                self.gpg()
+                    .args(["--armor", "--export-secret-keys", &self.fingerprint]),
+                None,
+            )
+            .map(|o| o.stdout),
+            Engine::Rnp => run_checked(
+                Command::new("rnpkeys")
+                    .arg("--homedir")
+                    .arg(self.home())
+                    .args([
+                        "--export-key",
+                        "--secret",
+                        "--password",
+                        "",
+                        "--notty",
+                        &self.fingerprint,
+                    ]),
+                None,
+            )
+            .map(|o| o.stdout),
+            Engine::Sq => std::fs::read(self.secret_key_file()).map_err(|e| e.to_string()),
+        };
+        r.unwrap_or_else(|e| panic!("{self:?}: cannot export secret key: {e}"))
+    }
+
+    /// A fresh scratch file path inside the subscriber's directory.
+    pub fn scratch(&self, ext: &str) -> PathBuf {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("t{n}.{ext}"))
+    }
+
+    fn write_scratch(&self, ext: &str, data: &[u8]) -> Result<PathBuf, String> {
+        let p = self.scratch(ext);
+        std::fs::write(&p, data).map_err(|e| format!("writing {}: {e}", p.display()))?;
+        Ok(p)
+    }
+
+    fn gpg(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", self.home())
+            .arg("--homedir")
+            .arg(self.home())
+            .args(GPG_COMMON);
+        c
+    }
+
+    fn rnp(&self) -> Command {
+        let mut c = Command::new("rnp");
+        c.arg("--homedir")
+            .arg(self.home())
+            .args(["--notty", "--password", "", "--overwrite"]);
+        c
+    }
+
+    // -- keyring -----------------------------------------------------------
+
+    /// Imports a certificate (e.g. the list's public key) into this
+    /// subscriber's keyring (gpg, rnp) or its list of known certs (sq:
+    /// `DIR/certs/FPR.asc`).  Idempotent.
+    pub fn import_cert(&self, armored: &[u8]) -> Result<(), String> {
+        let fpr = pgp::cert_fingerprint(armored)?;
+        match self.engine {
+            Engine::Gpg => {
+                run_checked(self.gpg().arg("--import"), Some(armored))?;
+            }
+            Engine::Rnp => {
+                let f = self.write_scratch("asc", armored)?;
+                run_checked(
+                    Command::new("rnpkeys")
+                        .arg("--homedir")
+                        .arg(self.home())
+                        .args(["--import", "--notty"])
+                        .arg(&f),
+                    None,
+                )?;
+            }
+            Engine::Sq => {
+                let d = self.dir.path().join("certs");
+                std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+                std::fs::write(d.join(format!("{fpr}.asc")), armored).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of an imported cert file for sq (importing it first).
+    fn cert_file(&self, armored: &[u8]) -> Result<PathBuf, String> {
+        let fpr = pgp::cert_fingerprint(armored)?;
+        let p = self.dir.path().join("certs").join(format!("{fpr}.asc"));
+        if !p.exists() {
+            std::fs::create_dir_all(p.parent().unwrap()).map_err(|e| e.to_string())?;
+            std::fs::write(&p, armored).map_err(|e| e.to_string())?;
+        }
+        Ok(p)
+    }
+
+    // -- primitive operations ---------------------------------------------
+
+    /// Encrypts `plaintext` to `recipient_cert` (imported first), signing
+    /// it with this subscriber's key if `sign`, in one OpenPGP message.
+    /// Returns the ASCII armor.
+    pub fn encrypt(
+        &self,
+        plaintext: &[u8],
+        recipient_cert: &[u8],
+        sign: bool,
+    ) -> Result<Vec<u8>, String> {
+        let rfpr = pgp::cert_fingerprint(recipient_cert)?;
+        let input = self.write_scratch("in", plaintext)?;
+        let output = self.scratch("asc");
+        match self.engine {
+            Engine::Gpg => {
+                self.import_cert(recipient_cert)?;
+                let mut c = self.gpg();
+                c.args(["--trust-model", "always", "--armor"]);
+                if sign {
+                    c.args(["--sign", "-u", &self.fingerprint]);
+                }
+                c.args(["--encrypt", "-r", &rfpr, "-o"])
+                    .arg(&output)
+                    .arg(&input);
+                run_checked(&mut c, None)?;
+            }
+            Engine::Rnp => {
+                self.import_cert(recipient_cert)?;
+                let mut c = self.rnp();
+                c.args(["-e", "-r", &rfpr]);
+                if sign {
+                    c.args(["-s", "-u", &self.fingerprint]);
+                }
+                c.args(["--armor", "--output"]).arg(&output).arg(&input);
+                run_checked(&mut c, None)?;
+            }
+            Engine::Sq => {
+                let cert = self.cert_file(recipient_cert)?;
+                let mut c = Command::new("sq");
+                c.args(["encrypt", "--recipient-cert"]).arg(&cert);
+                if sign {
+                    c.arg("--signer-key").arg(self.secret_key_file());
+                }
+                c.arg("-o").arg(&output).arg(&input);
+                run_checked(&mut c, None)?;
+            }
+        }
+        let armored =
+            std::fs::read(&output).map_err(|e| format!("reading {}: {e}", output.display()))?;
+        if !armored.starts_with(b"-----BEGIN PGP MESSAGE-----") {
+            return Err(format!(
+                "{} did not produce an armored message:\n{}",
+                self.engine,
+                String::from_utf8_lossy(&armored)
+            ));
+        }
+        Ok(armored)
+    }
+
+    /// Makes an armored detached signature over exactly `data` (binary
+    /// signature, type 0x00) with this subscriber's key.
+    pub fn sign_detached(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let input = self.write_scratch("dat", data)?;
+        let output = self.scratch("sig");
+        match self.engine {
+            Engine::Gpg => {
+                run_checked(
+                    self.gpg()
+                        .args(["--armor", "--detach-sign", "-u", &self.fingerprint, "-o"])
+                        .arg(&output)
+                        .arg(&input),
+                    None,
+                )?;
+            }
+            Engine::Rnp => {
+                run_checked(
+                    self.rnp()
+                        .args([
+                            "--sign",
+                            "--detach",
+                            "--armor",
+                            "-u",
+                            &self.fingerprint,
+                            "--output",
+                        ])
+                        .arg(&output)
+                        .arg(&input),
+                    None,
+                )?;
+            }
+            Engine::Sq => {
+                run_checked(
+                    Command::new("sq")
+                        .args(["sign", "--detached", "--signer-key"])
+                        .arg(self.secret_key_file())
+                        .arg("-o")
+                        .arg(&output)
+                        .arg(&input),
+                    None,
+                )?;
+            }
+        }
+        std::fs::read(&output).map_err(|e| format!("reading {}: {e}", output.display()))
+    }
+
+    // -- composing posts ---------------------------------------------------
+
+    /// The inner MIME entity of a post (what gets encrypted): for
+    /// [`Signing::Inline`] and [`Signing::Unsigned`] the `text/plain`
+    /// entity, for [`Signing::MimeSigned`] a `multipart/signed` whose
+    /// first part is that `text/plain` entity.
+    pub fn compose_inner(&self, post: &Post) -> Vec<u8> {
+        let text = mime::text_plain_entity(&post.body);
+        match post.signing {
+            Signing::Inline | Signing::Unsigned => text,
+            Signing::MimeSigned => {
+                let sig = self
+                    .sign_detached(&text)
+                    .unwrap_or_else(|e| panic!("{self:?}: detached signing failed: {e}"));
+                let micalg = pgp::signature_info(&sig)
+                    .map(|i| i[0].micalg.clone())
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot parse own signature: {e}"));
+                mime::multipart_signed_entity(&text, &sig, &micalg)
+            }
+        }
+    }
+
+    /// Builds a complete RFC 5322 PGP/MIME (RFC 3156 `multipart/encrypted`)
+    /// message from this subscriber to `list_addr`, encrypted to
+    /// `list_cert_armored`.  Panics on failure.
+    pub fn compose(&self, list_cert_armored: &[u8], list_addr: &str, post: &Post) -> Vec<u8> {
+        let inner = self.compose_inner(post);
+        let armored = self
+            .encrypt(&inner, list_cert_armored, post.signing == Signing::Inline)
+            .unwrap_or_else(|e| panic!("{self:?}: encryption failed: {e}"));
+        let mut headers: Vec<(String, String)> = vec![
+            (
+                "From".into(),
+                post.from.clone().unwrap_or_else(|| self.address.clone()),
+            ),
+            ("To".into(), list_addr.into()),
+            ("Subject".into(), post.subject.clone()),
+            (
+                "Date".into(),
+                post.date.clone().unwrap_or_else(mime::rfc2822_now),
+            ),
+            (
+                "Message-ID".into(),
+                post.message_id
+                    .clone()
+                    .unwrap_or_else(|| mime::new_message_id(&self.address)),
+            ),
+        ];
+        headers.extend(post.extra_headers.iter().cloned());
+        mime::multipart_encrypted_message(&headers, &armored)
+    }
+
+    /// A post whose inner `text/plain; charset=utf-8` entity is signed and
+    /// encrypted to the list key in one OpenPGP message.
+    pub fn compose_post(
+        &self,
+        list_cert_armored: &[u8],
+        list_addr: &str,
+        subject: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        self.compose(list_cert_armored, list_addr, &Post::new(subject, body))
+    }
+
+    /// A post whose inner entity is an RFC 3156 `multipart/signed` (detached
+    /// signature by this engine over the CRLF-canonical `text/plain` part),
+    /// encrypted (not signed again) to the list key.
+    pub fn compose_post_mime_signed(
+        &self,
+        list_cert_armored: &[u8],
+        list_addr: &str,
+        subject: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        self.compose(
+            list_cert_armored,
+            list_addr,
+            &Post::new(subject, body).signing(Signing::MimeSigned),
+        )
+    }
+
+    /// A post that is encrypted to the list key but not signed.
+    pub fn compose_unsigned_post(
+        &self,
+        list_cert_armored: &[u8],
+        list_addr: &str,
+        subject: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        self.compose(
+            list_cert_armored,
+            list_addr,
+            &Post::new(subject, body).signing(Signing::Unsigned),
+        )
+    }
+
+    // -- receiving ---------------------------------------------------------
+
+    /// Decrypts one received copy: `eml` is a PGP/MIME message (the first
+    /// `-----BEGIN PGP MESSAGE-----` block in it is used; a bare armored
+    /// message works too).  Returns the decrypted entity and the PKESK
+    /// recipients.  Errors if no armored message is found or if the engine
+    /// cannot decrypt it (e.g. it was not encrypted to this subscriber).
+    ///
+    /// Inline signatures inside the OpenPGP message are not required to
+    /// verify (gpg exits 2 for a signature by an unknown key; that is
+    /// accepted as long as decryption itself succeeded).
+    pub fn decrypt(&self, eml: &[u8]) -> Result<Decrypted, String> {
+        let armored = pgp::extract_armored_message(eml)
+            .ok_or_else(|| "no -----BEGIN PGP MESSAGE----- block found in input".to_string())?;
+        self.decrypt_armored(&armored)
+    }
+
+    /// Decrypts an armored (or binary) OpenPGP message; see [`Self::decrypt`].
+    pub fn decrypt_armored(&self, armored: &[u8]) -> Result<Decrypted, String> {
+        let recipients = pgp::pkesk_recipients(armored)?;
+        let input = self.write_scratch("asc", armored)?;
+        let output = self.scratch("out");
+        let (out, ok) = match self.engine {
+            Engine::Gpg => {
+                let mut c = self.gpg();
+                c.args(["--status-fd", "1", "-o"])
+                    .arg(&output)
+                    .arg("--decrypt")
+                    .arg(&input);
+                let out = run(&mut c, None)?;
+                let status = String::from_utf8_lossy(&out.stdout);
+                let ok = status.contains("[GNUPG:] DECRYPTION_OKAY")
+                    && !status.contains("[GNUPG:] DECRYPTION_FAILED")
+                    && output.exists();
+                (out, if ok { Ok(()) } else { Err(c) })
+            }
+            Engine::Rnp => {
+                let mut c = self.rnp();
+                c.arg("--decrypt").arg(&input).arg("--output").arg(&output);
+                let out = run(&mut c, None)?;
+                let ok = out.status.success() && output.exists();
+                (out, if ok { Ok(()) } else { Err(c) })
+            }
+            Engine::Sq => {
+                let mut c = Command::new("sq");
+                c.args(["decrypt", "--recipient-key"])
+                    .arg(self.secret_key_file())
+                    .arg("-o")
+                    .arg(&output)
+                    .arg(&input);
+                let out = run(&mut c, None)?;
+                let ok = out.status.success() && output.exists();
+                (out, if ok { Ok(()) } else { Err(c) })
+            }
+        };
+        if let Err(c) = ok {
+            return Err(format!(
+                "{} ({}) cannot decrypt message encrypted to {recipients:?} (own keys: {:?}): {}",
+                self.address,
+                self.engine,
+                self.key_ids(),
+                failure_message(&c, &out)
+            ));
+        }
+        let entity =
+            std::fs::read(&output).map_err(|e| format!("reading {}: {e}", output.display()))?;
+        Ok(Decrypted {
+            entity,
+            recipients,
+            armored: armored.to_vec(),
+            log: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+
+    /// Verifies the detached signature `sig_armored` over exactly `data`
+    /// with this subscriber's engine, trusting only `signer_cert_armored`:
+    ///
+    /// * gpg: the cert is imported, `gpg --status-fd 1 --verify SIG DATA`
+    ///   must exit 0 with a `VALIDSIG` whose primary fingerprint is the
+    ///   cert's;
+    /// * rnp: `rnp --keyfile CERT --verify SIG --source DATA` must exit 0;
+    /// * sq: `sq verify --signer-cert CERT --detached SIG DATA` must exit 0.
+    ///
+    /// Additionally the signature's issuer must be a key of the cert.
+    /// Returns the signer's primary fingerprint (upper-case hex); `Err` on a
+    /// bad signature, a signature by another key, or unparsable input.
+    pub fn verify_detached(
+        &self,
+        data: &[u8],
+        sig_armored: &[u8],
+        signer_cert_armored: &[u8],
+    ) -> Result<String, String> {
+        let cert_fpr = pgp::cert_fingerprint(signer_cert_armored)?;
+        let data_f = self.write_scratch("dat", data)?;
+        let sig_f = self.write_scratch("sig", sig_armored)?;
+        match self.engine {
+            Engine::Gpg => {
+                self.import_cert(signer_cert_armored)?;
+                let mut c = self.gpg();
+                c.args(["--status-fd", "1", "--verify"])
+                    .arg(&sig_f)
+                    .arg(&data_f);
+                let out = run(&mut c, None)?;
+                let status = String::from_utf8_lossy(&out.stdout).into_owned();
+                let bad = ["BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG"]
+                    .iter()
+                    .any(|s| status.contains(&format!("[GNUPG:] {s} ")));
+                let validsig: Vec<String> = status
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+                    .map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        f.get(9)
+                            .or(f.first())
+                            .copied()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect();
+                if !out.status.success() || bad || validsig.is_empty() {
+                    return Err(failure_message(&c, &out));
+                }
+                if !validsig.iter().all(|v| v.eq_ignore_ascii_case(&cert_fpr)) {
+                    return Err(format!(
+                        "gpg: signature made by {validsig:?}, not by {cert_fpr}\n{status}"
+                    ));
+                }
+            }
+            Engine::Rnp => {
+                let cert_f = self.write_scratch("asc", signer_cert_armored)?;
+                let mut c = Command::new("rnp");
+                c.arg("--homedir")
+                    .arg(self.home())
+                    .arg("--keyfile")
+                    .arg(&cert_f)
+                    .args(["--notty", "--verify"])
+                    .arg(&sig_f)
+                    .arg("--source")
+                    .arg(&data_f);
+                let out = run(&mut c, None)?;
+                let log = String::from_utf8_lossy(&out.stderr);
+                if !out.status.success()
+                    || !log.contains("Good signature")
+                    || log.contains("BAD signature")
+                {
+                    return Err(failure_message(&c, &out));
+                }
+            }
+            Engine::Sq => {
+                let cert_f = self.write_scratch("asc", signer_cert_armored)?;
+                let mut c = Command::new("sq");
+                c.args(["verify", "--signer-cert"])
+                    .arg(&cert_f)
+                    .arg("--detached")
+                    .arg(&sig_f)
+                    .arg(&data_f);
+                run_checked(&mut c, None)?;
+            }
+        }
+        pgp::signature_issued_by(sig_armored, signer_cert_armored)
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if self.engine == Engine::Gpg {
+            // Stop this homedir's gpg-agent (and anything else gpg started
+            // for it) before the directory goes away.
+            let _ = run(
+                Command::new("gpgconf")
+                    .arg("--homedir")
+                    .arg(self.home())
+                    .args(["--kill", "all"]),
+                None,
+            );
+        }
+    }
+}
+
+fn set_mode_700(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+}
