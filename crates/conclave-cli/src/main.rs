@@ -1,1 +1,186 @@
-fn main(){}
+//! `conclave`: run an end-to-end encrypted mailing list from the command line.
+//! Every engine feature is here, headless and scriptable.
+
+mod cli;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use conclave_core::{KeySource, List, Password, SystemClock};
+
+use cli::{Cli, Command, ConfigCmd, HeldCmd, KeyCmd, OutboxCmd, SubscriberCmd};
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        let mut line = format!("{e}");
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !line.contains(&c) {
+                line.push_str(": ");
+                line.push_str(&c);
+            }
+        }
+        eprintln!("conclave: error: {}", line.replace('\n', " "));
+        std::process::exit(1);
+    }
+}
+
+fn home(cli: &Cli) -> Result<PathBuf> {
+    if let Some(h) = &cli.home {
+        return Ok(h.clone());
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("cannot find a home for the list: give --home DIR")?;
+    Ok(base.join("conclave"))
+}
+
+/// Reads a passphrase file, dropping one trailing line break.
+fn read_passphrase(path: &Path) -> Result<Password> {
+    let mut bytes = std::fs::read(path).with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    if bytes.is_empty() {
+        bail!("the passphrase file {} is empty", path.display());
+    }
+    Ok(Password::from(bytes))
+}
+
+fn passphrase(cli: &Cli) -> Result<Option<Password>> {
+    match &cli.passphrase_file {
+        Some(p) => Ok(Some(read_passphrase(p)?)),
+        None => Ok(None),
+    }
+}
+
+fn open(cli: &Cli) -> Result<List> {
+    Ok(List::open(&home(cli)?, Arc::new(SystemClock))?)
+}
+
+fn open_unlocked(cli: &Cli) -> Result<List> {
+    let mut list = open(cli)?;
+    let pw = passphrase(cli)?.ok_or(conclave_core::Error::PassphraseRequired)?;
+    list.unlock(&pw)?;
+    Ok(list)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    match &cli.command {
+        Command::Init(a) => {
+            let pw = passphrase(&cli)?.context("init needs --passphrase-file F to protect the list key")?;
+            let key = match (&a.import_key, a.generate_key) {
+                (Some(f), false) => {
+                    KeySource::Import(std::fs::read(f).with_context(|| format!("cannot read the key file {}", f.display()))?)
+                }
+                (None, true) => KeySource::Generate,
+                _ => bail!("give exactly one of --generate-key and --import-key FILE"),
+            };
+            let home = home(&cli)?;
+            let list = List::init(&home, &a.address, &a.name, key, &pw, Arc::new(SystemClock))?;
+            writeln!(out, "created list {} in {}", list.address(), home.display())?;
+            writeln!(out, "list key {}", list.cert().fingerprint())?;
+        }
+        Command::Key { cmd: KeyCmd::Export } => {
+            let list = open(&cli)?;
+            out.write_all(&list.export_public_key()?)?;
+        }
+        Command::Subscriber { cmd } => {
+            let mut list = open(&cli)?;
+            match cmd {
+                SubscriberCmd::Add { address, key } => {
+                    let bytes = std::fs::read(key).with_context(|| format!("cannot read the key file {}", key.display()))?;
+                    let s = list.add_subscriber(address, &bytes)?;
+                    writeln!(out, "subscribed {} with key {}", s.address, s.fingerprint)?;
+                }
+                SubscriberCmd::List => {
+                    for s in list.subscribers()? {
+                        match s.warning {
+                            Some(w) => writeln!(out, "{} {} (warning: {w})", s.address, s.fingerprint)?,
+                            None => writeln!(out, "{} {}", s.address, s.fingerprint)?,
+                        }
+                    }
+                }
+                SubscriberCmd::Remove { address } => {
+                    list.remove_subscriber(address)?;
+                    writeln!(out, "removed {address}")?;
+                }
+            }
+        }
+        Command::Config { cmd } => {
+            let mut list = open(&cli)?;
+            match cmd {
+                ConfigCmd::Set { key, value } => {
+                    list.config_set(key, value)?;
+                    writeln!(out, "{key} = {value}")?;
+                }
+                ConfigCmd::Show => {
+                    for (k, v) in list.config_show()? {
+                        writeln!(out, "{k} = {v}")?;
+                    }
+                }
+            }
+        }
+        Command::Process { files } => {
+            let mut list = open_unlocked(&cli)?;
+            for f in files {
+                let bytes = if f.as_os_str() == "-" {
+                    let mut b = Vec::new();
+                    std::io::stdin().read_to_end(&mut b).context("cannot read standard input")?;
+                    b
+                } else {
+                    std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?
+                };
+                let outcome = list.receive(&bytes).with_context(|| format!("cannot process {}", f.display()))?;
+                writeln!(out, "{outcome}")?;
+                out.flush()?;
+            }
+        }
+        Command::Outbox { cmd: OutboxCmd::Export { outdir } } => {
+            let list = open(&cli)?;
+            let written = list.export_outbox(outdir)?;
+            writeln!(out, "wrote {} copies to {}", written.len(), outdir.display())?;
+        }
+        Command::Held { cmd } => {
+            let needs_key = !matches!(cmd, HeldCmd::List | HeldCmd::Reject { .. } | HeldCmd::Discard { .. });
+            let mut list = if needs_key { open_unlocked(&cli)? } else { open(&cli)? };
+            match cmd {
+                HeldCmd::List => {
+                    for p in list.held()? {
+                        let from = if p.sender.is_empty() { "(unknown sender)" } else { &p.sender };
+                        writeln!(out, "{}\t{}\t{}\t{}", p.id, conclave_core::clock::rfc5322(unix(p.received_at)), from, p.reason)?;
+                    }
+                }
+                HeldCmd::Show { id } => {
+                    let v = list.held_show(*id)?;
+                    writeln!(out, "Post: #{}\nFrom: {}\nSubject: {}\nSignature: {}\nHeld because: {}\n\n{}", v.id, v.sender, v.subject, v.signature, v.reason, v.text)?;
+                }
+                HeldCmd::Approve { id } => writeln!(out, "{}", list.held_approve(*id)?)?,
+                HeldCmd::Reject { id, reason } => writeln!(out, "{}", list.held_reject(*id, reason)?)?,
+                HeldCmd::Discard { id } => writeln!(out, "{}", list.held_discard(*id)?)?,
+            }
+        }
+        Command::Log { limit } => {
+            let list = open(&cli)?;
+            for e in list.store().audit_tail(*limit)? {
+                let post = e.post_id.map(|p| format!(" #{p}")).unwrap_or_default();
+                writeln!(out, "{} {}{post}: {}", conclave_core::clock::rfc5322(unix(e.at)), e.event, e.detail)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unix(secs: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}

@@ -1,0 +1,181 @@
+//! The command-line grammar, kept apart from the code that runs it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run an end-to-end encrypted mailing list from your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "conclave", version, about, after_help = "Example:\n  conclave --home ~/lists/demo --passphrase-file pw init --address list@example.org --name Demo --generate-key")]
+pub struct Cli {
+    /// The list's home directory (default: $XDG_DATA_HOME/conclave).
+    #[arg(long, global = true, env = "CONCLAVE_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// A file holding the passphrase of the list key.
+    #[arg(long, global = true, env = "CONCLAVE_PASSPHRASE_FILE", value_name = "F")]
+    pub passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a list: its store and its key.
+    #[command(after_help = "Examples:\n  conclave --home DIR init --address list@example.org --name Demo --generate-key --passphrase-file pw\n  conclave --home DIR init --address list@example.org --name Demo --import-key list-secret.asc --passphrase-file pw")]
+    Init(InitArgs),
+    /// The list key.
+    #[command(after_help = "Example:\n  conclave --home DIR key export > list.asc")]
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Add, list and remove subscribers.
+    #[command(after_help = "Examples:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc\n  conclave --home DIR subscriber list\n  conclave --home DIR subscriber remove alice@example.org")]
+    Subscriber {
+        #[command(subcommand)]
+        cmd: SubscriberCmd,
+    },
+    /// Show and change the list's options.
+    #[command(after_help = "Examples:\n  conclave --home DIR config show\n  conclave --home DIR config set receive_signed_only reject")]
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Run messages (files, or - for standard input) through the list.
+    #[command(after_help = "Prints one line per message: `distributed to N`, `held: REASON`, `rejected: REASON` or `discarded: REASON`.\n\nExample:\n  conclave --home DIR --passphrase-file pw process post.eml")]
+    Process {
+        /// The messages, as .eml files; - reads one from standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// The copies waiting to be sent.
+    #[command(after_help = "Example:\n  conclave --home DIR outbox export out/")]
+    Outbox {
+        #[command(subcommand)]
+        cmd: OutboxCmd,
+    },
+    /// Posts held for moderation.
+    #[command(after_help = "Examples:\n  conclave --home DIR held list\n  conclave --home DIR --passphrase-file pw held show 3\n  conclave --home DIR --passphrase-file pw held approve 3\n  conclave --home DIR held reject 3 --reason \"off topic\"\n  conclave --home DIR held discard 3")]
+    Held {
+        #[command(subcommand)]
+        cmd: HeldCmd,
+    },
+    /// The audit log: what happened to each post, never its content.
+    #[command(after_help = "Example:\n  conclave --home DIR log --limit 20")]
+    Log {
+        /// How many entries to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The list address.
+    #[arg(long)]
+    pub address: String,
+    /// The list's display name.
+    #[arg(long)]
+    pub name: String,
+    /// Generate a new list key (Ed25519 + Cv25519).
+    #[arg(long, conflicts_with = "import_key")]
+    pub generate_key: bool,
+    /// Import this armored secret key as the list key.
+    #[arg(long, value_name = "FILE")]
+    pub import_key: Option<PathBuf>,
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Print the list's armored public key.
+    #[command(after_help = "Example:\n  conclave --home DIR key export > list.asc")]
+    Export,
+}
+
+/// `subscriber` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCmd {
+    /// Add a subscriber (or replace their key).
+    #[command(after_help = "Example:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc")]
+    Add {
+        /// Their address; their key must carry it in a User ID.
+        address: String,
+        /// Their public key, armored or binary.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// List subscribers, with warnings about their keys.
+    #[command(after_help = "Example:\n  conclave --home DIR subscriber list")]
+    List,
+    /// Remove a subscriber.
+    #[command(after_help = "Example:\n  conclave --home DIR subscriber remove alice@example.org")]
+    Remove {
+        /// Their address.
+        address: String,
+    },
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Set an option.
+    #[command(after_help = "Example:\n  conclave --home DIR config set max_message_size_kb 2048")]
+    Set {
+        /// The option.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Show every option with its value in force.
+    #[command(after_help = "Example:\n  conclave --home DIR config show")]
+    Show,
+}
+
+/// `outbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCmd {
+    /// Write each queued copy to OUTDIR as an .eml named after its recipient.
+    #[command(after_help = "Example:\n  conclave --home DIR outbox export out/")]
+    Export {
+        /// Where to write the copies.
+        outdir: PathBuf,
+    },
+}
+
+/// `held` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HeldCmd {
+    /// List held posts: id, date, sender, reason.
+    #[command(after_help = "Example:\n  conclave --home DIR held list")]
+    List,
+    /// Decrypt a held post in memory and show it.
+    #[command(after_help = "Example:\n  conclave --home DIR --passphrase-file pw held show 3")]
+    Show {
+        /// The post's id.
+        id: i64,
+    },
+    /// Distribute a held post.
+    #[command(after_help = "Example:\n  conclave --home DIR --passphrase-file pw held approve 3")]
+    Approve {
+        /// The post's id.
+        id: i64,
+    },
+    /// Refuse a held post, with a reason.
+    #[command(after_help = "Example:\n  conclave --home DIR held reject 3 --reason \"off topic\"")]
+    Reject {
+        /// The post's id.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Drop a held post (its ciphertext stays in the store).
+    #[command(after_help = "Example:\n  conclave --home DIR held discard 3")]
+    Discard {
+        /// The post's id.
+        id: i64,
+    },
+}
