@@ -43,7 +43,12 @@ const ARMOR_END: &[u8] = b"-----END PGP MESSAGE-----";
 pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
     let msg = parse(raw)?;
     let (from, from_name) = first_address(&msg);
-    let payload = find_payload(&msg);
+    // A bare armored message, with no mail headers around it.
+    let bare = raw.iter().position(|b| !b.is_ascii_whitespace()).and_then(|i| raw.get(i..)).is_some_and(|r| r.starts_with(ARMOR_BEGIN));
+    let payload = match armor_block(raw) {
+        Some(block) if bare => Payload::Inline(block.to_vec()),
+        _ => find_payload(&msg),
+    };
     Ok(Incoming {
         from,
         from_name,
@@ -95,13 +100,10 @@ fn find_payload(msg: &Message<'_>) -> Payload {
             if matches!(next.body, PartType::Multipart(_)) {
                 continue;
             }
+            // The first leaf after the control part holds the OpenPGP
+            // message; if it holds something else, decryption says so.
             let data = next.contents();
-            if let Some(block) = armor_block(data) {
-                return Payload::PgpMime(block.to_vec());
-            }
-            if data.first().is_some_and(|b| b & 0x80 != 0) {
-                return Payload::PgpMime(data.to_vec());
-            }
+            return Payload::PgpMime(armor_block(data).unwrap_or(data).to_vec());
         }
     }
     // Inline PGP: an armored message in a text part.
