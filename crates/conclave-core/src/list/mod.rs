@@ -370,10 +370,12 @@ impl List {
         let now = self.clock.now();
         let ts = self.clock.unix();
         let incoming = parse::incoming(raw);
-        let keep_as_is = incoming.is_ok() && is_pgp_mime_top_level(raw);
-        let stored = if keep_as_is { raw.to_vec() } else { seal::encrypt_to(&self.cert, raw, now)? };
+        // Even an encrypted post carries clear outer headers (a Subject the
+        // client did not protect, say), so what arrived is kept exactly, but
+        // sealed to the list key.
+        let stored = seal::encrypt_to(&self.cert, raw, now)?;
         let sender = incoming.as_ref().ok().and_then(|i| i.from.clone()).unwrap_or_default();
-        let post_id = self.store.insert_post(&stored, !keep_as_is, raw.len(), &sha256_hex(raw), &sender, ts)?;
+        let post_id = self.store.insert_post(&stored, true, raw.len(), &sha256_hex(raw), &sender, ts)?;
         let from = if sender.is_empty() { "an unknown sender".to_string() } else { sender.clone() };
         self.store.audit(ts, Some(post_id), "received", &format!("{} bytes from {from}", raw.len()))?;
         let decision = self.decide(post_id, raw, incoming, false);
@@ -658,28 +660,6 @@ fn valid_address(a: &str) -> bool {
         Some((l, d)) => !l.is_empty() && d.contains('.') && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c)),
         None => false,
     }
-}
-
-/// True when the message's top-level Content-Type is multipart/encrypted:
-/// such a message holds nothing in clear and is kept as it arrived.
-fn is_pgp_mime_top_level(raw: &[u8]) -> bool {
-    let (head, _) = crate::mime::split_head(raw);
-    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let mut in_ct = false;
-    let mut ct = String::new();
-    for line in head.lines() {
-        if line.starts_with(' ') || line.starts_with('\t') {
-            if in_ct {
-                ct.push_str(line);
-            }
-            continue;
-        }
-        in_ct = line.starts_with("content-type:");
-        if in_ct {
-            ct = line.to_owned();
-        }
-    }
-    ct.trim_start_matches("content-type:").trim().starts_with("multipart/encrypted")
 }
 
 /// SHA-256 of `data`, in hex.

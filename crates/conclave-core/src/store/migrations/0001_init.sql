@@ -22,9 +22,9 @@ CREATE TABLE subscribers (
     added_at    INTEGER NOT NULL
 ) STRICT;
 
--- Every message that reached the list, kept as the ciphertext that arrived.
--- A message that arrived in clear is sealed to the list key before it is
--- stored (sealed = 1), so no post is ever at rest in clear.
+-- Every message that reached the list, kept exactly as it arrived but sealed
+-- to the list key (sealed = 1): even an encrypted post has clear outer
+-- headers, and nothing of a post is ever at rest in clear.
 CREATE TABLE posts (
     id          INTEGER PRIMARY KEY,
     received_at INTEGER NOT NULL,

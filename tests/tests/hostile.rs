@@ -1,0 +1,297 @@
+//! Hostile and malformed input: each case gets its documented outcome, with a
+//! reason the owner can read; nothing is dropped silently, the ciphertext is
+//! kept, and nothing panics.
+
+use std::io::Write;
+
+use conclave_core::crypto::decrypt;
+use conclave_core::crypto::keystore::{FileKeystore, ListKeystore};
+use conclave_core::store::{PostState, Store};
+use conclave_core::Password;
+use conclave_tests::mime::{multipart_encrypted_message, multipart_signed_entity, text_plain_entity};
+use conclave_tests::{pgp, Conclave, Engine, Post, Signing, Subscriber};
+use sequoia_openpgp as openpgp;
+use openpgp::parse::Parse;
+use openpgp::serialize::stream::{Compressor, Encryptor, LiteralWriter, Message, Recipient};
+use openpgp::serialize::Serialize;
+
+const LIST: &str = "list@example.test";
+
+struct Fixture {
+    list: Conclave,
+    cert: Vec<u8>,
+    alice: Subscriber,
+    bob: Subscriber,
+}
+
+fn fixture() -> Fixture {
+    conclave_tests::require_programs(&["gpg"]);
+    let list = Conclave::new();
+    list.init(LIST, "Hostile");
+    let cert = list.list_cert();
+    let alice = Subscriber::new(Engine::Gpg, "alice@example.test");
+    let bob = Subscriber::new(Engine::Gpg, "bob@example.test");
+    list.add_subscriber(&alice);
+    list.add_subscriber(&bob);
+    Fixture { list, cert, alice, bob }
+}
+
+fn headers(from: &str) -> Vec<(String, String)> {
+    vec![
+        ("From".into(), from.into()),
+        ("To".into(), LIST.into()),
+        ("Subject".into(), "...".into()),
+        ("Date".into(), "Tue, 24 Nov 2026 10:00:00 +0000".into()),
+        ("Message-ID".into(), format!("<{}@example.test>", rand_tag())),
+    ]
+}
+
+fn rand_tag() -> String {
+    let mut b = [0u8; 8];
+    openpgp::crypto::random(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Checks that post `id` was kept with its state and reason, and that what is
+/// stored opens with the list key to exactly the message as received.
+fn kept(f: &Fixture, id: i64, state: PostState, input: &[u8]) {
+    let store = Store::open(&f.list.home.path().join("list.db")).unwrap();
+    let post = store.post(id).unwrap().unwrap_or_else(|| panic!("post {id} was not kept"));
+    assert_eq!(post.state, state, "post {id}: {}", post.reason);
+    assert!(!post.reason.is_empty(), "post {id} has no reason");
+    assert!(post.sealed, "post {id} must be stored sealed");
+    let pw = Password::from(conclave_tests::TEST_PASSPHRASE);
+    let mut ks = FileKeystore::open(f.list.home.path(), &pw).unwrap();
+    let opened = decrypt::open(&post.raw, ks.decryptors().unwrap(), &[], std::time::SystemTime::now(), 1 << 30).unwrap();
+    assert_eq!(opened.plaintext, input, "post {id} must be kept exactly as received");
+    let log = f.list.run_ok(&["log"]);
+    assert!(log.contains(&format!(" #{id}: ")), "post {id} missing from the audit log:\n{log}");
+}
+
+#[test]
+fn malformed_mime_is_rejected_and_kept() {
+    let f = fixture();
+    let garbage = b"\x00\x01\x02 this is not mail \xff\xfe";
+    let line = f.list.process(garbage);
+    assert!(line.starts_with("rejected: "), "{line}");
+    kept(&f, 1, PostState::Rejected, garbage);
+
+    // A multipart/encrypted whose parts never close.
+    let broken = b"From: alice@example.test\r\nTo: list@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--x\r\nContent-Type: application/octet-stream\r\n\r\nnot openpgp at all\r\n";
+    let line = f.list.process(broken);
+    assert!(line.starts_with("rejected: cannot read the OpenPGP message"), "{line}");
+    kept(&f, 2, PostState::Rejected, broken);
+}
+
+#[test]
+fn truncated_armor_is_rejected_and_kept() {
+    let f = fixture();
+    let post = f.alice.compose_post(&f.cert, LIST, "cut", "this post is cut short");
+    let text = String::from_utf8(post).unwrap();
+    let start = text.find("-----BEGIN PGP MESSAGE-----").unwrap();
+    let end = text.find("-----END PGP MESSAGE-----").unwrap();
+    let cut = start + (end - start) / 2;
+    let truncated = format!("{}\r\n--{}", &text[..cut], "");
+    let line = f.list.process(truncated.as_bytes());
+    assert!(line.starts_with("rejected: cannot read the OpenPGP message"), "{line}");
+    kept(&f, 1, PostState::Rejected, truncated.as_bytes());
+}
+
+#[test]
+fn data_without_mdc_is_rejected_as_efail() {
+    let f = fixture();
+    // A PKESK to the list key followed by a Symmetrically Encrypted Data
+    // packet (tag 9, no integrity protection).
+    let cert = openpgp::Cert::from_bytes(&f.cert).unwrap();
+    let p = openpgp::policy::StandardPolicy::new();
+    let key = cert.keys().with_policy(&p, None).for_transport_encryption().next().unwrap().key().clone();
+    let sk = openpgp::crypto::SessionKey::new(32).unwrap();
+    let pkesk = openpgp::packet::pkesk::PKESK3::for_recipient(openpgp::types::SymmetricAlgorithm::AES256, &sk, &key).unwrap();
+    let mut bin = Vec::new();
+    openpgp::Packet::from(pkesk).serialize(&mut bin).unwrap();
+    bin.push(0xC9); // new-format header, tag 9
+    bin.push(64);
+    let mut body = [0u8; 64];
+    openpgp::crypto::random(&mut body).unwrap();
+    bin.extend_from_slice(&body);
+    let mut armored = Vec::new();
+    {
+        let mut w = openpgp::armor::Writer::new(&mut armored, openpgp::armor::Kind::Message).unwrap();
+        w.write_all(&bin).unwrap();
+        w.finalize().unwrap();
+    }
+    let msg = multipart_encrypted_message(&headers("alice@example.test"), &armored);
+    let line = f.list.process(&msg);
+    assert!(line.starts_with("rejected: the encrypted data has no integrity protection (no MDC)"), "{line}");
+    kept(&f, 1, PostState::Rejected, &msg);
+}
+
+#[test]
+fn compression_bomb_is_rejected() {
+    let f = fixture();
+    f.list.config_set("max_message_size_kb", "1024"); // plaintext limit: 8 MiB
+    let cert = openpgp::Cert::from_bytes(&f.cert).unwrap();
+    let p = openpgp::policy::StandardPolicy::new();
+    let recipients: Vec<Recipient> =
+        cert.keys().with_policy(&p, None).for_transport_encryption().map(Recipient::from).collect();
+    let mut armored = Vec::new();
+    {
+        let m = Message::new(&mut armored);
+        let m = openpgp::serialize::stream::Armorer::new(m).build().unwrap();
+        let m = Encryptor::for_recipients(m, recipients).build().unwrap();
+        let m = Compressor::new(m)
+            .algo(openpgp::types::CompressionAlgorithm::Zlib)
+            .level(openpgp::types::CompressionLevel::best())
+            .build()
+            .unwrap();
+        let mut w = LiteralWriter::new(m).build().unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            w.write_all(&zeros).unwrap(); // 64 MiB of zeros
+        }
+        w.finalize().unwrap();
+    }
+    assert!(armored.len() < 512 * 1024, "the bomb itself is small: {}", armored.len());
+    let msg = multipart_encrypted_message(&headers("alice@example.test"), &armored);
+    let line = f.list.process(&msg);
+    assert!(line.starts_with("rejected: decrypted content exceeds 8192 KiB; refused as a likely compression bomb"), "{line}");
+    kept(&f, 1, PostState::Rejected, &msg);
+}
+
+#[test]
+fn post_signed_by_another_subscriber_is_rejected() {
+    let f = fixture();
+    // Bob signs, but claims to be Alice.
+    let mut post = Post::new("spoof", "I am Alice, honestly");
+    post.from = Some("alice@example.test".into());
+    let msg = f.bob.compose(&f.cert, LIST, &post);
+    let line = f.list.process(&msg);
+    assert!(
+        line.starts_with(&format!("rejected: signed by bob@example.test (key {}), but From: says alice@example.test", f.bob.fingerprint())),
+        "{line}"
+    );
+    kept(&f, 1, PostState::Rejected, &msg);
+    assert!(f.list.export_outbox().is_empty());
+}
+
+#[test]
+fn unsigned_post_on_signed_only_list() {
+    let f = fixture();
+    let msg = f.alice.compose_unsigned_post(&f.cert, LIST, "unsigned", "no signature here");
+    // Default: held for the owner.
+    let line = f.list.process(&msg);
+    assert_eq!(line, "held: not signed by the sender's key: this list accepts signed posts only");
+    kept(&f, 1, PostState::Held, &msg);
+    // Stricter: rejected.
+    f.list.config_set("receive_signed_only", "reject");
+    let msg2 = f.alice.compose_unsigned_post(&f.cert, LIST, "unsigned", "no signature here either");
+    let line = f.list.process(&msg2);
+    assert_eq!(line, "rejected: not signed by the sender's key: this list accepts signed posts only");
+    kept(&f, 2, PostState::Rejected, &msg2);
+    // The owner approves the held one; it goes out.
+    assert_eq!(f.list.run_ok(&["held", "approve", "1"]).trim(), "distributed to 2");
+}
+
+#[test]
+fn replayed_post_is_rejected() {
+    let f = fixture();
+    let msg = f.alice.compose_post(&f.cert, LIST, "once", "say it once");
+    assert_eq!(f.list.process(&msg), "distributed to 2");
+    let line = f.list.process(&msg);
+    assert!(line.starts_with("rejected: replayed: the same signed post arrived before as post #1"), "{line}");
+    kept(&f, 2, PostState::Rejected, &msg);
+
+    // Bob takes Alice's signed original (which every subscriber receives)
+    // and encrypts it to the list again: a new ciphertext, the same signature.
+    let text = text_plain_entity("Alice's words, replayed by Bob");
+    let sig = f.alice.sign_detached(&text).unwrap();
+    let micalg = pgp::signature_info(&sig).unwrap()[0].micalg.clone();
+    let signed = multipart_signed_entity(&text, &sig, &micalg);
+    let first = multipart_encrypted_message(&headers("alice@example.test"), &f.bob.encrypt(&signed, &f.cert, false).unwrap());
+    let again = multipart_encrypted_message(&headers("alice@example.test"), &f.bob.encrypt(&signed, &f.cert, false).unwrap());
+    assert_eq!(f.list.process(&first), "distributed to 2");
+    let line = f.list.process(&again);
+    assert!(line.starts_with("rejected: replayed: the same signed post arrived before as post #3"), "{line}");
+    kept(&f, 4, PostState::Rejected, &again);
+}
+
+#[test]
+fn oversized_post_is_refused_before_decryption() {
+    let f = fixture();
+    f.list.config_set("max_message_size_kb", "4");
+    // Random text, so that compression cannot shrink it under the limit.
+    let mut noise = vec![0u8; 4500];
+    openpgp::crypto::random(&mut noise).unwrap();
+    use base64::Engine as _;
+    let big = base64::engine::general_purpose::STANDARD.encode(&noise);
+    let msg = f.alice.compose(&f.cert, LIST, &Post::new("big", &big).signing(Signing::Inline));
+    let line = f.list.process(&msg);
+    assert!(line.starts_with("rejected: too large: "), "{line}");
+    assert!(line.ends_with("the limit is 4 KiB"), "{line}");
+    kept(&f, 1, PostState::Rejected, &msg);
+    f.list.config_set("max_message_size_action", "hold");
+    let msg2 = f.alice.compose(&f.cert, LIST, &Post::new("big", &format!("{big}y")).signing(Signing::Inline));
+    assert!(f.list.process(&msg2).starts_with("held: too large: "));
+    // Approving bypasses the limit.
+    assert_eq!(f.list.run_ok(&["held", "approve", "2"]).trim(), "distributed to 2");
+}
+
+#[test]
+fn non_subscriber_is_held() {
+    let f = fixture();
+    let mallory = Subscriber::new(Engine::Gpg, "mallory@example.test");
+    let msg = mallory.compose_post(&f.cert, LIST, "hi", "let me in");
+    let line = f.list.process(&msg);
+    assert!(line.starts_with("held: mallory@example.test is not a subscriber"), "{line}");
+    kept(&f, 1, PostState::Held, &msg);
+    f.list.run_ok(&["held", "reject", "1", "--reason", "not a member"]);
+    let log = f.list.run_ok(&["log"]);
+    assert!(log.contains("rejected #1: rejected by the owner: not a member"), "{log}");
+}
+
+/// After posts carrying a unique canary (distributed, held, and one sent in
+/// clear and refused), no file under the list home and no exported copy
+/// contains it.
+#[test]
+fn no_plaintext_at_rest() {
+    let f = fixture();
+    let canary = format!("CANARY-{}", rand_tag());
+    let msg = f.alice.compose_post(&f.cert, LIST, &format!("subject {canary}"), &format!("body {canary}"));
+    assert_eq!(f.list.process(&msg), "distributed to 2");
+    let held = f.alice.compose_unsigned_post(&f.cert, LIST, &format!("held {canary}"), &format!("held body {canary}"));
+    assert!(f.list.process(&held).starts_with("held: "));
+    let clear = format!("From: alice@example.test\r\nTo: {LIST}\r\nSubject: {canary}\r\n\r\nclear {canary}\r\n");
+    assert!(f.list.process(clear.as_bytes()).starts_with("rejected: not encrypted"));
+    let shown = f.list.run_ok(&["held", "show", "2"]);
+    assert!(shown.contains(&canary), "the owner can read the held post: {shown}");
+
+    let copies = f.list.export_outbox();
+    assert_eq!(copies.len(), 2);
+    for (name, eml) in &copies {
+        assert!(!contains(eml, canary.as_bytes()), "copy {name} holds the canary in clear");
+    }
+    let mut files = 0;
+    for entry in walk(f.list.home.path()) {
+        let data = std::fs::read(&entry).unwrap();
+        files += 1;
+        assert!(!contains(&data, canary.as_bytes()), "{} holds the canary in clear", entry.display());
+    }
+    assert!(files >= 2, "the home holds the store and the key");
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
