@@ -543,13 +543,12 @@ pub fn qp_encode(body: &[u8]) -> Vec<u8> {
         let mut cur = 0usize; // length of current output line
         for (j, &b) in line.iter().enumerate() {
             let last = j + 1 == line.len();
-            let enc: Vec<u8> = if (b == b' ' || b == b'\t') && !last {
-                vec![b]
-            } else if (33..=126).contains(&b)
+            let inner_space = (b == b' ' || b == b'\t') && !last;
+            let safe = (33..=126).contains(&b)
                 && b != b'='
                 && !(j == 0 && b == b'F' && line.starts_with(b"From "))
-                && !(j == 0 && b == b'-')
-            {
+                && !(j == 0 && b == b'-');
+            let enc: Vec<u8> = if inner_space || safe {
                 vec![b]
             } else {
                 format!("={b:02X}").into_bytes()

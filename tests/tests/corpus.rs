@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use conclave_tests::{require_programs, split_multipart_signed, Conclave, Engine, Subscriber};
 
 fn data(rel: &str) -> PathBuf {
-    conclave_tests::workspace_root().join("tests/data").join(rel)
+    conclave_tests::workspace_root()
+        .join("tests/data")
+        .join(rel)
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -15,7 +17,12 @@ fn read(rel: &str) -> Vec<u8> {
 
 /// A list whose key is `list_key` (a corpus secret key), with the corpus
 /// author and a GnuPG reader subscribed.
-fn list_with(list_addr: &str, list_key: &str, author: &str, author_key: &str) -> (Conclave, Subscriber) {
+fn list_with(
+    list_addr: &str,
+    list_key: &str,
+    author: &str,
+    author_key: &str,
+) -> (Conclave, Subscriber) {
     require_programs(&["gpg"]);
     let list = Conclave::new();
     list.init_import(list_addr, "Corpus List", &read(list_key));
@@ -32,19 +39,37 @@ const ALICE: &str = "keys/deltachat/alice-secret.asc";
 const ALICE_TB: &str = "keys/deltachat/alice-thunderbird-public.asc";
 
 fn accepted(file: &str, expect_subject: Option<&str>, alice_key: &str) {
-    let (list, reader) = list_with("bob@example.net", "keys/deltachat/bob-secret.asc", "alice@example.org", alice_key);
+    let (list, reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        alice_key,
+    );
     let line = list.process(&read(&format!("eml/deltachat/{file}")));
     assert_eq!(line, "distributed to 2", "{file}");
     let copies = list.export_outbox();
-    let copy = copies.get("reader@example.test").expect("a copy for the reader");
-    let d = reader.decrypt(copy).unwrap_or_else(|e| panic!("{file}: the reader cannot decrypt: {e}"));
+    let copy = copies
+        .get("reader@example.test")
+        .expect("a copy for the reader");
+    let d = reader
+        .decrypt(copy)
+        .unwrap_or_else(|e| panic!("{file}: the reader cannot decrypt: {e}"));
     let (signed, sig) = split_multipart_signed(&d.entity).expect("multipart/signed");
     let list_cert = list.list_cert();
-    reader.verify_detached(&signed, &sig, &list_cert).unwrap_or_else(|e| panic!("{file}: list signature: {e}"));
+    reader
+        .verify_detached(&signed, &sig, &list_cert)
+        .unwrap_or_else(|e| panic!("{file}: list signature: {e}"));
     let signed = String::from_utf8_lossy(&signed);
-    assert!(signed.contains("From: \"Alice via Corpus List\" <bob@example.net>") || signed.contains("via Corpus List"), "{signed}");
+    assert!(
+        signed.contains("From: \"Alice via Corpus List\" <bob@example.net>")
+            || signed.contains("via Corpus List"),
+        "{signed}"
+    );
     if let Some(s) = expect_subject {
-        assert!(signed.contains(&format!("Subject: {s}\r\n")), "{file}: protected subject {s:?} in\n{signed}");
+        assert!(
+            signed.contains(&format!("Subject: {s}\r\n")),
+            "{file}: protected subject {s:?} in\n{signed}"
+        );
     }
     let log = list.run_ok(&["log"]);
     assert!(log.contains("distributed #1: 2 copies queued"), "{log}");
@@ -52,12 +77,20 @@ fn accepted(file: &str, expect_subject: Option<&str>, alice_key: &str) {
 
 #[test]
 fn thunderbird_signed_post_is_accepted() {
-    accepted("thunderbird_encrypted_signed.eml", Some("encrypted+signed"), ALICE_TB);
+    accepted(
+        "thunderbird_encrypted_signed.eml",
+        Some("encrypted+signed"),
+        ALICE_TB,
+    );
 }
 
 #[test]
 fn thunderbird_post_with_attached_key_is_accepted() {
-    accepted("thunderbird_encrypted_signed_with_pubkey.eml", None, ALICE_TB);
+    accepted(
+        "thunderbird_encrypted_signed_with_pubkey.eml",
+        None,
+        ALICE_TB,
+    );
 }
 
 #[test]
@@ -71,10 +104,18 @@ fn thunderbird_post_with_autocrypt_is_accepted() {
 /// layout carrying real ciphertext must be accepted.
 #[test]
 fn proton_rearranged_post_is_accepted() {
-    let (list, reader) = list_with("bob@example.net", "keys/deltachat/bob-secret.asc", "alice@example.org", ALICE);
+    let (list, reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        ALICE,
+    );
     let stripped = read("eml/deltachat/protonmail-mixed-up.eml");
     let line = list.process(&stripped);
-    assert!(line.starts_with("rejected: cannot read the OpenPGP message"), "{line}");
+    assert!(
+        line.starts_with("rejected: cannot read the OpenPGP message"),
+        "{line}"
+    );
 
     // The same layout with a real post by a GnuPG user who is alice@example.org.
     let alice = Subscriber::new(Engine::Gpg, "alice@example.org");
@@ -83,14 +124,22 @@ fn proton_rearranged_post_is_accepted() {
     let armored = alice.encrypt(&inner, &list.list_cert(), true).unwrap();
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(&armored);
-    let folded: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let folded: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
     let text = String::from_utf8(stripped).unwrap();
     let real = text.replace("UEdQIFBBWUxPQUQgV0FTIEhFUkUK", &folded.join("\r\n"));
     assert_ne!(real, text);
     assert_eq!(list.process(real.as_bytes()), "distributed to 2");
     let copies = list.export_outbox();
-    let d = reader.decrypt(copies.get("reader@example.test").unwrap()).unwrap();
-    assert!(conclave_tests::mime::all_text_plain(&d.entity).join("").contains("Proton layout, real ciphertext"));
+    let d = reader
+        .decrypt(copies.get("reader@example.test").unwrap())
+        .unwrap();
+    assert!(conclave_tests::mime::all_text_plain(&d.entity)
+        .join("")
+        .contains("Proton layout, real ciphertext"));
 }
 
 #[test]
@@ -106,44 +155,87 @@ fn encapsulated_signature_post_is_accepted() {
 #[test]
 fn delta_chat_posts_are_accepted() {
     accepted("encrypted-signed.eml", Some("Hi!"), ALICE);
-    accepted("text_from_alice_encrypted.eml", Some("Message from alice@example.org"), ALICE);
+    accepted(
+        "text_from_alice_encrypted.eml",
+        Some("Message from alice@example.org"),
+        ALICE,
+    );
 }
 
 #[test]
 fn hidden_recipient_post_is_accepted() {
-    accepted("alice_to_bob_no_intended_recipient_fingerprint.eml", Some("Message from alice@example.org"), ALICE);
+    accepted(
+        "alice_to_bob_no_intended_recipient_fingerprint.eml",
+        Some("Message from alice@example.org"),
+        ALICE,
+    );
 }
 
 #[test]
 fn unsigned_thunderbird_post_is_held_then_approved() {
-    let (list, reader) = list_with("alice@example.org", "keys/deltachat/alice-secret.asc", "bob@example.net", "keys/deltachat/bob-secret.asc");
+    let (list, reader) = list_with(
+        "alice@example.org",
+        "keys/deltachat/alice-secret.asc",
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+    );
     let line = list.process(&read("eml/deltachat/thunderbird_encrypted_unsigned.eml"));
-    assert!(line.starts_with("held: not signed by the sender's key"), "{line}");
+    assert!(
+        line.starts_with("held: not signed by the sender's key"),
+        "{line}"
+    );
     let held = list.run_ok(&["held", "list"]);
-    assert!(held.starts_with("1\t") && held.contains("bob@example.net"), "{held}");
+    assert!(
+        held.starts_with("1\t") && held.contains("bob@example.net"),
+        "{held}"
+    );
     let shown = list.run_ok(&["held", "show", "1"]);
     assert!(shown.contains("Subject: Hello!"), "{shown}");
     assert!(shown.contains("Signature: not signed"), "{shown}");
-    assert_eq!(list.run_ok(&["held", "approve", "1"]).trim(), "distributed to 2");
+    assert_eq!(
+        list.run_ok(&["held", "approve", "1"]).trim(),
+        "distributed to 2"
+    );
     let copies = list.export_outbox();
-    reader.decrypt(copies.get("reader@example.test").unwrap()).unwrap();
+    reader
+        .decrypt(copies.get("reader@example.test").unwrap())
+        .unwrap();
     assert!(list.run_ok(&["held", "list"]).trim().is_empty());
 }
 
 #[test]
 fn passphrase_encrypted_posts_are_refused() {
-    let (list, _reader) = list_with("bob@example.net", "keys/deltachat/bob-secret.asc", "alice@example.org", "keys/deltachat/alice-secret.asc");
+    let (list, _reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        "keys/deltachat/alice-secret.asc",
+    );
     for f in ["text_symmetrically_encrypted.eml", "stress.txt"] {
         let line = list.process(&read(&format!("eml/deltachat/{f}")));
-        assert!(line.starts_with("rejected: encrypted with a passphrase"), "{f}: {line}");
+        assert!(
+            line.starts_with("rejected: encrypted with a passphrase"),
+            "{f}: {line}"
+        );
     }
     assert!(list.export_outbox().is_empty());
 }
 
 #[test]
 fn unencrypted_mail_is_refused_and_sealed() {
-    let (list, _reader) = list_with("bob@example.net", "keys/deltachat/bob-secret.asc", "alice@example.org", "keys/deltachat/alice-secret.asc");
-    for f in ["thunderbird_signed_unencrypted.eml", "gmail_ndn.eml", "cp1252-html.eml", "list-from.eml", "schleuder.eml"] {
+    let (list, _reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        "keys/deltachat/alice-secret.asc",
+    );
+    for f in [
+        "thunderbird_signed_unencrypted.eml",
+        "gmail_ndn.eml",
+        "cp1252-html.eml",
+        "list-from.eml",
+        "schleuder.eml",
+    ] {
         let line = list.process(&read(&format!("eml/deltachat/{f}")));
         assert!(line.starts_with("rejected: not encrypted"), "{f}: {line}");
     }
@@ -152,13 +244,24 @@ fn unencrypted_mail_is_refused_and_sealed() {
     for id in 1..=5 {
         let post = store.post(id).unwrap().unwrap();
         assert!(post.sealed, "post {id} must be stored sealed");
-        assert!(!post.raw.windows(8).any(|w| w == b"Subject:"), "post {id} is stored in clear");
+        assert!(
+            !post.raw.windows(8).any(|w| w == b"Subject:"),
+            "post {id} is stored in clear"
+        );
     }
 }
 
 #[test]
 fn a_message_that_panicked_another_parser_is_handled() {
-    let (list, _reader) = list_with("bob@example.net", "keys/deltachat/bob-secret.asc", "alice@example.org", "keys/deltachat/alice-secret.asc");
+    let (list, _reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        "keys/deltachat/alice-secret.asc",
+    );
     let line = list.process(&read("eml/deltachat/mailparse-0.16.0-panic.eml"));
-    assert!(line.starts_with("rejected: ") || line.starts_with("held: "), "{line}");
+    assert!(
+        line.starts_with("rejected: ") || line.starts_with("held: "),
+        "{line}"
+    );
 }

@@ -8,12 +8,14 @@ use conclave_core::crypto::decrypt;
 use conclave_core::crypto::keystore::{FileKeystore, ListKeystore};
 use conclave_core::store::{PostState, Store};
 use conclave_core::Password;
-use conclave_tests::mime::{multipart_encrypted_message, multipart_signed_entity, text_plain_entity};
+use conclave_tests::mime::{
+    multipart_encrypted_message, multipart_signed_entity, text_plain_entity,
+};
 use conclave_tests::{pgp, Conclave, Engine, Post, Signing, Subscriber};
-use sequoia_openpgp as openpgp;
 use openpgp::parse::Parse;
 use openpgp::serialize::stream::{Compressor, Encryptor, LiteralWriter, Message, Recipient};
 use openpgp::serialize::Serialize;
+use sequoia_openpgp as openpgp;
 
 const LIST: &str = "list@example.test";
 
@@ -33,7 +35,12 @@ fn fixture() -> Fixture {
     let bob = Subscriber::new(Engine::Gpg, "bob@example.test");
     list.add_subscriber(&alice);
     list.add_subscriber(&bob);
-    Fixture { list, cert, alice, bob }
+    Fixture {
+        list,
+        cert,
+        alice,
+        bob,
+    }
 }
 
 fn headers(from: &str) -> Vec<(String, String)> {
@@ -42,7 +49,10 @@ fn headers(from: &str) -> Vec<(String, String)> {
         ("To".into(), LIST.into()),
         ("Subject".into(), "...".into()),
         ("Date".into(), "Tue, 24 Nov 2026 10:00:00 +0000".into()),
-        ("Message-ID".into(), format!("<{}@example.test>", rand_tag())),
+        (
+            "Message-ID".into(),
+            format!("<{}@example.test>", rand_tag()),
+        ),
     ]
 }
 
@@ -56,16 +66,32 @@ fn rand_tag() -> String {
 /// stored opens with the list key to exactly the message as received.
 fn kept(f: &Fixture, id: i64, state: PostState, input: &[u8]) {
     let store = Store::open(&f.list.home.path().join("list.db")).unwrap();
-    let post = store.post(id).unwrap().unwrap_or_else(|| panic!("post {id} was not kept"));
+    let post = store
+        .post(id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("post {id} was not kept"));
     assert_eq!(post.state, state, "post {id}: {}", post.reason);
     assert!(!post.reason.is_empty(), "post {id} has no reason");
     assert!(post.sealed, "post {id} must be stored sealed");
     let pw = Password::from(conclave_tests::TEST_PASSPHRASE);
     let mut ks = FileKeystore::open(f.list.home.path(), &pw).unwrap();
-    let opened = decrypt::open(&post.raw, ks.decryptors().unwrap(), &[], std::time::SystemTime::now(), 1 << 30).unwrap();
-    assert_eq!(opened.plaintext, input, "post {id} must be kept exactly as received");
+    let opened = decrypt::open(
+        &post.raw,
+        ks.decryptors().unwrap(),
+        &[],
+        std::time::SystemTime::now(),
+        1 << 30,
+    )
+    .unwrap();
+    assert_eq!(
+        opened.plaintext, input,
+        "post {id} must be kept exactly as received"
+    );
     let log = f.list.run_ok(&["log"]);
-    assert!(log.contains(&format!(" #{id}: ")), "post {id} missing from the audit log:\n{log}");
+    assert!(
+        log.contains(&format!(" #{id}: ")),
+        "post {id} missing from the audit log:\n{log}"
+    );
 }
 
 #[test]
@@ -79,21 +105,29 @@ fn malformed_mime_is_rejected_and_kept() {
     // A multipart/encrypted whose parts never close.
     let broken = b"From: alice@example.test\r\nTo: list@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--x\r\nContent-Type: application/octet-stream\r\n\r\nnot openpgp at all\r\n";
     let line = f.list.process(broken);
-    assert!(line.starts_with("rejected: cannot read the OpenPGP message"), "{line}");
+    assert!(
+        line.starts_with("rejected: cannot read the OpenPGP message"),
+        "{line}"
+    );
     kept(&f, 2, PostState::Rejected, broken);
 }
 
 #[test]
 fn truncated_armor_is_rejected_and_kept() {
     let f = fixture();
-    let post = f.alice.compose_post(&f.cert, LIST, "cut", "this post is cut short");
+    let post = f
+        .alice
+        .compose_post(&f.cert, LIST, "cut", "this post is cut short");
     let text = String::from_utf8(post).unwrap();
     let start = text.find("-----BEGIN PGP MESSAGE-----").unwrap();
     let end = text.find("-----END PGP MESSAGE-----").unwrap();
     let cut = start + (end - start) / 2;
     let truncated = format!("{}\r\n--{}", &text[..cut], "");
     let line = f.list.process(truncated.as_bytes());
-    assert!(line.starts_with("rejected: cannot read the OpenPGP message"), "{line}");
+    assert!(
+        line.starts_with("rejected: cannot read the OpenPGP message"),
+        "{line}"
+    );
     kept(&f, 1, PostState::Rejected, truncated.as_bytes());
 }
 
@@ -104,9 +138,21 @@ fn data_without_mdc_is_rejected_as_efail() {
     // packet (tag 9, no integrity protection).
     let cert = openpgp::Cert::from_bytes(&f.cert).unwrap();
     let p = openpgp::policy::StandardPolicy::new();
-    let key = cert.keys().with_policy(&p, None).for_transport_encryption().next().unwrap().key().clone();
+    let key = cert
+        .keys()
+        .with_policy(&p, None)
+        .for_transport_encryption()
+        .next()
+        .unwrap()
+        .key()
+        .clone();
     let sk = openpgp::crypto::SessionKey::new(32).unwrap();
-    let pkesk = openpgp::packet::pkesk::PKESK3::for_recipient(openpgp::types::SymmetricAlgorithm::AES256, &sk, &key).unwrap();
+    let pkesk = openpgp::packet::pkesk::PKESK3::for_recipient(
+        openpgp::types::SymmetricAlgorithm::AES256,
+        &sk,
+        &key,
+    )
+    .unwrap();
     let mut bin = Vec::new();
     openpgp::Packet::from(pkesk).serialize(&mut bin).unwrap();
     bin.push(0xC9); // new-format header, tag 9
@@ -116,13 +162,17 @@ fn data_without_mdc_is_rejected_as_efail() {
     bin.extend_from_slice(&body);
     let mut armored = Vec::new();
     {
-        let mut w = openpgp::armor::Writer::new(&mut armored, openpgp::armor::Kind::Message).unwrap();
+        let mut w =
+            openpgp::armor::Writer::new(&mut armored, openpgp::armor::Kind::Message).unwrap();
         w.write_all(&bin).unwrap();
         w.finalize().unwrap();
     }
     let msg = multipart_encrypted_message(&headers("alice@example.test"), &armored);
     let line = f.list.process(&msg);
-    assert!(line.starts_with("rejected: the encrypted data has no integrity protection (no MDC)"), "{line}");
+    assert!(
+        line.starts_with("rejected: the encrypted data has no integrity protection (no MDC)"),
+        "{line}"
+    );
     kept(&f, 1, PostState::Rejected, &msg);
 }
 
@@ -132,8 +182,12 @@ fn compression_bomb_is_rejected() {
     f.list.config_set("max_message_size_kb", "1024"); // plaintext limit: 8 MiB
     let cert = openpgp::Cert::from_bytes(&f.cert).unwrap();
     let p = openpgp::policy::StandardPolicy::new();
-    let recipients: Vec<Recipient> =
-        cert.keys().with_policy(&p, None).for_transport_encryption().map(Recipient::from).collect();
+    let recipients: Vec<Recipient> = cert
+        .keys()
+        .with_policy(&p, None)
+        .for_transport_encryption()
+        .map(Recipient::from)
+        .collect();
     let mut armored = Vec::new();
     {
         let m = Message::new(&mut armored);
@@ -151,10 +205,19 @@ fn compression_bomb_is_rejected() {
         }
         w.finalize().unwrap();
     }
-    assert!(armored.len() < 512 * 1024, "the bomb itself is small: {}", armored.len());
+    assert!(
+        armored.len() < 512 * 1024,
+        "the bomb itself is small: {}",
+        armored.len()
+    );
     let msg = multipart_encrypted_message(&headers("alice@example.test"), &armored);
     let line = f.list.process(&msg);
-    assert!(line.starts_with("rejected: decrypted content exceeds 8192 KiB; refused as a likely compression bomb"), "{line}");
+    assert!(
+        line.starts_with(
+            "rejected: decrypted content exceeds 8192 KiB; refused as a likely compression bomb"
+        ),
+        "{line}"
+    );
     kept(&f, 1, PostState::Rejected, &msg);
 }
 
@@ -167,7 +230,10 @@ fn post_signed_by_another_subscriber_is_rejected() {
     let msg = f.bob.compose(&f.cert, LIST, &post);
     let line = f.list.process(&msg);
     assert!(
-        line.starts_with(&format!("rejected: signed by bob@example.test (key {}), but From: says alice@example.test", f.bob.fingerprint())),
+        line.starts_with(&format!(
+            "rejected: signed by bob@example.test (key {}), but From: says alice@example.test",
+            f.bob.fingerprint()
+        )),
         "{line}"
     );
     kept(&f, 1, PostState::Rejected, &msg);
@@ -177,19 +243,32 @@ fn post_signed_by_another_subscriber_is_rejected() {
 #[test]
 fn unsigned_post_on_signed_only_list() {
     let f = fixture();
-    let msg = f.alice.compose_unsigned_post(&f.cert, LIST, "unsigned", "no signature here");
+    let msg = f
+        .alice
+        .compose_unsigned_post(&f.cert, LIST, "unsigned", "no signature here");
     // Default: held for the owner.
     let line = f.list.process(&msg);
-    assert_eq!(line, "held: not signed by the sender's key: this list accepts signed posts only");
+    assert_eq!(
+        line,
+        "held: not signed by the sender's key: this list accepts signed posts only"
+    );
     kept(&f, 1, PostState::Held, &msg);
     // Stricter: rejected.
     f.list.config_set("receive_signed_only", "reject");
-    let msg2 = f.alice.compose_unsigned_post(&f.cert, LIST, "unsigned", "no signature here either");
+    let msg2 = f
+        .alice
+        .compose_unsigned_post(&f.cert, LIST, "unsigned", "no signature here either");
     let line = f.list.process(&msg2);
-    assert_eq!(line, "rejected: not signed by the sender's key: this list accepts signed posts only");
+    assert_eq!(
+        line,
+        "rejected: not signed by the sender's key: this list accepts signed posts only"
+    );
     kept(&f, 2, PostState::Rejected, &msg2);
     // The owner approves the held one; it goes out.
-    assert_eq!(f.list.run_ok(&["held", "approve", "1"]).trim(), "distributed to 2");
+    assert_eq!(
+        f.list.run_ok(&["held", "approve", "1"]).trim(),
+        "distributed to 2"
+    );
 }
 
 #[test]
@@ -198,7 +277,10 @@ fn replayed_post_is_rejected() {
     let msg = f.alice.compose_post(&f.cert, LIST, "once", "say it once");
     assert_eq!(f.list.process(&msg), "distributed to 2");
     let line = f.list.process(&msg);
-    assert!(line.starts_with("rejected: replayed: the same signed post arrived before as post #1"), "{line}");
+    assert!(
+        line.starts_with("rejected: replayed: the same signed post arrived before as post #1"),
+        "{line}"
+    );
     kept(&f, 2, PostState::Rejected, &msg);
 
     // Bob takes Alice's signed original (which every subscriber receives)
@@ -207,11 +289,20 @@ fn replayed_post_is_rejected() {
     let sig = f.alice.sign_detached(&text).unwrap();
     let micalg = pgp::signature_info(&sig).unwrap()[0].micalg.clone();
     let signed = multipart_signed_entity(&text, &sig, &micalg);
-    let first = multipart_encrypted_message(&headers("alice@example.test"), &f.bob.encrypt(&signed, &f.cert, false).unwrap());
-    let again = multipart_encrypted_message(&headers("alice@example.test"), &f.bob.encrypt(&signed, &f.cert, false).unwrap());
+    let first = multipart_encrypted_message(
+        &headers("alice@example.test"),
+        &f.bob.encrypt(&signed, &f.cert, false).unwrap(),
+    );
+    let again = multipart_encrypted_message(
+        &headers("alice@example.test"),
+        &f.bob.encrypt(&signed, &f.cert, false).unwrap(),
+    );
     assert_eq!(f.list.process(&first), "distributed to 2");
     let line = f.list.process(&again);
-    assert!(line.starts_with("rejected: replayed: the same signed post arrived before as post #3"), "{line}");
+    assert!(
+        line.starts_with("rejected: replayed: the same signed post arrived before as post #3"),
+        "{line}"
+    );
     kept(&f, 4, PostState::Rejected, &again);
 }
 
@@ -224,16 +315,27 @@ fn oversized_post_is_refused_before_decryption() {
     openpgp::crypto::random(&mut noise).unwrap();
     use base64::Engine as _;
     let big = base64::engine::general_purpose::STANDARD.encode(&noise);
-    let msg = f.alice.compose(&f.cert, LIST, &Post::new("big", &big).signing(Signing::Inline));
+    let msg = f.alice.compose(
+        &f.cert,
+        LIST,
+        &Post::new("big", &big).signing(Signing::Inline),
+    );
     let line = f.list.process(&msg);
     assert!(line.starts_with("rejected: too large: "), "{line}");
     assert!(line.ends_with("the limit is 4 KiB"), "{line}");
     kept(&f, 1, PostState::Rejected, &msg);
     f.list.config_set("max_message_size_action", "hold");
-    let msg2 = f.alice.compose(&f.cert, LIST, &Post::new("big", &format!("{big}y")).signing(Signing::Inline));
+    let msg2 = f.alice.compose(
+        &f.cert,
+        LIST,
+        &Post::new("big", &format!("{big}y")).signing(Signing::Inline),
+    );
     assert!(f.list.process(&msg2).starts_with("held: too large: "));
     // Approving bypasses the limit.
-    assert_eq!(f.list.run_ok(&["held", "approve", "2"]).trim(), "distributed to 2");
+    assert_eq!(
+        f.list.run_ok(&["held", "approve", "2"]).trim(),
+        "distributed to 2"
+    );
 }
 
 #[test]
@@ -242,11 +344,18 @@ fn non_subscriber_is_held() {
     let mallory = Subscriber::new(Engine::Gpg, "mallory@example.test");
     let msg = mallory.compose_post(&f.cert, LIST, "hi", "let me in");
     let line = f.list.process(&msg);
-    assert!(line.starts_with("held: mallory@example.test is not a subscriber"), "{line}");
+    assert!(
+        line.starts_with("held: mallory@example.test is not a subscriber"),
+        "{line}"
+    );
     kept(&f, 1, PostState::Held, &msg);
-    f.list.run_ok(&["held", "reject", "1", "--reason", "not a member"]);
+    f.list
+        .run_ok(&["held", "reject", "1", "--reason", "not a member"]);
     let log = f.list.run_ok(&["log"]);
-    assert!(log.contains("rejected #1: rejected by the owner: not a member"), "{log}");
+    assert!(
+        log.contains("rejected #1: rejected by the owner: not a member"),
+        "{log}"
+    );
 }
 
 /// After posts carrying a unique canary (distributed, held, and one sent in
@@ -256,25 +365,50 @@ fn non_subscriber_is_held() {
 fn no_plaintext_at_rest() {
     let f = fixture();
     let canary = format!("CANARY-{}", rand_tag());
-    let msg = f.alice.compose_post(&f.cert, LIST, &format!("subject {canary}"), &format!("body {canary}"));
+    let msg = f.alice.compose_post(
+        &f.cert,
+        LIST,
+        &format!("subject {canary}"),
+        &format!("body {canary}"),
+    );
     assert_eq!(f.list.process(&msg), "distributed to 2");
-    let held = f.alice.compose_unsigned_post(&f.cert, LIST, &format!("held {canary}"), &format!("held body {canary}"));
+    let held = f.alice.compose_unsigned_post(
+        &f.cert,
+        LIST,
+        &format!("held {canary}"),
+        &format!("held body {canary}"),
+    );
     assert!(f.list.process(&held).starts_with("held: "));
-    let clear = format!("From: alice@example.test\r\nTo: {LIST}\r\nSubject: {canary}\r\n\r\nclear {canary}\r\n");
-    assert!(f.list.process(clear.as_bytes()).starts_with("rejected: not encrypted"));
+    let clear = format!(
+        "From: alice@example.test\r\nTo: {LIST}\r\nSubject: {canary}\r\n\r\nclear {canary}\r\n"
+    );
+    assert!(f
+        .list
+        .process(clear.as_bytes())
+        .starts_with("rejected: not encrypted"));
     let shown = f.list.run_ok(&["held", "show", "2"]);
-    assert!(shown.contains(&canary), "the owner can read the held post: {shown}");
+    assert!(
+        shown.contains(&canary),
+        "the owner can read the held post: {shown}"
+    );
 
     let copies = f.list.export_outbox();
     assert_eq!(copies.len(), 2);
     for (name, eml) in &copies {
-        assert!(!contains(eml, canary.as_bytes()), "copy {name} holds the canary in clear");
+        assert!(
+            !contains(eml, canary.as_bytes()),
+            "copy {name} holds the canary in clear"
+        );
     }
     let mut files = 0;
     for entry in walk(f.list.home.path()) {
         let data = std::fs::read(&entry).unwrap();
         files += 1;
-        assert!(!contains(&data, canary.as_bytes()), "{} holds the canary in clear", entry.display());
+        assert!(
+            !contains(&data, canary.as_bytes()),
+            "{} holds the canary in clear",
+            entry.display()
+        );
     }
     assert!(files >= 2, "the home holds the store and the key");
 }

@@ -6,13 +6,23 @@ use clap::{Args, Parser, Subcommand};
 
 /// Run an end-to-end encrypted mailing list from your own machine.
 #[derive(Debug, Parser)]
-#[command(name = "conclave", version, about, after_help = "Example:\n  conclave --home ~/lists/demo --passphrase-file pw init --address list@example.org --name Demo --generate-key")]
+#[command(
+    name = "conclave",
+    version,
+    about,
+    after_help = "Example:\n  conclave --home ~/lists/demo --passphrase-file pw init --address list@example.org --name Demo --generate-key"
+)]
 pub struct Cli {
     /// The list's home directory (default: $XDG_DATA_HOME/conclave).
     #[arg(long, global = true, env = "CONCLAVE_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// A file holding the passphrase of the list key.
-    #[arg(long, global = true, env = "CONCLAVE_PASSPHRASE_FILE", value_name = "F")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONCLAVE_PASSPHRASE_FILE",
+        value_name = "F"
+    )]
     pub passphrase_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -22,7 +32,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a list: its store and its key.
-    #[command(after_help = "Examples:\n  conclave --home DIR init --address list@example.org --name Demo --generate-key --passphrase-file pw\n  conclave --home DIR init --address list@example.org --name Demo --import-key list-secret.asc --passphrase-file pw")]
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR init --address list@example.org --name Demo --generate-key --passphrase-file pw\n  conclave --home DIR init --address list@example.org --name Demo --import-key list-secret.asc --passphrase-file pw"
+    )]
     Init(InitArgs),
     /// The list key.
     #[command(after_help = "Example:\n  conclave --home DIR key export > list.asc")]
@@ -31,19 +43,25 @@ pub enum Command {
         cmd: KeyCmd,
     },
     /// Add, list and remove subscribers.
-    #[command(after_help = "Examples:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc\n  conclave --home DIR subscriber list\n  conclave --home DIR subscriber remove alice@example.org")]
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc\n  conclave --home DIR subscriber list\n  conclave --home DIR subscriber remove alice@example.org"
+    )]
     Subscriber {
         #[command(subcommand)]
         cmd: SubscriberCmd,
     },
     /// Show and change the list's options.
-    #[command(after_help = "Examples:\n  conclave --home DIR config show\n  conclave --home DIR config set receive_signed_only reject")]
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR config show\n  conclave --home DIR config set receive_signed_only reject"
+    )]
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
     /// Run messages (files, or - for standard input) through the list.
-    #[command(after_help = "Prints one line per message: `distributed to N`, `held: REASON`, `rejected: REASON` or `discarded: REASON`.\n\nExample:\n  conclave --home DIR --passphrase-file pw process post.eml")]
+    #[command(
+        after_help = "Prints one line per message: `distributed to N`, `held: REASON`, `rejected: REASON` or `discarded: REASON`.\n\nExample:\n  conclave --home DIR --passphrase-file pw process post.eml"
+    )]
     Process {
         /// The messages, as .eml files; - reads one from standard input.
         #[arg(required = true, value_name = "FILE")]
@@ -56,7 +74,9 @@ pub enum Command {
         cmd: OutboxCmd,
     },
     /// Posts held for moderation.
-    #[command(after_help = "Examples:\n  conclave --home DIR held list\n  conclave --home DIR --passphrase-file pw held show 3\n  conclave --home DIR --passphrase-file pw held approve 3\n  conclave --home DIR held reject 3 --reason \"off topic\"\n  conclave --home DIR held discard 3")]
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR held list\n  conclave --home DIR --passphrase-file pw held show 3\n  conclave --home DIR --passphrase-file pw held approve 3\n  conclave --home DIR held reject 3 --reason \"off topic\"\n  conclave --home DIR held discard 3"
+    )]
     Held {
         #[command(subcommand)]
         cmd: HeldCmd,
@@ -99,7 +119,9 @@ pub enum KeyCmd {
 #[derive(Debug, Subcommand)]
 pub enum SubscriberCmd {
     /// Add a subscriber (or replace their key).
-    #[command(after_help = "Example:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc")]
+    #[command(
+        after_help = "Example:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc"
+    )]
     Add {
         /// Their address; their key must carry it in a User ID.
         address: String,

@@ -42,7 +42,8 @@ fn home(cli: &Cli) -> Result<PathBuf> {
 
 /// Reads a passphrase file, dropping one trailing line break.
 fn read_passphrase(path: &Path) -> Result<Password> {
-    let mut bytes = std::fs::read(path).with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
+    let mut bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
     if bytes.ends_with(b"\n") {
         bytes.pop();
         if bytes.ends_with(b"\r") {
@@ -78,11 +79,13 @@ fn run(cli: Cli) -> Result<()> {
     let mut out = out.lock();
     match &cli.command {
         Command::Init(a) => {
-            let pw = passphrase(&cli)?.context("init needs --passphrase-file F to protect the list key")?;
+            let pw = passphrase(&cli)?
+                .context("init needs --passphrase-file F to protect the list key")?;
             let key = match (&a.import_key, a.generate_key) {
-                (Some(f), false) => {
-                    KeySource::Import(std::fs::read(f).with_context(|| format!("cannot read the key file {}", f.display()))?)
-                }
+                (Some(f), false) => KeySource::Import(
+                    std::fs::read(f)
+                        .with_context(|| format!("cannot read the key file {}", f.display()))?,
+                ),
                 (None, true) => KeySource::Generate,
                 _ => bail!("give exactly one of --generate-key and --import-key FILE"),
             };
@@ -91,7 +94,9 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(out, "created list {} in {}", list.address(), home.display())?;
             writeln!(out, "list key {}", list.cert().fingerprint())?;
         }
-        Command::Key { cmd: KeyCmd::Export } => {
+        Command::Key {
+            cmd: KeyCmd::Export,
+        } => {
             let list = open(&cli)?;
             out.write_all(&list.export_public_key()?)?;
         }
@@ -99,14 +104,17 @@ fn run(cli: Cli) -> Result<()> {
             let mut list = open(&cli)?;
             match cmd {
                 SubscriberCmd::Add { address, key } => {
-                    let bytes = std::fs::read(key).with_context(|| format!("cannot read the key file {}", key.display()))?;
+                    let bytes = std::fs::read(key)
+                        .with_context(|| format!("cannot read the key file {}", key.display()))?;
                     let s = list.add_subscriber(address, &bytes)?;
                     writeln!(out, "subscribed {} with key {}", s.address, s.fingerprint)?;
                 }
                 SubscriberCmd::List => {
                     for s in list.subscribers()? {
                         match s.warning {
-                            Some(w) => writeln!(out, "{} {} (warning: {w})", s.address, s.fingerprint)?,
+                            Some(w) => {
+                                writeln!(out, "{} {} (warning: {w})", s.address, s.fingerprint)?
+                            }
                             None => writeln!(out, "{} {}", s.address, s.fingerprint)?,
                         }
                     }
@@ -136,37 +144,72 @@ fn run(cli: Cli) -> Result<()> {
             for f in files {
                 let bytes = if f.as_os_str() == "-" {
                     let mut b = Vec::new();
-                    std::io::stdin().read_to_end(&mut b).context("cannot read standard input")?;
+                    std::io::stdin()
+                        .read_to_end(&mut b)
+                        .context("cannot read standard input")?;
                     b
                 } else {
                     std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?
                 };
-                let outcome = list.receive(&bytes).with_context(|| format!("cannot process {}", f.display()))?;
+                let outcome = list
+                    .receive(&bytes)
+                    .with_context(|| format!("cannot process {}", f.display()))?;
                 writeln!(out, "{outcome}")?;
                 out.flush()?;
             }
         }
-        Command::Outbox { cmd: OutboxCmd::Export { outdir } } => {
+        Command::Outbox {
+            cmd: OutboxCmd::Export { outdir },
+        } => {
             let list = open(&cli)?;
             let written = list.export_outbox(outdir)?;
-            writeln!(out, "wrote {} copies to {}", written.len(), outdir.display())?;
+            writeln!(
+                out,
+                "wrote {} copies to {}",
+                written.len(),
+                outdir.display()
+            )?;
         }
         Command::Held { cmd } => {
-            let needs_key = !matches!(cmd, HeldCmd::List | HeldCmd::Reject { .. } | HeldCmd::Discard { .. });
-            let mut list = if needs_key { open_unlocked(&cli)? } else { open(&cli)? };
+            let needs_key = !matches!(
+                cmd,
+                HeldCmd::List | HeldCmd::Reject { .. } | HeldCmd::Discard { .. }
+            );
+            let mut list = if needs_key {
+                open_unlocked(&cli)?
+            } else {
+                open(&cli)?
+            };
             match cmd {
                 HeldCmd::List => {
                     for p in list.held()? {
-                        let from = if p.sender.is_empty() { "(unknown sender)" } else { &p.sender };
-                        writeln!(out, "{}\t{}\t{}\t{}", p.id, conclave_core::clock::rfc5322(unix(p.received_at)), from, p.reason)?;
+                        let from = if p.sender.is_empty() {
+                            "(unknown sender)"
+                        } else {
+                            &p.sender
+                        };
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\t{}",
+                            p.id,
+                            conclave_core::clock::rfc5322(unix(p.received_at)),
+                            from,
+                            p.reason
+                        )?;
                     }
                 }
                 HeldCmd::Show { id } => {
                     let v = list.held_show(*id)?;
-                    writeln!(out, "Post: #{}\nFrom: {}\nSubject: {}\nSignature: {}\nHeld because: {}\n\n{}", v.id, v.sender, v.subject, v.signature, v.reason, v.text)?;
+                    writeln!(
+                        out,
+                        "Post: #{}\nFrom: {}\nSubject: {}\nSignature: {}\nHeld because: {}\n\n{}",
+                        v.id, v.sender, v.subject, v.signature, v.reason, v.text
+                    )?;
                 }
                 HeldCmd::Approve { id } => writeln!(out, "{}", list.held_approve(*id)?)?,
-                HeldCmd::Reject { id, reason } => writeln!(out, "{}", list.held_reject(*id, reason)?)?,
+                HeldCmd::Reject { id, reason } => {
+                    writeln!(out, "{}", list.held_reject(*id, reason)?)?
+                }
                 HeldCmd::Discard { id } => writeln!(out, "{}", list.held_discard(*id)?)?,
             }
         }
@@ -174,7 +217,13 @@ fn run(cli: Cli) -> Result<()> {
             let list = open(&cli)?;
             for e in list.store().audit_tail(*limit)? {
                 let post = e.post_id.map(|p| format!(" #{p}")).unwrap_or_default();
-                writeln!(out, "{} {}{post}: {}", conclave_core::clock::rfc5322(unix(e.at)), e.event, e.detail)?;
+                writeln!(
+                    out,
+                    "{} {}{post}: {}",
+                    conclave_core::clock::rfc5322(unix(e.at)),
+                    e.event,
+                    e.detail
+                )?;
             }
         }
     }

@@ -46,15 +46,22 @@ impl Clock for FixedClock {
 
 /// Formats a time as an RFC 5322 date in UTC, e.g. `Tue, 24 Nov 2026 10:00:00 +0000`.
 pub fn rfc5322(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let wd = DAYS.get((days % 7) as usize).copied().unwrap_or("Mon");
-    let mon = MONTHS.get((m as usize).saturating_sub(1)).copied().unwrap_or("Jan");
+    let mon = MONTHS
+        .get((m as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
     format!(
         "{wd}, {d} {mon} {y} {:02}:{:02}:{:02} +0000",
         rem / 3600,

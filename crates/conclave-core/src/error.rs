@@ -102,12 +102,19 @@ impl Error {
 
     /// Wraps an OpenPGP error with what was being done.
     pub(crate) fn crypto(what: &'static str, err: impl std::fmt::Display) -> Self {
-        Error::Crypto { what, detail: flatten(&err.to_string()) }
+        Error::Crypto {
+            what,
+            detail: flatten(&err.to_string()),
+        }
     }
 
     /// Wraps an I/O error with the file it concerns.
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { what, path: path.into(), source }
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -127,6 +134,9 @@ pub(crate) trait StoreContext<T> {
 
 impl<T> StoreContext<T> for std::result::Result<T, rusqlite::Error> {
     fn store(self, what: &str) -> Result<T> {
-        self.map_err(|source| Error::Store { what: what.to_owned(), source })
+        self.map_err(|source| Error::Store {
+            what: what.to_owned(),
+            source,
+        })
     }
 }

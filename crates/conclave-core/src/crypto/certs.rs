@@ -3,13 +3,13 @@
 
 use std::time::SystemTime;
 
-use sequoia_openpgp as openpgp;
 use openpgp::cert::prelude::*;
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::Key;
 use openpgp::parse::Parse;
 use openpgp::serialize::SerializeInto;
 use openpgp::types::RevocationStatus;
+use sequoia_openpgp as openpgp;
 
 use crate::error::{Error, Result};
 
@@ -21,9 +21,14 @@ pub fn parse_public_cert(bytes: &[u8]) -> Result<Cert> {
         .map_err(|e| Error::BadKey(format!("cannot read the key: {e}")))?
         .collect::<Vec<_>>();
     if certs.len() != 1 {
-        return Err(Error::BadKey(format!("expected one key, found {}", certs.len())));
+        return Err(Error::BadKey(format!(
+            "expected one key, found {}",
+            certs.len()
+        )));
     }
-    let cert = certs.pop().ok_or_else(|| Error::BadKey("no key found".into()))?;
+    let cert = certs
+        .pop()
+        .ok_or_else(|| Error::BadKey("no key found".into()))?;
     let cert = cert.map_err(|e| Error::BadKey(format!("cannot read the key: {e}")))?;
     Ok(cert.strip_secret_key_material())
 }
@@ -31,13 +36,19 @@ pub fn parse_public_cert(bytes: &[u8]) -> Result<Cert> {
 /// The e-mail addresses in a certificate's valid User IDs, lowercased.
 pub fn addresses(cert: &Cert, now: SystemTime) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(vc) = cert.with_policy(policy(), now) else { return out };
+    let Ok(vc) = cert.with_policy(policy(), now) else {
+        return out;
+    };
     for ua in vc.userids() {
         if let Ok(Some(email)) = ua.userid().email_normalized() {
             out.push(email);
         } else if let Ok(s) = std::str::from_utf8(ua.userid().value()) {
             // A bare address as the whole User ID.
-            let s = s.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase();
+            let s = s
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_ascii_lowercase();
             if s.contains('@') && !s.contains(' ') {
                 out.push(s);
             }
@@ -49,18 +60,22 @@ pub fn addresses(cert: &Cert, now: SystemTime) -> Vec<String> {
 /// True if a valid User ID of `cert` carries `address`.
 pub fn speaks_for(cert: &Cert, address: &str, now: SystemTime) -> bool {
     let address = address.to_ascii_lowercase();
-    addresses(cert, now).iter().any(|a| *a == address)
+    addresses(cert, now).contains(&address)
 }
 
 /// The keys of `cert` that may receive encrypted mail now.
-pub fn encryption_keys(cert: &Cert, now: SystemTime) -> Result<Vec<Key<PublicParts, UnspecifiedRole>>> {
+pub fn encryption_keys(
+    cert: &Cert,
+    now: SystemTime,
+) -> Result<Vec<Key<PublicParts, UnspecifiedRole>>> {
     let vc = cert
         .with_policy(policy(), now)
         .map_err(|e| Error::BadKey(format!("{} is not valid: {e}", cert.fingerprint())))?;
     if let RevocationStatus::Revoked(_) = vc.revocation_status() {
         return Err(Error::BadKey(format!("{} is revoked", cert.fingerprint())));
     }
-    vc.alive().map_err(|e| Error::BadKey(format!("{} has expired: {e}", cert.fingerprint())))?;
+    vc.alive()
+        .map_err(|e| Error::BadKey(format!("{} has expired: {e}", cert.fingerprint())))?;
     let keys: Vec<_> = vc
         .keys()
         .supported()
@@ -70,7 +85,10 @@ pub fn encryption_keys(cert: &Cert, now: SystemTime) -> Result<Vec<Key<PublicPar
         .map(|ka| ka.key().clone().role_into_unspecified())
         .collect();
     if keys.is_empty() {
-        return Err(Error::BadKey(format!("{} has no usable encryption key", cert.fingerprint())));
+        return Err(Error::BadKey(format!(
+            "{} has no usable encryption key",
+            cert.fingerprint()
+        )));
     }
     Ok(keys)
 }
@@ -86,12 +104,15 @@ pub fn wants_seipd_v2(cert: &Cert, now: SystemTime) -> bool {
 
 /// A certificate's armored form.
 pub fn armored(cert: &Cert) -> Result<Vec<u8>> {
-    cert.armored().to_vec().map_err(|e| Error::crypto("serialise a key", e))
+    cert.armored()
+        .to_vec()
+        .map_err(|e| Error::crypto("serialise a key", e))
 }
 
 /// A certificate's binary form.
 pub fn binary(cert: &Cert) -> Result<Vec<u8>> {
-    cert.to_vec().map_err(|e| Error::crypto("serialise a key", e))
+    cert.to_vec()
+        .map_err(|e| Error::crypto("serialise a key", e))
 }
 
 /// The smallest form of the list certificate fit for an Autocrypt header:
@@ -99,13 +120,23 @@ pub fn binary(cert: &Cert) -> Result<Vec<u8>> {
 pub fn autocrypt_keydata(cert: &Cert, address: &str, now: SystemTime) -> Result<Vec<u8>> {
     let address = address.to_ascii_lowercase();
     let minimal = cert.clone().retain_userids(|ua| {
-        ua.userid().email_normalized().ok().flatten().map(|e| e == address).unwrap_or(false)
-            || String::from_utf8_lossy(ua.userid().value()).trim().eq_ignore_ascii_case(&address)
+        ua.userid()
+            .email_normalized()
+            .ok()
+            .flatten()
+            .map(|e| e == address)
+            .unwrap_or(false)
+            || String::from_utf8_lossy(ua.userid().value())
+                .trim()
+                .eq_ignore_ascii_case(&address)
     });
     let vc_ok = minimal.with_policy(policy(), now).is_ok();
     let minimal = if vc_ok {
         minimal.retain_subkeys(|ka| {
-            ka.clone().with_policy(policy(), now).map(|vka| vka.for_transport_encryption()).unwrap_or(false)
+            ka.clone()
+                .with_policy(policy(), now)
+                .map(|vka| vka.for_transport_encryption())
+                .unwrap_or(false)
         })
     } else {
         cert.clone()

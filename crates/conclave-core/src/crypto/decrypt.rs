@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::time::SystemTime;
 
-use sequoia_openpgp as openpgp;
 use openpgp::crypto::{self, SessionKey};
 use openpgp::packet::{Signature, PKESK, SKESK};
 use openpgp::parse::stream::{
@@ -15,6 +14,7 @@ use openpgp::parse::stream::{
 use openpgp::parse::{PacketParserResult, Parse};
 use openpgp::types::{SignatureType, SymmetricAlgorithm};
 use openpgp::{Cert, Fingerprint, KeyHandle, Packet};
+use sequoia_openpgp as openpgp;
 
 use super::{hex, policy};
 
@@ -102,14 +102,27 @@ pub fn open(
     limit: usize,
 ) -> Result<Opened, OpenError> {
     prescan(message)?;
-    let helper = Helper { decryptors, certs, sigs: Vec::new(), sig_packets: Vec::new(), decrypted: false };
-    let builder = DecryptorBuilder::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
-    let mut decryptor = match builder.buffer_size(limit.saturating_add(1)).with_policy(policy(), now, helper) {
-        Ok(d) => d,
-        Err(e) => return Err(classify_failure(&e)),
+    let helper = Helper {
+        decryptors,
+        certs,
+        sigs: Vec::new(),
+        sig_packets: Vec::new(),
+        decrypted: false,
     };
+    let builder =
+        DecryptorBuilder::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
+    let mut decryptor =
+        match builder
+            .buffer_size(limit.saturating_add(1))
+            .with_policy(policy(), now, helper)
+        {
+            Ok(d) => d,
+            Err(e) => return Err(classify_failure(&e)),
+        };
     let mut plaintext = Vec::new();
-    let read = (&mut decryptor).take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1)).read_to_end(&mut plaintext);
+    let read = (&mut decryptor)
+        .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut plaintext);
     if plaintext.len() > limit {
         return Err(OpenError::TooLarge(limit));
     }
@@ -117,12 +130,27 @@ pub fn open(
         return Err(OpenError::Malformed(one_line(&e)));
     }
     let helper = decryptor.into_helper();
-    Ok(Opened { plaintext, sigs: helper.sigs, sig_packets: helper.sig_packets })
+    Ok(Opened {
+        plaintext,
+        sigs: helper.sigs,
+        sig_packets: helper.sig_packets,
+    })
 }
 
 /// Verifies a detached signature (`sig`, armored or binary) over `data`.
-pub fn verify_detached(data: &[u8], sig: &[u8], certs: &[Cert], now: SystemTime) -> (Vec<SigStatus>, Vec<Signature>) {
-    let helper = Helper { decryptors: Vec::new(), certs, sigs: Vec::new(), sig_packets: Vec::new(), decrypted: false };
+pub fn verify_detached(
+    data: &[u8],
+    sig: &[u8],
+    certs: &[Cert],
+    now: SystemTime,
+) -> (Vec<SigStatus>, Vec<Signature>) {
+    let helper = Helper {
+        decryptors: Vec::new(),
+        certs,
+        sigs: Vec::new(),
+        sig_packets: Vec::new(),
+        decrypted: false,
+    };
     let result = DetachedVerifierBuilder::from_bytes(sig)
         .and_then(|b| b.with_policy(policy(), now, helper))
         .and_then(|mut v| v.verify_bytes(data).map(|()| v));
@@ -131,23 +159,42 @@ pub fn verify_detached(data: &[u8], sig: &[u8], certs: &[Cert], now: SystemTime)
             let h = v.into_helper();
             (h.sigs, h.sig_packets)
         }
-        Err(e) => (vec![SigStatus::Bad { issuer: String::new(), error: one_line(&e) }], Vec::new()),
+        Err(e) => (
+            vec![SigStatus::Bad {
+                issuer: String::new(),
+                error: one_line(&e),
+            }],
+            Vec::new(),
+        ),
     }
 }
 
 /// Verifies a cleartext-signed text (`-----BEGIN PGP SIGNED MESSAGE-----`).
 pub fn verify_cleartext(text: &[u8], certs: &[Cert], now: SystemTime) -> Vec<SigStatus> {
-    let helper = Helper { decryptors: Vec::new(), certs, sigs: Vec::new(), sig_packets: Vec::new(), decrypted: false };
-    let result = VerifierBuilder::from_bytes(text).and_then(|b| b.with_policy(policy(), now, helper));
+    let helper = Helper {
+        decryptors: Vec::new(),
+        certs,
+        sigs: Vec::new(),
+        sig_packets: Vec::new(),
+        decrypted: false,
+    };
+    let result =
+        VerifierBuilder::from_bytes(text).and_then(|b| b.with_policy(policy(), now, helper));
     match result {
         Ok(mut v) => {
             let mut sink = Vec::new();
             match v.read_to_end(&mut sink) {
                 Ok(_) => v.into_helper().sigs,
-                Err(e) => vec![SigStatus::Bad { issuer: String::new(), error: one_line(&e) }],
+                Err(e) => vec![SigStatus::Bad {
+                    issuer: String::new(),
+                    error: one_line(&e),
+                }],
             }
         }
-        Err(e) => vec![SigStatus::Bad { issuer: String::new(), error: one_line(&e) }],
+        Err(e) => vec![SigStatus::Bad {
+            issuer: String::new(),
+            error: one_line(&e),
+        }],
     }
 }
 
@@ -159,7 +206,8 @@ pub fn all_text_mode(sigs: &[Signature]) -> bool {
 /// Looks at the top-level packets to name the kind of message before trying
 /// to decrypt it, so that refusals carry a precise reason.
 fn prescan(message: &[u8]) -> Result<(), OpenError> {
-    let mut ppr = openpgp::parse::PacketParser::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
+    let mut ppr = openpgp::parse::PacketParser::from_bytes(message)
+        .map_err(|e| OpenError::Malformed(one_line(&e)))?;
     let mut recipients = Vec::new();
     let (mut skesks, mut seip, mut sed) = (0usize, false, false);
     let mut packets = 0usize;
@@ -167,7 +215,9 @@ fn prescan(message: &[u8]) -> Result<(), OpenError> {
         packets += 1;
         match &pp.packet {
             Packet::PKESK(p) => recipients.push(
-                p.recipient().map(|h| h.to_hex()).unwrap_or_else(|| "a hidden recipient".to_string()),
+                p.recipient()
+                    .map(|h| h.to_hex())
+                    .unwrap_or_else(|| "a hidden recipient".to_string()),
             ),
             Packet::SKESK(_) => skesks += 1,
             Packet::SEIP(_) => seip = true,
@@ -186,7 +236,9 @@ fn prescan(message: &[u8]) -> Result<(), OpenError> {
         return Err(OpenError::NoIntegrity);
     }
     if !seip {
-        return Err(OpenError::Malformed("no encrypted data in the message".into()));
+        return Err(OpenError::Malformed(
+            "no encrypted data in the message".into(),
+        ));
     }
     if recipients.is_empty() && skesks > 0 {
         return Err(OpenError::PassphraseOnly);
@@ -200,7 +252,10 @@ fn prescan(message: &[u8]) -> Result<(), OpenError> {
 fn classify_failure(e: &anyhow_like::Error) -> OpenError {
     let text = one_line(e);
     let lower = text.to_ascii_lowercase();
-    if lower.contains("no key to decrypt") || lower.contains("decryption failed") || lower.contains("no session key") {
+    if lower.contains("no key to decrypt")
+        || lower.contains("decryption failed")
+        || lower.contains("no session key")
+    {
         OpenError::NotForList(Vec::new())
     } else if lower.contains("mdc") || lower.contains("modification detection") {
         OpenError::NoIntegrity
@@ -241,7 +296,10 @@ impl VerificationHelper for Helper<'_> {
         Ok(self
             .certs
             .iter()
-            .filter(|c| c.keys().any(|k| ids.iter().any(|id| id.aliases(k.key().key_handle()))))
+            .filter(|c| {
+                c.keys()
+                    .any(|k| ids.iter().any(|id| id.aliases(k.key().key_handle())))
+            })
             .cloned()
             .collect())
     }
@@ -254,22 +312,34 @@ impl VerificationHelper for Helper<'_> {
                         Ok(good) => {
                             let cert = good.ka.cert().fingerprint();
                             let digest = good.sig.computed_digest().map(hex).unwrap_or_else(|| {
-                                hex(&openpgp::serialize::MarshalInto::to_vec(good.sig.mpis()).unwrap_or_default())
+                                hex(&openpgp::serialize::MarshalInto::to_vec(good.sig.mpis())
+                                    .unwrap_or_default())
                             });
-                            self.sigs.push(SigStatus::Good { cert: cert.clone(), replay_digest: format!("{cert}:{digest}") });
+                            self.sigs.push(SigStatus::Good {
+                                cert: cert.clone(),
+                                replay_digest: format!("{cert}:{digest}"),
+                            });
                             self.sig_packets.push(good.sig.clone());
                         }
                         Err(VerificationError::MissingKey { sig }) => {
-                            self.sigs.push(SigStatus::UnknownKey { issuer: issuer(sig) });
+                            self.sigs.push(SigStatus::UnknownKey {
+                                issuer: issuer(sig),
+                            });
                             self.sig_packets.push(sig.clone());
                         }
                         Err(VerificationError::BadSignature { sig, error, .. })
                         | Err(VerificationError::BadKey { sig, error, .. })
                         | Err(VerificationError::UnboundKey { sig, error, .. })
                         | Err(VerificationError::MalformedSignature { sig, error }) => {
-                            self.sigs.push(SigStatus::Bad { issuer: issuer(sig), error: one_line(&error) });
+                            self.sigs.push(SigStatus::Bad {
+                                issuer: issuer(sig),
+                                error: one_line(&error),
+                            });
                         }
-                        Err(e) => self.sigs.push(SigStatus::Bad { issuer: String::new(), error: one_line(&e) }),
+                        Err(e) => self.sigs.push(SigStatus::Bad {
+                            issuer: String::new(),
+                            error: one_line(&e),
+                        }),
                     }
                 }
             }
@@ -308,5 +378,8 @@ impl DecryptionHelper for Helper<'_> {
 }
 
 fn issuer(sig: &Signature) -> String {
-    sig.get_issuers().first().map(|h| h.to_hex()).unwrap_or_else(|| "an unnamed key".into())
+    sig.get_issuers()
+        .first()
+        .map(|h| h.to_hex())
+        .unwrap_or_else(|| "an unnamed key".into())
 }

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use sequoia_openpgp as openpgp;
 use openpgp::cert::prelude::*;
 use openpgp::crypto::{self, Password};
 use openpgp::packet::UserID;
@@ -13,6 +12,7 @@ use openpgp::parse::Parse;
 use openpgp::serialize::SerializeInto;
 use openpgp::types::KeyFlags;
 use openpgp::Profile;
+use sequoia_openpgp as openpgp;
 
 use crate::error::{Error, Result};
 
@@ -47,7 +47,13 @@ pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result
         .set_creation_time(now - Duration::from_secs(60))
         .set_validity_period(VALIDITY)
         .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
-        .add_subkey(KeyFlags::empty().set_transport_encryption().set_storage_encryption(), None, None)
+        .add_subkey(
+            KeyFlags::empty()
+                .set_transport_encryption()
+                .set_storage_encryption(),
+            None,
+            None,
+        )
         .add_userid(UserID::from(address))
         .set_password(Some(passphrase.clone()))
         .generate()
@@ -59,35 +65,48 @@ pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result
 /// ends up encrypted with `passphrase`. Secret parts that are already
 /// encrypted must open with that same passphrase.
 pub fn import(bytes: &[u8], passphrase: &Password) -> Result<openpgp::Cert> {
-    let cert = openpgp::Cert::from_bytes(bytes).map_err(|e| Error::BadKey(format!("cannot read the key file: {e}")))?;
+    let cert = openpgp::Cert::from_bytes(bytes)
+        .map_err(|e| Error::BadKey(format!("cannot read the key file: {e}")))?;
     if !cert.is_tsk() {
-        return Err(Error::BadKey("the file holds a public key only; import needs the secret key".into()));
+        return Err(Error::BadKey(
+            "the file holds a public key only; import needs the secret key".into(),
+        ));
     }
     let mut packets: Vec<openpgp::Packet> = Vec::new();
     for ka in cert.keys().secret() {
         let key = ka.key().clone();
         let key = if key.secret().is_encrypted() {
             key.decrypt_secret(passphrase).map_err(|_| {
-                Error::BadKey("the imported key is protected by another passphrase than the one given".into())
+                Error::BadKey(
+                    "the imported key is protected by another passphrase than the one given".into(),
+                )
             })?
         } else {
             key
         };
-        let key = key.encrypt_secret(passphrase).map_err(|e| Error::crypto("protect the imported key", e))?;
+        let key = key
+            .encrypt_secret(passphrase)
+            .map_err(|e| Error::crypto("protect the imported key", e))?;
         if ka.primary() {
             packets.push(key.role_into_primary().into());
         } else {
             packets.push(key.role_into_subordinate().into());
         }
     }
-    let (cert, _) = cert.insert_packets(packets).map_err(|e| Error::crypto("protect the imported key", e))?;
+    let (cert, _) = cert
+        .insert_packets(packets)
+        .map_err(|e| Error::crypto("protect the imported key", e))?;
     Ok(cert)
 }
 
 /// Writes the protected secret key to the list home, readable by the owner only.
 pub fn write_key_file(home: &Path, cert: &openpgp::Cert) -> Result<PathBuf> {
     let path = home.join(KEY_FILE);
-    let armored = cert.as_tsk().armored().to_vec().map_err(|e| Error::crypto("serialise the list key", e))?;
+    let armored = cert
+        .as_tsk()
+        .armored()
+        .to_vec()
+        .map_err(|e| Error::crypto("serialise the list key", e))?;
     write_private(&path, &armored)?;
     Ok(path)
 }
@@ -103,7 +122,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         opts.mode(0o600);
     }
     let mut f = opts.open(path).map_err(|e| Error::io("write", path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("write", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("write", path, e))?;
     f.sync_all().map_err(|e| Error::io("write", path, e))?;
     Ok(())
 }
@@ -117,7 +137,9 @@ pub struct FileKeystore {
 
 impl std::fmt::Debug for FileKeystore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileKeystore").field("fingerprint", &self.public.fingerprint()).finish()
+        f.debug_struct("FileKeystore")
+            .field("fingerprint", &self.public.fingerprint())
+            .finish()
     }
 }
 
@@ -126,7 +148,8 @@ impl FileKeystore {
     pub fn open(home: &Path, passphrase: &Password) -> Result<FileKeystore> {
         let path = home.join(KEY_FILE);
         let bytes = std::fs::read(&path).map_err(|e| Error::io("read the list key", &path, e))?;
-        let cert = openpgp::Cert::from_bytes(&bytes).map_err(|e| Error::BadKey(format!("cannot read {}: {e}", path.display())))?;
+        let cert = openpgp::Cert::from_bytes(&bytes)
+            .map_err(|e| Error::BadKey(format!("cannot read {}: {e}", path.display())))?;
         FileKeystore::unlock(cert, passphrase)
     }
 
@@ -136,7 +159,8 @@ impl FileKeystore {
         for ka in cert.keys().secret() {
             let key = ka.key().clone();
             let key = if key.secret().is_encrypted() {
-                key.decrypt_secret(passphrase).map_err(|_| Error::BadPassphrase)?
+                key.decrypt_secret(passphrase)
+                    .map_err(|_| Error::BadPassphrase)?
             } else {
                 key
             };
@@ -147,7 +171,9 @@ impl FileKeystore {
             }
         }
         let public = cert.clone().strip_secret_key_material();
-        let (unlocked, _) = cert.insert_packets(packets).map_err(|e| Error::crypto("unlock the list key", e))?;
+        let (unlocked, _) = cert
+            .insert_packets(packets)
+            .map_err(|e| Error::crypto("unlock the list key", e))?;
         Ok(FileKeystore { unlocked, public })
     }
 }
@@ -168,12 +194,18 @@ impl ListKeystore for FileKeystore {
                 .map(|vka| vka.for_transport_encryption() || vka.for_storage_encryption())
                 .unwrap_or(false);
             if flagged {
-                let pair = ka.key().clone().into_keypair().map_err(|e| Error::crypto("use the list key", e))?;
+                let pair = ka
+                    .key()
+                    .clone()
+                    .into_keypair()
+                    .map_err(|e| Error::crypto("use the list key", e))?;
                 out.push(Box::new(pair));
             }
         }
         if out.is_empty() {
-            return Err(Error::BadKey("the list key has no secret encryption key".into()));
+            return Err(Error::BadKey(
+                "the list key has no secret encryption key".into(),
+            ));
         }
         Ok(out)
     }
@@ -189,7 +221,11 @@ impl ListKeystore for FileKeystore {
             .for_signing()
             .next()
             .ok_or_else(|| Error::BadKey("the list key has no usable signing key".into()))?;
-        let pair = ka.key().clone().into_keypair().map_err(|e| Error::crypto("use the list key", e))?;
+        let pair = ka
+            .key()
+            .clone()
+            .into_keypair()
+            .map_err(|e| Error::crypto("use the list key", e))?;
         Ok(Box::new(pair))
     }
 
@@ -207,9 +243,19 @@ mod tests {
         let pw = Password::from("correct horse");
         let cert = generate("list@example.test", &pw, SystemTime::now()).unwrap();
         assert_eq!(cert.primary_key().key().version(), 4);
-        assert!(cert.keys().secret().all(|ka| ka.key().secret().is_encrypted()));
-        assert!(crate::crypto::certs::speaks_for(&cert, "list@example.test", SystemTime::now()));
-        assert!(matches!(FileKeystore::unlock(cert.clone(), &Password::from("wrong")), Err(Error::BadPassphrase)));
+        assert!(cert
+            .keys()
+            .secret()
+            .all(|ka| ka.key().secret().is_encrypted()));
+        assert!(crate::crypto::certs::speaks_for(
+            &cert,
+            "list@example.test",
+            SystemTime::now()
+        ));
+        assert!(matches!(
+            FileKeystore::unlock(cert.clone(), &Password::from("wrong")),
+            Err(Error::BadPassphrase)
+        ));
         let mut ks = FileKeystore::unlock(cert, &pw).unwrap();
         assert_eq!(ks.decryptors().unwrap().len(), 1);
         assert!(ks.signer().is_ok());

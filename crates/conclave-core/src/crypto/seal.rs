@@ -10,7 +10,6 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use sequoia_openpgp as openpgp;
 use openpgp::crypto::{self, SessionKey};
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::pkesk::{PKESK3, PKESK6};
@@ -19,6 +18,7 @@ use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Sig
 use openpgp::serialize::Serialize;
 use openpgp::types::{AEADAlgorithm, HashAlgorithm, SymmetricAlgorithm};
 use openpgp::Packet;
+use sequoia_openpgp as openpgp;
 
 use crate::error::{Error, Result};
 
@@ -29,7 +29,11 @@ const SYM: SymmetricAlgorithm = SymmetricAlgorithm::AES256;
 pub const HASH: HashAlgorithm = HashAlgorithm::SHA256;
 
 /// Makes one armored detached signature over `data`, dated `time`.
-pub fn sign_detached(signer: Box<dyn crypto::Signer + Send + Sync>, data: &[u8], time: SystemTime) -> Result<Vec<u8>> {
+pub fn sign_detached(
+    signer: Box<dyn crypto::Signer + Send + Sync>,
+    data: &[u8],
+    time: SystemTime,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     {
         let message = Message::new(&mut out);
@@ -45,8 +49,12 @@ pub fn sign_detached(signer: Box<dyn crypto::Signer + Send + Sync>, data: &[u8],
             .creation_time(time)
             .build()
             .map_err(|e| Error::crypto("sign the post", e))?;
-        signer.write_all(data).map_err(|e| Error::crypto("sign the post", e))?;
-        signer.finalize().map_err(|e| Error::crypto("sign the post", e))?;
+        signer
+            .write_all(data)
+            .map_err(|e| Error::crypto("sign the post", e))?;
+        signer
+            .finalize()
+            .map_err(|e| Error::crypto("sign the post", e))?;
     }
     Ok(out)
 }
@@ -61,7 +69,10 @@ pub struct SealedBody {
 
 impl std::fmt::Debug for SealedBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedBody").field("len", &self.seipd.len()).field("v2", &self.v2).finish()
+        f.debug_struct("SealedBody")
+            .field("len", &self.seipd.len())
+            .field("v2", &self.v2)
+            .finish()
     }
 }
 
@@ -69,8 +80,11 @@ impl SealedBody {
     /// Encrypts `plaintext` as a literal data packet, without compression,
     /// in SEIPDv1 (or SEIPDv2 with OCB when `v2`).
     pub fn new(plaintext: &[u8], v2: bool) -> Result<SealedBody> {
-        let session_key = SessionKey::new(SYM.key_size().map_err(|e| Error::crypto("encrypt the post", e))?)
-            .map_err(|e| Error::crypto("encrypt the post", e))?;
+        let session_key = SessionKey::new(
+            SYM.key_size()
+                .map_err(|e| Error::crypto("encrypt the post", e))?,
+        )
+        .map_err(|e| Error::crypto("encrypt the post", e))?;
         let mut seipd = Vec::with_capacity(plaintext.len() + plaintext.len() / 64 + 256);
         {
             let message = Message::new(&mut seipd);
@@ -79,12 +93,24 @@ impl SealedBody {
             if v2 {
                 enc = enc.aead_algo(AEADAlgorithm::OCB);
             }
-            let message = enc.build().map_err(|e| Error::crypto("encrypt the post", e))?;
-            let mut literal = LiteralWriter::new(message).build().map_err(|e| Error::crypto("encrypt the post", e))?;
-            literal.write_all(plaintext).map_err(|e| Error::crypto("encrypt the post", e))?;
-            literal.finalize().map_err(|e| Error::crypto("encrypt the post", e))?;
+            let message = enc
+                .build()
+                .map_err(|e| Error::crypto("encrypt the post", e))?;
+            let mut literal = LiteralWriter::new(message)
+                .build()
+                .map_err(|e| Error::crypto("encrypt the post", e))?;
+            literal
+                .write_all(plaintext)
+                .map_err(|e| Error::crypto("encrypt the post", e))?;
+            literal
+                .finalize()
+                .map_err(|e| Error::crypto("encrypt the post", e))?;
         }
-        Ok(SealedBody { seipd, session_key, v2 })
+        Ok(SealedBody {
+            seipd,
+            session_key,
+            v2,
+        })
     }
 
     /// True for SEIPDv2.
@@ -97,16 +123,19 @@ impl SealedBody {
         let mut out = Vec::with_capacity(keys.len() * 96);
         for key in keys {
             let packet: Packet = if self.v2 {
-                let mut p = PKESK6::for_recipient(&self.session_key, key).map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+                let mut p = PKESK6::for_recipient(&self.session_key, key)
+                    .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
                 p.set_recipient(Some(key.fingerprint()));
                 p.into()
             } else {
-                let mut p =
-                    PKESK3::for_recipient(SYM, &self.session_key, key).map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+                let mut p = PKESK3::for_recipient(SYM, &self.session_key, key)
+                    .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
                 p.set_recipient(Some(key.keyid()));
                 p.into()
             };
-            packet.serialize(&mut out).map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+            packet
+                .serialize(&mut out)
+                .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
         }
         Ok(out)
     }
@@ -115,8 +144,9 @@ impl SealedBody {
 /// Encrypts `plaintext` to every encryption key of `cert`, binary. Used to
 /// seal messages that arrived in clear before they are stored.
 pub fn encrypt_to(cert: &openpgp::Cert, plaintext: &[u8], now: SystemTime) -> Result<Vec<u8>> {
-    let keys = super::certs::encryption_keys(cert, now)
-        .or_else(|_| super::certs::encryption_keys(cert, now - std::time::Duration::from_secs(1)))?;
+    let keys = super::certs::encryption_keys(cert, now).or_else(|_| {
+        super::certs::encryption_keys(cert, now - std::time::Duration::from_secs(1))
+    })?;
     let body = SealedBody::new(plaintext, false)?;
     let mut out = body.pkesks_for(&keys)?;
     out.extend_from_slice(&body.seipd);
@@ -141,7 +171,11 @@ pub fn armor_message(parts: &[&[u8]]) -> Vec<u8> {
     let crc = crc24(&joined);
     let crc_bytes = [(crc >> 16) as u8, (crc >> 8) as u8, crc as u8];
     out.push(b'=');
-    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(crc_bytes).as_bytes());
+    out.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(crc_bytes)
+            .as_bytes(),
+    );
     out.extend_from_slice(b"\r\n-----END PGP MESSAGE-----\r\n");
     out
 }

@@ -5,13 +5,13 @@
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use sequoia_openpgp as openpgp;
 use openpgp::armor;
 use openpgp::serialize::Serialize;
+use sequoia_openpgp as openpgp;
 
+use crate::crypto::certs;
 use crate::crypto::decrypt;
 use crate::crypto::seal::{self, SealedBody};
-use crate::crypto::certs;
 use crate::error::{Error, Result};
 use crate::mime::build::{self, ProtectedHeaders};
 use crate::mime::parse::Content;
@@ -26,9 +26,18 @@ impl List {
         let now = self.now();
         let name = self.name()?;
         let address = self.address.clone();
-        let domain = address.split_once('@').map(|d| d.1).unwrap_or("localhost").to_owned();
+        let domain = address
+            .split_once('@')
+            .map(|d| d.1)
+            .unwrap_or("localhost")
+            .to_owned();
         let from = post.incoming.from.clone().unwrap_or_default();
-        let author_name = post.protected.from_name.clone().or_else(|| post.incoming.from_name.clone()).unwrap_or_else(|| from.clone());
+        let author_name = post
+            .protected
+            .from_name
+            .clone()
+            .or_else(|| post.incoming.from_name.clone())
+            .unwrap_or_else(|| from.clone());
 
         let parts = match policy.signature_mode {
             SignatureMode::Carry => carried_parts(post)?,
@@ -42,7 +51,10 @@ impl List {
             .or_else(|| post.incoming.subject.clone())
             .unwrap_or_default();
         let message_id = if policy.keep_message_id {
-            post.protected.message_id.clone().or_else(|| post.incoming.message_id.clone())
+            post.protected
+                .message_id
+                .clone()
+                .or_else(|| post.incoming.message_id.clone())
         } else {
             None
         }
@@ -54,9 +66,20 @@ impl List {
             subject,
             date: crate::clock::rfc5322(now),
             message_id,
-            in_reply_to: post.protected.in_reply_to.clone().or_else(|| post.incoming.in_reply_to.clone()),
-            references: post.protected.references.clone().or_else(|| post.incoming.references.clone()),
-            outer: vec![("Subject".into(), "...".into()), ("From".into(), build::mailbox(Some(&name), &address))],
+            in_reply_to: post
+                .protected
+                .in_reply_to
+                .clone()
+                .or_else(|| post.incoming.in_reply_to.clone()),
+            references: post
+                .protected
+                .references
+                .clone()
+                .or_else(|| post.incoming.references.clone()),
+            outer: vec![
+                ("Subject".into(), "...".into()),
+                ("From".into(), build::mailbox(Some(&name), &address)),
+            ],
         };
         let entity = build::protected_entity(&headers, &parts, &boundary("mixed", &post.digest));
         self.fan_out(post_id, &post.digest, &entity, now)
@@ -65,21 +88,38 @@ impl List {
     /// Signs `entity` once with the list key and queues one encrypted copy per
     /// subscriber. Returns the number of copies queued. This is the whole
     /// per-post cost of a fan-out, and what the benchmark measures.
-    pub fn fan_out(&mut self, post_id: i64, post_digest: &str, entity: &[u8], now: SystemTime) -> Result<usize> {
+    pub fn fan_out(
+        &mut self,
+        post_id: i64,
+        post_digest: &str,
+        entity: &[u8],
+        now: SystemTime,
+    ) -> Result<usize> {
         let signer = self.keystore()?.signer()?;
         let signature = seal::sign_detached(signer, entity, now)?;
-        let payload = build::signed_entity(entity, &signature, "pgp-sha256", &boundary("signed", post_digest));
+        let payload = build::signed_entity(
+            entity,
+            &signature,
+            "pgp-sha256",
+            &boundary("signed", post_digest),
+        );
         drop(signature);
 
         let members = self.members()?;
         let name = self.name()?;
         let address = self.address.clone();
         let request = self.request_address()?;
-        let domain = address.split_once('@').map(|d| d.1).unwrap_or("localhost").to_owned();
+        let domain = address
+            .split_once('@')
+            .map(|d| d.1)
+            .unwrap_or("localhost")
+            .to_owned();
         let keydata = certs::autocrypt_keydata(&self.cert, &address, now)?;
         let common = common_headers(&name, &address, &request, &domain, &keydata, now);
 
-        let (v2, v1): (Vec<&Member>, Vec<&Member>) = members.iter().partition(|m| certs::wants_seipd_v2(&m.cert, now));
+        let (v2, v1): (Vec<&Member>, Vec<&Member>) = members
+            .iter()
+            .partition(|m| certs::wants_seipd_v2(&m.cert, now));
         let mut queued = 0;
         let mut skipped = Vec::new();
         let ts = self.unix();
@@ -114,7 +154,8 @@ impl List {
             Ok(())
         })?;
         for s in skipped {
-            self.store.audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
+            self.store
+                .audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
         }
         Ok(queued)
     }
@@ -131,13 +172,20 @@ fn carried_parts(post: &Opened) -> Result<Vec<Vec<u8>>> {
             let verbatim = crate::mime::to_crlf(&post.plaintext) == post.plaintext;
             if verbatim || decrypt::all_text_mode(&post.sig_packets) {
                 let micalg = micalg(&post.sig_packets);
-                vec![build::signed_entity(entity, &sigs, &micalg, &boundary("author", &post.digest))]
+                vec![build::signed_entity(
+                    entity,
+                    &sigs,
+                    &micalg,
+                    &boundary("author", &post.digest),
+                )]
             } else {
                 vec![build::content_only(entity), build::signature_part(&sigs)]
             }
         }
         Content::Mime { entity } => vec![build::content_only(entity)],
-        Content::Text { text } if post.cleartext_signed || post.sig_packets.is_empty() => vec![build::text_part(text)],
+        Content::Text { text } if post.cleartext_signed || post.sig_packets.is_empty() => {
+            vec![build::text_part(text)]
+        }
         Content::Text { text } => vec![build::text_part(text), build::signature_part(&sigs)],
     })
 }
@@ -165,11 +213,15 @@ fn armored_sigs(sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {
     }
     let mut out = Vec::new();
     {
-        let mut w = armor::Writer::new(&mut out, armor::Kind::Signature).map_err(|e| Error::crypto("carry the signature", e))?;
+        let mut w = armor::Writer::new(&mut out, armor::Kind::Signature)
+            .map_err(|e| Error::crypto("carry the signature", e))?;
         for s in sigs {
-            openpgp::Packet::from(s.clone()).serialize(&mut w).map_err(|e| Error::crypto("carry the signature", e))?;
+            openpgp::Packet::from(s.clone())
+                .serialize(&mut w)
+                .map_err(|e| Error::crypto("carry the signature", e))?;
         }
-        w.finalize().map_err(|e| Error::crypto("carry the signature", e))?;
+        w.finalize()
+            .map_err(|e| Error::crypto("carry the signature", e))?;
     }
     Ok(out)
 }
@@ -187,15 +239,29 @@ fn micalg(sigs: &[openpgp::packet::Signature]) -> String {
 }
 
 /// Headers every copy of a post shares: the list headers and Autocrypt.
-fn common_headers(name: &str, address: &str, request: &str, domain: &str, keydata: &[u8], _now: SystemTime) -> String {
+fn common_headers(
+    name: &str,
+    address: &str,
+    request: &str,
+    domain: &str,
+    keydata: &[u8],
+    _now: SystemTime,
+) -> String {
     let local = address.split_once('@').map(|p| p.0).unwrap_or(address);
     let mut s = String::new();
-    s.push_str(&format!("List-Id: {} <{local}.{domain}>\r\n", build::encode_text(name)));
+    s.push_str(&format!(
+        "List-Id: {} <{local}.{domain}>\r\n",
+        build::encode_text(name)
+    ));
     s.push_str(&format!("List-Post: <mailto:{address}>\r\n"));
     s.push_str(&format!("List-Help: <mailto:{request}?subject=help>\r\n"));
-    s.push_str(&format!("List-Unsubscribe: <mailto:{request}?subject=unsubscribe>\r\n"));
+    s.push_str(&format!(
+        "List-Unsubscribe: <mailto:{request}?subject=unsubscribe>\r\n"
+    ));
     let kd = base64::engine::general_purpose::STANDARD.encode(keydata);
-    s.push_str(&format!("Autocrypt: addr={address}; prefer-encrypt=mutual; keydata="));
+    s.push_str(&format!(
+        "Autocrypt: addr={address}; prefer-encrypt=mutual; keydata="
+    ));
     let mut first = true;
     for chunk in kd.as_bytes().chunks(72) {
         if !first {
@@ -215,17 +281,33 @@ pub fn assemble(copy: &OutboxCopy) -> Vec<u8> {
 }
 
 /// Runs `f` over `items` on every core, keeping the order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Vec<Result<R>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     if threads <= 1 || items.len() < 16 {
         return items.iter().map(&f).collect();
     }
     let chunk = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(chunk).map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<_>>())).collect();
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<_>>()))
+            .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(Error::crypto("encrypt a copy", "a worker thread failed"))]))
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(Error::crypto(
+                        "encrypt a copy",
+                        "a worker thread failed",
+                    ))]
+                })
+            })
             .collect()
     })
 }
@@ -238,9 +320,17 @@ fn short_hash(digest: &str, extra: &str) -> String {
 fn boundary(kind: &str, digest: &str) -> String {
     let mut r = [0u8; 12];
     let _ = openpgp::crypto::random(&mut r);
-    format!("conclave-{kind}-{}-{}", digest.get(..8).unwrap_or("0"), crate::crypto::hex(&r).to_ascii_lowercase())
+    format!(
+        "conclave-{kind}-{}-{}",
+        digest.get(..8).unwrap_or("0"),
+        crate::crypto::hex(&r).to_ascii_lowercase()
+    )
 }
 
 fn spaced(fpr: &str) -> String {
-    fpr.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+    fpr.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use sequoia_openpgp as openpgp;
 use openpgp::crypto::Password;
 use openpgp::Cert;
+use sequoia_openpgp as openpgp;
 
 use crate::clock::Clock;
 use crate::crypto::decrypt::{self, SigStatus};
@@ -139,14 +139,24 @@ pub struct List {
 
 impl std::fmt::Debug for List {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("List").field("home", &self.home).field("address", &self.address).finish()
+        f.debug_struct("List")
+            .field("home", &self.home)
+            .field("address", &self.address)
+            .finish()
     }
 }
 
 /// What `decide` concluded.
 enum Decision {
-    Distribute { signer: String, post: Box<Opened> },
-    Stop { state: PostState, reason: String, signer: String },
+    Distribute {
+        signer: String,
+        post: Box<Opened>,
+    },
+    Stop {
+        state: PostState,
+        reason: String,
+        signer: String,
+    },
 }
 
 /// A post opened and checked, ready to fan out.
@@ -166,10 +176,19 @@ pub(crate) struct Opened {
 
 impl List {
     /// Creates a list in `home`: its store, its key (protected by `passphrase`).
-    pub fn init(home: &Path, address: &str, name: &str, key: KeySource, passphrase: &Password, clock: Arc<dyn Clock>) -> Result<List> {
+    pub fn init(
+        home: &Path,
+        address: &str,
+        name: &str,
+        key: KeySource,
+        passphrase: &Password,
+        clock: Arc<dyn Clock>,
+    ) -> Result<List> {
         let address = address.trim().to_ascii_lowercase();
         if !valid_address(&address) {
-            return Err(Error::InvalidInput(format!("{address:?} is not an e-mail address")));
+            return Err(Error::InvalidInput(format!(
+                "{address:?} is not an e-mail address"
+            )));
         }
         std::fs::create_dir_all(home).map_err(|e| Error::io("create", home, e))?;
         #[cfg(unix)]
@@ -197,11 +216,28 @@ impl List {
         keystore::write_key_file(home, &cert)?;
         let store = Store::open(&home.join(DB_FILE))?;
         let public = cert.clone().strip_secret_key_material();
-        store.set_list_key(&public.fingerprint().to_hex(), &certs::binary(&public)?, "file")?;
+        store.set_list_key(
+            &public.fingerprint().to_hex(),
+            &certs::binary(&public)?,
+            "file",
+        )?;
         store.config_set("list.address", &address)?;
         store.config_set("list.name", &crate::mime::build::clean(name))?;
-        store.audit(clock.unix(), None, "init", &format!("list {address} created with key {}", public.fingerprint()))?;
-        Ok(List { home: home.to_owned(), store, clock, cert: public, address, keystore: Some(Box::new(ks)), members: None })
+        store.audit(
+            clock.unix(),
+            None,
+            "init",
+            &format!("list {address} created with key {}", public.fingerprint()),
+        )?;
+        Ok(List {
+            home: home.to_owned(),
+            store,
+            clock,
+            cert: public,
+            address,
+            keystore: Some(Box::new(ks)),
+            members: None,
+        })
     }
 
     /// Opens the list in `home`.
@@ -211,10 +247,20 @@ impl List {
             return Err(Error::NotInitialised(home.to_owned()));
         }
         let store = Store::open(&db)?;
-        let (_, cert, _) = store.list_key()?.ok_or_else(|| Error::NotInitialised(home.to_owned()))?;
+        let (_, cert, _) = store
+            .list_key()?
+            .ok_or_else(|| Error::NotInitialised(home.to_owned()))?;
         let cert = certs::parse_public_cert(&cert)?;
         let address = store.config_get("list.address")?.unwrap_or_default();
-        Ok(List { home: home.to_owned(), store, clock, cert, address, keystore: None, members: None })
+        Ok(List {
+            home: home.to_owned(),
+            store,
+            clock,
+            cert,
+            address,
+            keystore: None,
+            members: None,
+        })
     }
 
     /// Unlocks the file key with a passphrase.
@@ -226,7 +272,9 @@ impl List {
     /// Uses another keystore (an OpenPGP card, say) for the list key.
     pub fn set_keystore(&mut self, ks: Box<dyn ListKeystore>) -> Result<()> {
         if ks.cert().fingerprint() != self.cert.fingerprint() {
-            return Err(Error::BadKey("that keystore holds a different key than the list's".into()));
+            return Err(Error::BadKey(
+                "that keystore holds a different key than the list's".into(),
+            ));
         }
         self.keystore = Some(ks);
         Ok(())
@@ -258,12 +306,20 @@ impl List {
     pub fn config_set(&mut self, key: &str, value: &str) -> Result<()> {
         policy::validate(key, value)?;
         self.store.config_set(key, value)?;
-        self.store.audit(self.clock.unix(), None, "config", &format!("{key} set to {value}"))
+        self.store.audit(
+            self.clock.unix(),
+            None,
+            "config",
+            &format!("{key} set to {value}"),
+        )
     }
 
     /// Every option with its value in force.
     pub fn config_show(&self) -> Result<BTreeMap<String, String>> {
-        let mut out: BTreeMap<String, String> = policy::OPTIONS.iter().map(|o| (o.0.to_owned(), o.1.to_owned())).collect();
+        let mut out: BTreeMap<String, String> = policy::OPTIONS
+            .iter()
+            .map(|o| (o.0.to_owned(), o.1.to_owned()))
+            .collect();
         out.insert("list.request_address".into(), self.request_address()?);
         for (k, v) in self.store.config_all()? {
             out.insert(k, v);
@@ -273,7 +329,11 @@ impl List {
 
     /// The address for list commands (help, unsubscribe).
     pub fn request_address(&self) -> Result<String> {
-        if let Some(a) = self.store.config_get("list.request_address")?.filter(|a| !a.is_empty()) {
+        if let Some(a) = self
+            .store
+            .config_get("list.request_address")?
+            .filter(|a| !a.is_empty())
+        {
             return Ok(a);
         }
         let (local, domain) = self.address.split_once('@').unwrap_or((&self.address, ""));
@@ -282,7 +342,11 @@ impl List {
 
     /// The list's display name.
     pub fn name(&self) -> Result<String> {
-        Ok(self.store.config_get("list.name")?.filter(|n| !n.is_empty()).unwrap_or_else(|| self.address.clone()))
+        Ok(self
+            .store
+            .config_get("list.name")?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.address.clone()))
     }
 
     // ----- subscribers -----
@@ -291,7 +355,9 @@ impl List {
     pub fn add_subscriber(&mut self, address: &str, key: &[u8]) -> Result<SubscriberInfo> {
         let address = address.trim().to_ascii_lowercase();
         if !valid_address(&address) {
-            return Err(Error::InvalidInput(format!("{address:?} is not an e-mail address")));
+            return Err(Error::InvalidInput(format!(
+                "{address:?} is not an e-mail address"
+            )));
         }
         let cert = certs::parse_public_cert(key)?;
         let now = self.clock.now();
@@ -300,15 +366,29 @@ impl List {
             return Err(Error::BadKey(format!(
                 "the key {} has no valid User ID for {address} (it has: {})",
                 cert.fingerprint(),
-                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
             )));
         }
         certs::encryption_keys(&cert, now)?;
         let fpr = cert.fingerprint().to_hex();
-        self.store.put_subscriber(&address, &fpr, &certs::binary(&cert)?, self.clock.unix())?;
-        self.store.audit(self.clock.unix(), None, "subscriber", &format!("{address} added with key {fpr}"))?;
+        self.store
+            .put_subscriber(&address, &fpr, &certs::binary(&cert)?, self.clock.unix())?;
+        self.store.audit(
+            self.clock.unix(),
+            None,
+            "subscriber",
+            &format!("{address} added with key {fpr}"),
+        )?;
         self.members = None;
-        Ok(SubscriberInfo { address, fingerprint: fpr, warning: None })
+        Ok(SubscriberInfo {
+            address,
+            fingerprint: fpr,
+            warning: None,
+        })
     }
 
     /// Removes a subscriber.
@@ -318,7 +398,12 @@ impl List {
             return Err(Error::NotFound(format!("{address} is not a subscriber")));
         }
         self.members = None;
-        self.store.audit(self.clock.unix(), None, "subscriber", &format!("{address} removed"))
+        self.store.audit(
+            self.clock.unix(),
+            None,
+            "subscriber",
+            &format!("{address} removed"),
+        )
     }
 
     /// Every subscriber, with a warning when their key cannot be used.
@@ -330,12 +415,18 @@ impl List {
             let warning = match certs::parse_public_cert(&s.cert) {
                 Ok(cert) => match certs::encryption_keys(&cert, now) {
                     Err(e) => Some(e.to_string()),
-                    Ok(_) if certs::encryption_keys(&cert, soon).is_err() => Some("the key expires within 30 days".into()),
+                    Ok(_) if certs::encryption_keys(&cert, soon).is_err() => {
+                        Some("the key expires within 30 days".into())
+                    }
                     Ok(_) => None,
                 },
                 Err(e) => Some(e.to_string()),
             };
-            out.push(SubscriberInfo { address: s.address, fingerprint: s.fingerprint, warning });
+            out.push(SubscriberInfo {
+                address: s.address,
+                fingerprint: s.fingerprint,
+                warning,
+            });
         }
         Ok(out)
     }
@@ -348,7 +439,10 @@ impl List {
         let mut members = Vec::new();
         for s in self.store.subscribers()? {
             if let Ok(cert) = certs::parse_public_cert(&s.cert) {
-                members.push(Member { address: s.address, cert });
+                members.push(Member {
+                    address: s.address,
+                    cert,
+                });
             }
         }
         let members = Arc::new(members);
@@ -374,10 +468,25 @@ impl List {
         // client did not protect, say), so what arrived is kept exactly, but
         // sealed to the list key.
         let stored = seal::encrypt_to(&self.cert, raw, now)?;
-        let sender = incoming.as_ref().ok().and_then(|i| i.from.clone()).unwrap_or_default();
-        let post_id = self.store.insert_post(&stored, true, raw.len(), &sha256_hex(raw), &sender, ts)?;
-        let from = if sender.is_empty() { "an unknown sender".to_string() } else { sender.clone() };
-        self.store.audit(ts, Some(post_id), "received", &format!("{} bytes from {from}", raw.len()))?;
+        let sender = incoming
+            .as_ref()
+            .ok()
+            .and_then(|i| i.from.clone())
+            .unwrap_or_default();
+        let post_id =
+            self.store
+                .insert_post(&stored, true, raw.len(), &sha256_hex(raw), &sender, ts)?;
+        let from = if sender.is_empty() {
+            "an unknown sender".to_string()
+        } else {
+            sender.clone()
+        };
+        self.store.audit(
+            ts,
+            Some(post_id),
+            "received",
+            &format!("{} bytes from {from}", raw.len()),
+        )?;
         let decision = self.decide(post_id, raw, incoming, false);
         self.conclude(post_id, decision)
     }
@@ -386,26 +495,52 @@ impl List {
         let ts = self.clock.unix();
         let decision = match decision {
             Ok(d) => d,
-            Err(e @ (Error::PassphraseRequired | Error::Store { .. } | Error::Io { .. })) => return Err(e),
-            Err(e) => Decision::Stop { state: PostState::Rejected, reason: e.to_string(), signer: String::new() },
+            Err(e @ (Error::PassphraseRequired | Error::Store { .. } | Error::Io { .. })) => {
+                return Err(e)
+            }
+            Err(e) => Decision::Stop {
+                state: PostState::Rejected,
+                reason: e.to_string(),
+                signer: String::new(),
+            },
         };
         let outcome = match decision {
             Decision::Distribute { signer, post } => {
                 let copies = self.distribute(post_id, &post)?;
-                self.store.set_post_state(post_id, PostState::Distributed, "", &signer, ts)?;
-                Outcome::Distributed { post: post_id, copies }
+                self.store
+                    .set_post_state(post_id, PostState::Distributed, "", &signer, ts)?;
+                Outcome::Distributed {
+                    post: post_id,
+                    copies,
+                }
             }
-            Decision::Stop { state, reason, signer } => {
-                self.store.set_post_state(post_id, state, &reason, &signer, ts)?;
+            Decision::Stop {
+                state,
+                reason,
+                signer,
+            } => {
+                self.store
+                    .set_post_state(post_id, state, &reason, &signer, ts)?;
                 match state {
-                    PostState::Held => Outcome::Held { post: post_id, reason },
-                    PostState::Discarded => Outcome::Discarded { post: post_id, reason },
-                    _ => Outcome::Rejected { post: post_id, reason },
+                    PostState::Held => Outcome::Held {
+                        post: post_id,
+                        reason,
+                    },
+                    PostState::Discarded => Outcome::Discarded {
+                        post: post_id,
+                        reason,
+                    },
+                    _ => Outcome::Rejected {
+                        post: post_id,
+                        reason,
+                    },
                 }
             }
         };
         let (event, detail) = match &outcome {
-            Outcome::Distributed { copies, .. } => ("distributed", format!("{copies} copies queued")),
+            Outcome::Distributed { copies, .. } => {
+                ("distributed", format!("{copies} copies queued"))
+            }
             Outcome::Held { reason, .. } => ("held", reason.clone()),
             Outcome::Rejected { reason, .. } => ("rejected", reason.clone()),
             Outcome::Discarded { reason, .. } => ("discarded", reason.clone()),
@@ -416,11 +551,28 @@ impl List {
 
     /// Opens and checks a post, and applies the policy unless the owner
     /// already approved it.
-    fn decide(&mut self, post_id: i64, raw: &[u8], incoming: std::result::Result<Incoming, String>, approved: bool) -> Result<Decision> {
+    fn decide(
+        &mut self,
+        post_id: i64,
+        raw: &[u8],
+        incoming: std::result::Result<Incoming, String>,
+        approved: bool,
+    ) -> Result<Decision> {
         let policy = Policy::load(&self.store)?;
-        let stop = |state: PostState, reason: String| Ok(Decision::Stop { state, reason, signer: String::new() });
-        if !approved && raw.len() > policy.max_size && policy.max_size_action != Action::Distribute {
-            let reason = format!("too large: {} KiB, the limit is {} KiB", raw.len().div_ceil(1024), policy.max_size / 1024);
+        let stop = |state: PostState, reason: String| {
+            Ok(Decision::Stop {
+                state,
+                reason,
+                signer: String::new(),
+            })
+        };
+        if !approved && raw.len() > policy.max_size && policy.max_size_action != Action::Distribute
+        {
+            let reason = format!(
+                "too large: {} KiB, the limit is {} KiB",
+                raw.len().div_ceil(1024),
+                policy.max_size / 1024
+            );
             return stop(action_state(policy.max_size_action), reason);
         }
         let incoming = match incoming {
@@ -435,26 +587,45 @@ impl List {
         let (plaintext, pgp_mime, inline_sigs, sig_packets) = match &incoming.payload {
             Payload::Clear => {
                 if !approved && policy.encrypted_only != Action::Distribute {
-                    return stop(action_state(policy.encrypted_only), "not encrypted: this list accepts encrypted posts only".into());
+                    return stop(
+                        action_state(policy.encrypted_only),
+                        "not encrypted: this list accepts encrypted posts only".into(),
+                    );
                 }
-                (crate::mime::split_head(raw).1.to_vec(), true, Vec::new(), Vec::new())
+                (
+                    crate::mime::split_head(raw).1.to_vec(),
+                    true,
+                    Vec::new(),
+                    Vec::new(),
+                )
             }
             Payload::PgpMime(data) | Payload::Inline(data) => {
                 let decryptors = self.keystore()?.decryptors()?;
                 match decrypt::open(data, decryptors, &certs, now, policy.plaintext_limit()) {
-                    Ok(o) => (o.plaintext, matches!(incoming.payload, Payload::PgpMime(_)), o.sigs, o.sig_packets),
+                    Ok(o) => (
+                        o.plaintext,
+                        matches!(incoming.payload, Payload::PgpMime(_)),
+                        o.sigs,
+                        o.sig_packets,
+                    ),
                     Err(e) => return stop(PostState::Rejected, e.to_string()),
                 }
             }
         };
         // For a clear post, the whole message is the entity.
-        let entity_source: Vec<u8> = if matches!(incoming.payload, Payload::Clear) { raw.to_vec() } else { plaintext.clone() };
+        let entity_source: Vec<u8> = if matches!(incoming.payload, Payload::Clear) {
+            raw.to_vec()
+        } else {
+            plaintext.clone()
+        };
         let (content, protected) = parse::content(&entity_source, pgp_mime);
 
         let mut sigs = inline_sigs;
         let mut cleartext_signed = false;
         match &content {
-            Content::MimeSigned { signed, signature, .. } => sigs.extend(decrypt::verify_detached(signed, signature, &certs, now).0),
+            Content::MimeSigned {
+                signed, signature, ..
+            } => sigs.extend(decrypt::verify_detached(signed, signature, &certs, now).0),
             Content::Text { text } if text.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") => {
                 cleartext_signed = true;
                 sigs.extend(decrypt::verify_cleartext(text, &certs, now));
@@ -477,9 +648,15 @@ impl List {
         let mut notes = Vec::new();
         for s in &sigs {
             match s {
-                SigStatus::Good { cert, replay_digest: d } => {
-                    let owners: Vec<&str> =
-                        members.iter().filter(|m| m.cert.fingerprint() == *cert).map(|m| m.address.as_str()).collect();
+                SigStatus::Good {
+                    cert,
+                    replay_digest: d,
+                } => {
+                    let owners: Vec<&str> = members
+                        .iter()
+                        .filter(|m| m.cert.fingerprint() == *cert)
+                        .map(|m| m.address.as_str())
+                        .collect();
                     if owners.contains(&from.as_str()) {
                         author = Some((from.clone(), cert.to_hex()));
                         replay_digest = Some(d.clone());
@@ -487,14 +664,22 @@ impl List {
                         let who = owners.first().copied().unwrap_or("a non-subscriber");
                         return stop(
                             PostState::Rejected,
-                            format!("signed by {who} (key {cert}), but From: says {}", if from.is_empty() { "nobody" } else { &from }),
+                            format!(
+                                "signed by {who} (key {cert}), but From: says {}",
+                                if from.is_empty() { "nobody" } else { &from }
+                            ),
                         );
                     }
                 }
                 SigStatus::Bad { issuer, error } => {
-                    return stop(PostState::Rejected, format!("bad signature by key {issuer}: {error}"));
+                    return stop(
+                        PostState::Rejected,
+                        format!("bad signature by key {issuer}: {error}"),
+                    );
                 }
-                SigStatus::UnknownKey { issuer } => notes.push(format!("signed by unknown key {issuer}")),
+                SigStatus::UnknownKey { issuer } => {
+                    notes.push(format!("signed by unknown key {issuer}"))
+                }
             }
         }
         let signer = author.as_ref().map(|a| a.1.clone()).unwrap_or_default();
@@ -506,7 +691,12 @@ impl List {
                         state: PostState::Rejected,
                         reason: format!(
                             "replayed: the same signed post arrived before as post #{first} ({})",
-                            crate::clock::rfc5322(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0)))
+                            crate::clock::rfc5322(
+                                std::time::UNIX_EPOCH
+                                    + std::time::Duration::from_secs(
+                                        u64::try_from(at).unwrap_or(0)
+                                    )
+                            )
                         ),
                         signer,
                     });
@@ -519,26 +709,53 @@ impl List {
             let mut violations: Vec<(Action, String)> = Vec::new();
             let is_member = members.iter().any(|m| m.address == from);
             if !is_member && policy.subscribers_only != Action::Distribute {
-                let who = if from.is_empty() { "the sender".to_string() } else { from.clone() };
-                violations.push((policy.subscribers_only, format!("{who} is not a subscriber")));
+                let who = if from.is_empty() {
+                    "the sender".to_string()
+                } else {
+                    from.clone()
+                };
+                violations.push((
+                    policy.subscribers_only,
+                    format!("{who} is not a subscriber"),
+                ));
             }
             if author.is_none() && policy.signed_only != Action::Distribute {
-                let mut reason = "not signed by the sender's key: this list accepts signed posts only".to_string();
+                let mut reason =
+                    "not signed by the sender's key: this list accepts signed posts only"
+                        .to_string();
                 if !notes.is_empty() {
                     reason.push_str(&format!(" ({})", notes.join("; ")));
                 }
                 violations.push((policy.signed_only, reason));
             }
             if let Some(worst) = violations.iter().map(|v| v.0).max() {
-                let reason = violations.iter().filter(|v| v.0 == worst).map(|v| v.1.clone()).collect::<Vec<_>>().join("; ");
-                return Ok(Decision::Stop { state: action_state(worst), reason, signer });
+                let reason = violations
+                    .iter()
+                    .filter(|v| v.0 == worst)
+                    .map(|v| v.1.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Ok(Decision::Stop {
+                    state: action_state(worst),
+                    reason,
+                    signer,
+                });
             }
         }
 
         let digest = sha256_hex(raw);
         Ok(Decision::Distribute {
             signer,
-            post: Box::new(Opened { incoming, content, protected, plaintext, sig_packets, author, cleartext_signed, digest }),
+            post: Box::new(Opened {
+                incoming,
+                content,
+                protected,
+                plaintext,
+                sig_packets,
+                author,
+                cleartext_signed,
+                digest,
+            }),
         })
     }
 
@@ -552,7 +769,10 @@ impl List {
     fn held_post(&self, id: i64) -> Result<StoredPost> {
         match self.store.post(id)? {
             Some(p) if p.state == PostState::Held => Ok(p),
-            Some(p) => Err(Error::NotFound(format!("post #{id} is not held (it was {})", p.state.as_str()))),
+            Some(p) => Err(Error::NotFound(format!(
+                "post #{id} is not held (it was {})",
+                p.state.as_str()
+            ))),
             None => Err(Error::NotFound(format!("no post #{id}"))),
         }
     }
@@ -563,7 +783,9 @@ impl List {
             return Ok(post.raw.clone());
         }
         let decryptors = self.keystore()?.decryptors()?;
-        let limit = usize::try_from(post.size).unwrap_or(usize::MAX).saturating_add(1);
+        let limit = usize::try_from(post.size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         decrypt::open(&post.raw, decryptors, &[], self.clock.now(), limit)
             .map(|o| o.plaintext)
             .map_err(|e| Error::crypto("unseal the stored post", e))
@@ -574,22 +796,49 @@ impl List {
         let post = self.held_post(id)?;
         let raw = self.original(&post)?;
         let incoming = parse::incoming(&raw);
-        let subject_outer = incoming.as_ref().ok().and_then(|i| i.subject.clone()).unwrap_or_default();
+        let subject_outer = incoming
+            .as_ref()
+            .ok()
+            .and_then(|i| i.subject.clone())
+            .unwrap_or_default();
         let (text, subject, signature) = match self.decide(post.id, &raw, incoming, true)? {
-            Decision::Distribute { post: opened, signer } => {
-                let subject = opened.protected.subject.clone().filter(|s| s != "...").unwrap_or(subject_outer);
+            Decision::Distribute {
+                post: opened,
+                signer,
+            } => {
+                let subject = opened
+                    .protected
+                    .subject
+                    .clone()
+                    .filter(|s| s != "...")
+                    .unwrap_or(subject_outer);
                 let text = match &opened.content {
                     Content::MimeSigned { signed, .. } => parse::first_text(signed),
                     Content::Mime { entity } => parse::first_text(entity),
                     Content::Text { text } => Some(String::from_utf8_lossy(text).into_owned()),
                 }
                 .unwrap_or_default();
-                let signature = if signer.is_empty() { "not signed by the sender".into() } else { format!("signed by {} (key {signer})", post.sender) };
+                let signature = if signer.is_empty() {
+                    "not signed by the sender".into()
+                } else {
+                    format!("signed by {} (key {signer})", post.sender)
+                };
                 (text, subject, signature)
             }
-            Decision::Stop { reason, .. } => (String::new(), subject_outer, format!("cannot be opened: {reason}")),
+            Decision::Stop { reason, .. } => (
+                String::new(),
+                subject_outer,
+                format!("cannot be opened: {reason}"),
+            ),
         };
-        Ok(HeldView { id, sender: post.sender, reason: post.reason, subject, signature, text })
+        Ok(HeldView {
+            id,
+            sender: post.sender,
+            reason: post.reason,
+            subject,
+            signature,
+            text,
+        })
     }
 
     /// Approves a held post: it is distributed whatever the policy said.
@@ -597,7 +846,12 @@ impl List {
         let post = self.held_post(id)?;
         let raw = self.original(&post)?;
         let incoming = parse::incoming(&raw);
-        self.store.audit(self.clock.unix(), Some(id), "approved", "approved by the owner")?;
+        self.store.audit(
+            self.clock.unix(),
+            Some(id),
+            "approved",
+            "approved by the owner",
+        )?;
         let decision = self.decide(id, &raw, incoming, true);
         self.conclude(id, decision)
     }
@@ -605,15 +859,32 @@ impl List {
     /// Rejects a held post with the owner's reason.
     pub fn held_reject(&mut self, id: i64, reason: &str) -> Result<Outcome> {
         self.held_post(id)?;
-        let reason = format!("rejected by the owner: {}", crate::mime::build::clean(reason));
-        self.conclude(id, Ok(Decision::Stop { state: PostState::Rejected, reason, signer: String::new() }))
+        let reason = format!(
+            "rejected by the owner: {}",
+            crate::mime::build::clean(reason)
+        );
+        self.conclude(
+            id,
+            Ok(Decision::Stop {
+                state: PostState::Rejected,
+                reason,
+                signer: String::new(),
+            }),
+        )
     }
 
     /// Discards a held post (its ciphertext stays in the store).
     pub fn held_discard(&mut self, id: i64) -> Result<Outcome> {
         self.held_post(id)?;
         let reason = "discarded by the owner".to_string();
-        self.conclude(id, Ok(Decision::Stop { state: PostState::Discarded, reason, signer: String::new() }))
+        self.conclude(
+            id,
+            Ok(Decision::Stop {
+                state: PostState::Discarded,
+                reason,
+                signer: String::new(),
+            }),
+        )
     }
 
     // ----- outbox -----
@@ -627,11 +898,25 @@ impl List {
         for copy in self.store.queued_copies()? {
             let n = seen.entry(copy.recipient.clone()).or_insert(0);
             *n += 1;
-            let safe: String =
-                copy.recipient.chars().map(|c| if c.is_ascii_alphanumeric() || "@.+-_".contains(c) { c } else { '_' }).collect();
-            let name = if *n == 1 { format!("{safe}.eml") } else { format!("{safe}.{n}.eml") };
+            let safe: String = copy
+                .recipient
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "@.+-_".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let name = if *n == 1 {
+                format!("{safe}.eml")
+            } else {
+                format!("{safe}.{n}.eml")
+            };
             let path = dir.join(name);
-            std::fs::write(&path, fanout::assemble(&copy)).map_err(|e| Error::io("write", &path, e))?;
+            std::fs::write(&path, fanout::assemble(&copy))
+                .map_err(|e| Error::io("write", &path, e))?;
             written.push(path);
         }
         Ok(written)
@@ -657,7 +942,13 @@ fn action_state(a: Action) -> PostState {
 
 fn valid_address(a: &str) -> bool {
     match a.split_once('@') {
-        Some((l, d)) => !l.is_empty() && d.contains('.') && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c)),
+        Some((l, d)) => {
+            !l.is_empty()
+                && d.contains('.')
+                && !a
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c))
+        }
         None => false,
     }
 }
@@ -665,8 +956,12 @@ fn valid_address(a: &str) -> bool {
 /// SHA-256 of `data`, in hex.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     use openpgp::types::HashAlgorithm;
-    let Ok(ctx) = HashAlgorithm::SHA256.context() else { return String::new() };
+    let Ok(ctx) = HashAlgorithm::SHA256.context() else {
+        return String::new();
+    };
     let mut ctx = ctx.for_digest();
     ctx.update(data);
-    ctx.into_digest().map(|d| crate::crypto::hex(&d)).unwrap_or_default()
+    ctx.into_digest()
+        .map(|d| crate::crypto::hex(&d))
+        .unwrap_or_default()
 }

@@ -52,14 +52,46 @@ pub enum SignatureMode {
 pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("list.name", "", "the list's display name"),
     ("list.address", "", "the list address (set by init)"),
-    ("list.request_address", "", "where List-Help and List-Unsubscribe point (default: LOCAL+request@DOMAIN)"),
-    ("receive_encrypted_only", "reject", "action for posts that are not encrypted: distribute|hold|reject|discard"),
-    ("receive_signed_only", "hold", "action for posts not signed by their sender: distribute|hold|reject|discard"),
-    ("subscribers_only", "hold", "action for posts from non-subscribers: distribute|hold|reject|discard"),
-    ("max_message_size_kb", "10240", "the largest post accepted, in KiB, as it arrives"),
-    ("max_message_size_action", "reject", "action for larger posts: hold|reject|discard"),
-    ("signature_mode", "carry", "carry: the author's signed original travels inside; replace: a 'signed by' block instead"),
-    ("keep_message_id", "false", "true: copies keep the author's Message-ID inside the encryption"),
+    (
+        "list.request_address",
+        "",
+        "where List-Help and List-Unsubscribe point (default: LOCAL+request@DOMAIN)",
+    ),
+    (
+        "receive_encrypted_only",
+        "reject",
+        "action for posts that are not encrypted: distribute|hold|reject|discard",
+    ),
+    (
+        "receive_signed_only",
+        "hold",
+        "action for posts not signed by their sender: distribute|hold|reject|discard",
+    ),
+    (
+        "subscribers_only",
+        "hold",
+        "action for posts from non-subscribers: distribute|hold|reject|discard",
+    ),
+    (
+        "max_message_size_kb",
+        "10240",
+        "the largest post accepted, in KiB, as it arrives",
+    ),
+    (
+        "max_message_size_action",
+        "reject",
+        "action for larger posts: hold|reject|discard",
+    ),
+    (
+        "signature_mode",
+        "carry",
+        "carry: the author's signed original travels inside; replace: a 'signed by' block instead",
+    ),
+    (
+        "keep_message_id",
+        "false",
+        "true: copies keep the author's Message-ID inside the encryption",
+    ),
 ];
 
 /// The options in force.
@@ -85,21 +117,32 @@ impl Policy {
     /// Reads the options from the store, with defaults for those unset.
     pub fn load(store: &Store) -> Result<Policy> {
         let get = |key: &str| -> Result<String> {
-            let default = OPTIONS.iter().find(|o| o.0 == key).map(|o| o.1).unwrap_or("");
+            let default = OPTIONS
+                .iter()
+                .find(|o| o.0 == key)
+                .map(|o| o.1)
+                .unwrap_or("");
             Ok(store.config_get(key)?.unwrap_or_else(|| default.to_owned()))
         };
         let action = |key: &str| -> Result<Action> {
             let v = get(key)?;
-            Action::parse(&v).ok_or_else(|| Error::InvalidInput(format!("{key} has a bad value: {v}")))
+            Action::parse(&v)
+                .ok_or_else(|| Error::InvalidInput(format!("{key} has a bad value: {v}")))
         };
-        let kb: usize = get("max_message_size_kb")?.parse().map_err(|_| Error::InvalidInput("max_message_size_kb is not a number".into()))?;
+        let kb: usize = get("max_message_size_kb")?
+            .parse()
+            .map_err(|_| Error::InvalidInput("max_message_size_kb is not a number".into()))?;
         Ok(Policy {
             encrypted_only: action("receive_encrypted_only")?,
             signed_only: action("receive_signed_only")?,
             subscribers_only: action("subscribers_only")?,
             max_size: kb.saturating_mul(1024),
             max_size_action: action("max_message_size_action")?,
-            signature_mode: if get("signature_mode")? == "replace" { SignatureMode::Replace } else { SignatureMode::Carry },
+            signature_mode: if get("signature_mode")? == "replace" {
+                SignatureMode::Replace
+            } else {
+                SignatureMode::Carry
+            },
             keep_message_id: get("keep_message_id")? == "true",
         })
     }
@@ -115,22 +158,39 @@ impl Policy {
 pub fn validate(key: &str, value: &str) -> Result<()> {
     if !OPTIONS.iter().any(|o| o.0 == key) {
         let known: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
-        return Err(Error::InvalidInput(format!("unknown setting {key}; known settings: {}", known.join(", "))));
+        return Err(Error::InvalidInput(format!(
+            "unknown setting {key}; known settings: {}",
+            known.join(", ")
+        )));
     }
     let ok = match key {
-        "receive_encrypted_only" | "receive_signed_only" | "subscribers_only" => Action::parse(value).is_some(),
-        "max_message_size_action" => matches!(Action::parse(value), Some(a) if a != Action::Distribute),
+        "receive_encrypted_only" | "receive_signed_only" | "subscribers_only" => {
+            Action::parse(value).is_some()
+        }
+        "max_message_size_action" => {
+            matches!(Action::parse(value), Some(a) if a != Action::Distribute)
+        }
         "max_message_size_kb" => value.parse::<usize>().map(|n| n > 0).unwrap_or(false),
         "signature_mode" => value == "carry" || value == "replace",
         "keep_message_id" => value == "true" || value == "false",
-        "list.address" => return Err(Error::InvalidInput("list.address is set by init and cannot change".into())),
+        "list.address" => {
+            return Err(Error::InvalidInput(
+                "list.address is set by init and cannot change".into(),
+            ))
+        }
         "list.request_address" => value.contains('@') && !value.contains(char::is_whitespace),
         _ => !value.chars().any(char::is_control),
     };
     if ok {
         Ok(())
     } else {
-        let help = OPTIONS.iter().find(|o| o.0 == key).map(|o| o.2).unwrap_or("");
-        Err(Error::InvalidInput(format!("bad value for {key}: {value:?} ({help})")))
+        let help = OPTIONS
+            .iter()
+            .find(|o| o.0 == key)
+            .map(|o| o.2)
+            .unwrap_or("");
+        Err(Error::InvalidInput(format!(
+            "bad value for {key}: {value:?} ({help})"
+        )))
     }
 }

@@ -33,7 +33,13 @@ pub struct ProtectedHeaders {
 /// protected headers, holding `parts` (complete MIME entities, CRLF).
 pub fn protected_entity(h: &ProtectedHeaders, parts: &[Vec<u8>], boundary: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 1024);
-    header(&mut out, "Content-Type", &format!("multipart/mixed; boundary=\"{boundary}\"; protected-headers=\"v1\"; hp=\"cipher\""));
+    header(
+        &mut out,
+        "Content-Type",
+        &format!(
+            "multipart/mixed; boundary=\"{boundary}\"; protected-headers=\"v1\"; hp=\"cipher\""
+        ),
+    );
     header(&mut out, "From", &h.from);
     header(&mut out, "To", &h.to);
     header(&mut out, "Reply-To", &h.reply_to);
@@ -73,9 +79,17 @@ pub fn signed_entity(signed: &[u8], signature: &[u8], micalg: &str, boundary: &s
     out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
     out.extend_from_slice(signed);
     out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
-    header(&mut out, "Content-Type", "application/pgp-signature; name=\"signature.asc\"");
+    header(
+        &mut out,
+        "Content-Type",
+        "application/pgp-signature; name=\"signature.asc\"",
+    );
     header(&mut out, "Content-Description", "OpenPGP digital signature");
-    header(&mut out, "Content-Disposition", "attachment; filename=\"signature.asc\"");
+    header(
+        &mut out,
+        "Content-Disposition",
+        "attachment; filename=\"signature.asc\"",
+    );
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&super::to_crlf(signature));
     if !signature.ends_with(b"\n") {
@@ -87,7 +101,11 @@ pub fn signed_entity(signed: &[u8], signature: &[u8], micalg: &str, boundary: &s
 
 /// The boundary of a copy's `multipart/encrypted`, derived from its Message-ID.
 pub fn encrypted_boundary(message_id: &str) -> String {
-    let tag: String = message_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
+    let tag: String = message_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(32)
+        .collect();
     format!("conclave-enc-{tag}")
 }
 
@@ -101,17 +119,31 @@ pub fn encrypted_message(outer_headers: &str, message_id: &str, armored: &[u8]) 
     header(
         &mut out,
         "Content-Type",
-        &format!("multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"{boundary}\""),
+        &format!(
+            "multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"{boundary}\""
+        ),
     );
     out.extend_from_slice(b"\r\nThis is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n");
     out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
     header(&mut out, "Content-Type", "application/pgp-encrypted");
-    header(&mut out, "Content-Description", "PGP/MIME version identification");
+    header(
+        &mut out,
+        "Content-Description",
+        "PGP/MIME version identification",
+    );
     out.extend_from_slice(b"\r\nVersion: 1\r\n\r\n");
     out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-    header(&mut out, "Content-Type", "application/octet-stream; name=\"encrypted.asc\"");
+    header(
+        &mut out,
+        "Content-Type",
+        "application/octet-stream; name=\"encrypted.asc\"",
+    );
     header(&mut out, "Content-Description", "OpenPGP encrypted message");
-    header(&mut out, "Content-Disposition", "inline; filename=\"encrypted.asc\"");
+    header(
+        &mut out,
+        "Content-Disposition",
+        "inline; filename=\"encrypted.asc\"",
+    );
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(armored);
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -131,7 +163,10 @@ pub fn content_only(entity: &[u8]) -> Vec<u8> {
         }
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continuation {
-            keep = line.len() > 8 && line.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"content-"));
+            keep = line.len() > 8
+                && line
+                    .get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"content-"));
         }
         if keep {
             out.extend_from_slice(line);
@@ -148,7 +183,9 @@ pub fn content_only(entity: &[u8]) -> Vec<u8> {
 
 /// A `text/plain` entity holding `text` (base64 when it is not plain ASCII).
 pub fn text_part(text: &[u8]) -> Vec<u8> {
-    let ascii = text.iter().all(|&b| b == b'\r' || b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b));
+    let ascii = text
+        .iter()
+        .all(|&b| b == b'\r' || b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b));
     let short_lines = text.split(|&b| b == b'\n').all(|l| l.len() < 990);
     let mut out = Vec::with_capacity(text.len() * 4 / 3 + 256);
     if ascii && short_lines {
@@ -168,9 +205,21 @@ pub fn text_part(text: &[u8]) -> Vec<u8> {
 /// An `application/pgp-signature` attachment.
 pub fn signature_part(armored: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(armored.len() + 256);
-    header(&mut out, "Content-Type", "application/pgp-signature; name=\"signature.asc\"");
-    header(&mut out, "Content-Description", "The author's OpenPGP signature over the text");
-    header(&mut out, "Content-Disposition", "attachment; filename=\"signature.asc\"");
+    header(
+        &mut out,
+        "Content-Type",
+        "application/pgp-signature; name=\"signature.asc\"",
+    );
+    header(
+        &mut out,
+        "Content-Description",
+        "The author's OpenPGP signature over the text",
+    );
+    header(
+        &mut out,
+        "Content-Disposition",
+        "attachment; filename=\"signature.asc\"",
+    );
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&super::to_crlf(armored));
     out
@@ -210,7 +259,13 @@ pub fn header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// Removes line breaks and control characters, so that hostile header values
 /// cannot inject headers.
 pub fn clean(value: &str) -> String {
-    value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ")
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Encodes unstructured header text (RFC 2047) when it is not plain ASCII.
@@ -232,7 +287,12 @@ pub fn encode_text(value: &str) -> String {
     }
     words
         .iter()
-        .map(|w| format!("=?utf-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(w.as_bytes())))
+        .map(|w| {
+            format!(
+                "=?utf-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w.as_bytes())
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -241,7 +301,11 @@ pub fn encode_text(value: &str) -> String {
 pub fn mailbox(name: Option<&str>, address: &str) -> String {
     match name.map(clean).filter(|n| !n.is_empty()) {
         Some(n) if n.bytes().all(|b| (0x20..0x7f).contains(&b)) => {
-            format!("\"{}\" <{}>", n.replace('\\', "\\\\").replace('"', "\\\""), clean(address))
+            format!(
+                "\"{}\" <{}>",
+                n.replace('\\', "\\\\").replace('"', "\\\""),
+                clean(address)
+            )
         }
         Some(n) => format!("{} <{}>", encode_text(&n), clean(address)),
         None => format!("<{}>", clean(address)),
@@ -254,7 +318,10 @@ mod tests {
 
     #[test]
     fn header_values_cannot_inject() {
-        assert_eq!(clean("hi\r\nBcc: evil@example.test"), "hi Bcc: evil@example.test");
+        assert_eq!(
+            clean("hi\r\nBcc: evil@example.test"),
+            "hi Bcc: evil@example.test"
+        );
         let mut out = Vec::new();
         header(&mut out, "Subject", &encode_text("a\r\nX-Evil: 1"));
         assert_eq!(out, b"Subject: a X-Evil: 1\r\n");
@@ -263,7 +330,10 @@ mod tests {
     #[test]
     fn encodes_non_ascii() {
         assert_eq!(encode_text("Grüße"), "=?utf-8?B?R3LDvMOfZQ==?=");
-        assert_eq!(mailbox(Some("Ann \"A\""), "a@example.test"), "\"Ann \\\"A\\\"\" <a@example.test>");
+        assert_eq!(
+            mailbox(Some("Ann \"A\""), "a@example.test"),
+            "\"Ann \\\"A\\\"\" <a@example.test>"
+        );
     }
 
     #[test]

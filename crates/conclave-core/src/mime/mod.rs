@@ -13,10 +13,16 @@ pub fn split_head(entity: &[u8]) -> (&[u8], &[u8]) {
         let at_line_start = i == 0 || entity.get(i - 1) == Some(&b'\n');
         if at_line_start {
             if entity.get(i) == Some(&b'\n') {
-                return (entity.get(..i).unwrap_or_default(), entity.get(i + 1..).unwrap_or_default());
+                return (
+                    entity.get(..i).unwrap_or_default(),
+                    entity.get(i + 1..).unwrap_or_default(),
+                );
             }
             if entity.get(i) == Some(&b'\r') && entity.get(i + 1) == Some(&b'\n') {
-                return (entity.get(..i).unwrap_or_default(), entity.get(i + 2..).unwrap_or_default());
+                return (
+                    entity.get(..i).unwrap_or_default(),
+                    entity.get(i + 2..).unwrap_or_default(),
+                );
             }
         }
         i += 1;
@@ -35,12 +41,21 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Option<Vec<&'a [u8
     let mut i = 0;
     while i < body.len() {
         let line_start = i;
-        let line_end = body.get(i..).and_then(|rest| rest.iter().position(|&b| b == b'\n')).map(|p| i + p);
-        let line = body.get(line_start..line_end.unwrap_or(body.len())).unwrap_or_default();
+        let line_end = body
+            .get(i..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .map(|p| i + p);
+        let line = body
+            .get(line_start..line_end.unwrap_or(body.len()))
+            .unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(rest) = line.strip_prefix(delim) {
             let closing = rest.starts_with(b"--");
-            let trailing_ok = rest.strip_prefix(b"--").unwrap_or(rest).iter().all(|b| *b == b' ' || *b == b'\t');
+            let trailing_ok = rest
+                .strip_prefix(b"--")
+                .unwrap_or(rest)
+                .iter()
+                .all(|b| *b == b' ' || *b == b'\t');
             if trailing_ok {
                 if let Some(s) = start {
                     // The part ends before the line break preceding this delimiter.
@@ -89,20 +104,35 @@ mod tests {
     fn splits_multipart_exactly() {
         let body = b"preamble\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nsecond\r\n--b--\r\nepilogue";
         let parts = split_multipart(body, "b").unwrap();
-        assert_eq!(parts, vec![&b"Content-Type: text/plain\r\n\r\nhello"[..], &b"second"[..]]);
+        assert_eq!(
+            parts,
+            vec![
+                &b"Content-Type: text/plain\r\n\r\nhello"[..],
+                &b"second"[..]
+            ]
+        );
         // LF only.
         let body = b"--b\nA\n--b\nB\n--b--\n";
-        assert_eq!(split_multipart(body, "b").unwrap(), vec![&b"A"[..], &b"B"[..]]);
+        assert_eq!(
+            split_multipart(body, "b").unwrap(),
+            vec![&b"A"[..], &b"B"[..]]
+        );
         // No closing delimiter.
         assert!(split_multipart(b"--b\r\nA\r\n", "b").is_none());
         // A longer boundary that merely starts like ours is not ours.
         let body = b"--b\r\nx\r\n--bb\r\ny\r\n--b--\r\n";
-        assert_eq!(split_multipart(body, "b").unwrap(), vec![&b"x\r\n--bb\r\ny"[..]]);
+        assert_eq!(
+            split_multipart(body, "b").unwrap(),
+            vec![&b"x\r\n--bb\r\ny"[..]]
+        );
     }
 
     #[test]
     fn splits_head() {
-        assert_eq!(split_head(b"A: b\r\n\r\nbody"), (&b"A: b\r\n"[..], &b"body"[..]));
+        assert_eq!(
+            split_head(b"A: b\r\n\r\nbody"),
+            (&b"A: b\r\n"[..], &b"body"[..])
+        );
         assert_eq!(split_head(b"A: b\n\nbody"), (&b"A: b\n"[..], &b"body"[..]));
         assert_eq!(split_head(b"\r\nbody"), (&b""[..], &b"body"[..]));
     }

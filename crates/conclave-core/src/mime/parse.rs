@@ -44,7 +44,11 @@ pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
     let msg = parse(raw)?;
     let (from, from_name) = first_address(&msg);
     // A bare armored message, with no mail headers around it.
-    let bare = raw.iter().position(|b| !b.is_ascii_whitespace()).and_then(|i| raw.get(i..)).is_some_and(|r| r.starts_with(ARMOR_BEGIN));
+    let bare = raw
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .and_then(|i| raw.get(i..))
+        .is_some_and(|r| r.starts_with(ARMOR_BEGIN));
     let payload = match armor_block(raw) {
         Some(block) if bare => Payload::Inline(block.to_vec()),
         _ => find_payload(&msg),
@@ -76,8 +80,14 @@ fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
 fn first_address(msg: &Message<'_>) -> (Option<String>, Option<String>) {
     match msg.from().and_then(|a| a.first()) {
         Some(addr) => (
-            addr.address.as_ref().map(|a| a.trim().to_ascii_lowercase()).filter(|a| a.contains('@')),
-            addr.name.as_ref().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            addr.address
+                .as_ref()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .filter(|a| a.contains('@')),
+            addr.name
+                .as_ref()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty()),
         ),
         None => (None, None),
     }
@@ -91,7 +101,12 @@ fn find_payload(msg: &Message<'_>) -> Payload {
     for (i, part) in parts.iter().enumerate() {
         let is_control = part
             .content_type()
-            .map(|ct| ct.ctype().eq_ignore_ascii_case("application") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("pgp-encrypted")))
+            .map(|ct| {
+                ct.ctype().eq_ignore_ascii_case("application")
+                    && ct
+                        .subtype()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("pgp-encrypted"))
+            })
             .unwrap_or(false);
         if !is_control || find(part.contents(), ARMOR_BEGIN).is_some() {
             continue;
@@ -182,19 +197,36 @@ pub enum Content {
 /// Picks apart decrypted content. `pgp_mime` says whether it is a MIME entity.
 pub fn content(plaintext: &[u8], pgp_mime: bool) -> (Content, Protected) {
     if !pgp_mime {
-        return (Content::Text { text: plaintext.to_vec() }, Protected::default());
+        return (
+            Content::Text {
+                text: plaintext.to_vec(),
+            },
+            Protected::default(),
+        );
     }
     let entity = to_crlf(plaintext);
     let Ok(msg) = parse(&entity) else {
         // A body with no headers at all: treat it as text.
-        return (Content::Text { text: plaintext.to_vec() }, Protected::default());
+        return (
+            Content::Text {
+                text: plaintext.to_vec(),
+            },
+            Protected::default(),
+        );
     };
     let mut protected = protected_headers(&msg);
     let root_ct = msg.root_part().content_type();
     let is_signed = root_ct
-        .map(|ct| ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("signed")))
+        .map(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("signed"))
+        })
         .unwrap_or(false);
-    let boundary = root_ct.and_then(|ct| ct.attribute("boundary")).map(str::to_owned);
+    let boundary = root_ct
+        .and_then(|ct| ct.attribute("boundary"))
+        .map(str::to_owned);
     drop(msg);
     if let (true, Some(boundary)) = (is_signed, boundary) {
         let (_, body) = split_head(&entity);
@@ -210,7 +242,14 @@ pub fn content(plaintext: &[u8], pgp_mime: bool) -> (Content, Protected) {
                 }
                 let signed = signed.to_vec();
                 let signature = sig_body.to_vec();
-                return (Content::MimeSigned { entity, signed, signature }, protected);
+                return (
+                    Content::MimeSigned {
+                        entity,
+                        signed,
+                        signature,
+                    },
+                    protected,
+                );
             }
         }
     }
@@ -269,8 +308,13 @@ mod tests {
         let entity = b"Content-Type: multipart/signed; boundary=\"xx\"; protocol=\"application/pgp-signature\"\r\n\r\n--xx\r\nContent-Type: text/plain\r\nSubject: real\r\n\r\nbody\r\n--xx\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--xx--\r\n";
         let (c, p) = content(entity, true);
         match c {
-            Content::MimeSigned { signed, signature, .. } => {
-                assert_eq!(signed, b"Content-Type: text/plain\r\nSubject: real\r\n\r\nbody");
+            Content::MimeSigned {
+                signed, signature, ..
+            } => {
+                assert_eq!(
+                    signed,
+                    b"Content-Type: text/plain\r\nSubject: real\r\n\r\nbody"
+                );
                 assert_eq!(signature, b"SIG");
             }
             other => panic!("{other:?}"),

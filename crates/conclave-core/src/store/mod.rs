@@ -142,10 +142,14 @@ impl Store {
     /// Opens (creating if needed) the store at `path` and brings it up to date.
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path).store(&format!("open the store {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL").store("switch the store to WAL mode")?;
-        conn.pragma_update(None, "foreign_keys", "ON").store("enable foreign keys")?;
-        conn.pragma_update(None, "synchronous", "NORMAL").store("set synchronous mode")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).store("set the busy timeout")?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .store("switch the store to WAL mode")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .store("enable foreign keys")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .store("set synchronous mode")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .store("set the busy timeout")?;
         let store = Store { conn };
         store.migrate()?;
         Ok(store)
@@ -160,16 +164,23 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<()> {
-        let version: i64 =
-            self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).store("read the schema version")?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .store("read the schema version")?;
         for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
             let number = i64::try_from(i).unwrap_or(i64::MAX) + 1;
             if number <= version {
                 continue;
             }
-            let tx = self.conn.unchecked_transaction().store("begin a migration")?;
-            tx.execute_batch(sql).store(&format!("apply migration {name}"))?;
-            tx.pragma_update(None, "user_version", number).store("record the schema version")?;
+            let tx = self
+                .conn
+                .unchecked_transaction()
+                .store("begin a migration")?;
+            tx.execute_batch(sql)
+                .store(&format!("apply migration {name}"))?;
+            tx.pragma_update(None, "user_version", number)
+                .store("record the schema version")?;
             tx.commit().store(&format!("commit migration {name}"))?;
         }
         Ok(())
@@ -177,12 +188,17 @@ impl Store {
 
     /// The schema version (the number of applied migrations).
     pub fn schema_version(&self) -> Result<i64> {
-        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).store("read the schema version")
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .store("read the schema version")
     }
 
     /// Runs `f` inside one transaction.
     pub fn transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        let tx = self.conn.unchecked_transaction().store("begin a transaction")?;
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .store("begin a transaction")?;
         let value = f(self)?;
         tx.commit().store("commit a transaction")?;
         Ok(value)
@@ -193,7 +209,9 @@ impl Store {
     /// A configuration value.
     pub fn config_get(&self, key: &str) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT value FROM config WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT value FROM config WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()
             .store(&format!("read setting {key}"))
     }
@@ -212,9 +230,15 @@ impl Store {
 
     /// Every configuration value, sorted by key.
     pub fn config_all(&self) -> Result<Vec<(String, String)>> {
-        let mut stmt = self.conn.prepare("SELECT key, value FROM config ORDER BY key").store("read settings")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).store("read settings")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().store("read settings")
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM config ORDER BY key")
+            .store("read settings")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .store("read settings")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read settings")
     }
 
     // ----- the list key -----
@@ -235,9 +259,11 @@ impl Store {
     /// The list's certificate and keystore name, if a list key is set.
     pub fn list_key(&self) -> Result<Option<(String, Vec<u8>, String)>> {
         self.conn
-            .query_row("SELECT fingerprint, cert, keystore FROM list_key WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT fingerprint, cert, keystore FROM list_key WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()
             .store("read the list key")
     }
@@ -245,7 +271,13 @@ impl Store {
     // ----- subscribers -----
 
     /// Adds or replaces a subscriber.
-    pub fn put_subscriber(&self, address: &str, fingerprint: &str, cert: &[u8], now: i64) -> Result<()> {
+    pub fn put_subscriber(
+        &self,
+        address: &str,
+        fingerprint: &str,
+        cert: &[u8],
+        now: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO subscribers (address, fingerprint, cert, added_at) VALUES (?1, ?2, ?3, ?4)
@@ -269,20 +301,36 @@ impl Store {
     pub fn subscribers(&self) -> Result<Vec<StoredSubscriber>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT address, fingerprint, cert, added_at FROM subscribers ORDER BY address")
+            .prepare(
+                "SELECT address, fingerprint, cert, added_at FROM subscribers ORDER BY address",
+            )
             .store("read subscribers")?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(StoredSubscriber { address: r.get(0)?, fingerprint: r.get(1)?, cert: r.get(2)?, added_at: r.get(3)? })
+                Ok(StoredSubscriber {
+                    address: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    cert: r.get(2)?,
+                    added_at: r.get(3)?,
+                })
             })
             .store("read subscribers")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().store("read subscribers")
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read subscribers")
     }
 
     // ----- posts -----
 
     /// Records a post as it arrived and returns its id.
-    pub fn insert_post(&self, raw: &[u8], sealed: bool, size: usize, digest: &str, sender: &str, now: i64) -> Result<i64> {
+    pub fn insert_post(
+        &self,
+        raw: &[u8],
+        sealed: bool,
+        size: usize,
+        digest: &str,
+        sender: &str,
+        now: i64,
+    ) -> Result<i64> {
         self.conn
             .execute(
                 "INSERT INTO posts (received_at, digest, size, raw, sealed, sender, state, updated_at)
@@ -294,7 +342,14 @@ impl Store {
     }
 
     /// Sets a post's state, reason and verified signer.
-    pub fn set_post_state(&self, id: i64, state: PostState, reason: &str, signer: &str, now: i64) -> Result<()> {
+    pub fn set_post_state(
+        &self,
+        id: i64,
+        state: PostState,
+        reason: &str,
+        signer: &str,
+        now: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE posts SET state = ?2, reason = ?3, signer = ?4, updated_at = ?5 WHERE id = ?1",
@@ -325,8 +380,11 @@ impl Store {
                  FROM posts WHERE state = ?1 ORDER BY id",
             )
             .store("read posts")?;
-        let rows = stmt.query_map([state.as_str()], post_from_row).store("read posts")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().store("read posts")
+        let rows = stmt
+            .query_map([state.as_str()], post_from_row)
+            .store("read posts")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read posts")
     }
 
     // ----- replay cache -----
@@ -334,9 +392,11 @@ impl Store {
     /// The post that first carried this signature digest, if any.
     pub fn replay_seen(&self, digest: &str) -> Result<Option<(i64, i64)>> {
         self.conn
-            .query_row("SELECT post_id, seen_at FROM replay_cache WHERE digest = ?1", [digest], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT post_id, seen_at FROM replay_cache WHERE digest = ?1",
+                [digest],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .store("read the replay cache")
     }
@@ -355,12 +415,24 @@ impl Store {
     // ----- outbox -----
 
     /// Stores a post's shared encrypted body and its copies, in one transaction.
-    pub fn queue_copies(&self, post_id: i64, seipd: &[u8], copies: &[NewCopy], now: i64) -> Result<()> {
+    pub fn queue_copies(
+        &self,
+        post_id: i64,
+        seipd: &[u8],
+        copies: &[NewCopy],
+        now: i64,
+    ) -> Result<()> {
         self.transaction(|s| s.queue_copies_unlocked(post_id, seipd, copies, now))
     }
 
     /// Like [`Store::queue_copies`], inside a transaction the caller holds.
-    pub fn queue_copies_unlocked(&self, post_id: i64, seipd: &[u8], copies: &[NewCopy], now: i64) -> Result<()> {
+    pub fn queue_copies_unlocked(
+        &self,
+        post_id: i64,
+        seipd: &[u8],
+        copies: &[NewCopy],
+        now: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO bodies (post_id, seipd, created_at) VALUES (?1, ?2, ?3)",
@@ -377,8 +449,16 @@ impl Store {
             )
             .store("queue copies")?;
         for c in copies {
-            stmt.execute(params![post_id, body_id, c.recipient, c.message_id, c.headers, c.pkesks, now])
-                .store("queue a copy")?;
+            stmt.execute(params![
+                post_id,
+                body_id,
+                c.recipient,
+                c.message_id,
+                c.headers,
+                c.pkesks,
+                now
+            ])
+            .store("queue a copy")?;
         }
         Ok(())
     }
@@ -406,15 +486,21 @@ impl Store {
                 })
             })
             .store("read the outbox")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().store("read the outbox")
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read the outbox")
     }
 
     /// How many copies are in each outbox state.
     pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>> {
-        let mut stmt =
-            self.conn.prepare("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state").store("count the outbox")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).store("count the outbox")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().store("count the outbox")
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
+            .store("count the outbox")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .store("count the outbox")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("count the outbox")
     }
 
     // ----- audit -----
@@ -441,9 +527,17 @@ impl Store {
             )
             .store("read the audit log")?;
         let rows = stmt
-            .query_map([limit], |r| Ok(AuditEntry { at: r.get(0)?, post_id: r.get(1)?, event: r.get(2)?, detail: r.get(3)? }))
+            .query_map([limit], |r| {
+                Ok(AuditEntry {
+                    at: r.get(0)?,
+                    post_id: r.get(1)?,
+                    event: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })
             .store("read the audit log")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>().store("read the audit log")
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read the audit log")
     }
 }
 
@@ -472,7 +566,10 @@ mod tests {
         let path = dir.path().join("list.db");
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let mode: String = store.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         drop(store);
         // Opening again applies nothing twice.
@@ -487,15 +584,27 @@ mod tests {
             "INSERT INTO subscribers (address, fingerprint, cert, added_at) VALUES ('a', 'b', x'00', 'not a number')",
             [],
         );
-        assert!(err.is_err(), "a STRICT table must refuse text in an INTEGER column");
+        assert!(
+            err.is_err(),
+            "a STRICT table must refuse text in an INTEGER column"
+        );
     }
 
     #[test]
     fn outbox_pairs_are_unique() {
         let store = Store::open_in_memory().unwrap();
-        let post = store.insert_post(b"x", false, 1, "d", "a@example.test", 1).unwrap();
-        let copy = NewCopy { recipient: "b@example.test".into(), message_id: "m".into(), headers: "h".into(), pkesks: vec![1] };
-        store.queue_copies(post, b"body", &[copy.clone(), copy], 1).unwrap();
+        let post = store
+            .insert_post(b"x", false, 1, "d", "a@example.test", 1)
+            .unwrap();
+        let copy = NewCopy {
+            recipient: "b@example.test".into(),
+            message_id: "m".into(),
+            headers: "h".into(),
+            pkesks: vec![1],
+        };
+        store
+            .queue_copies(post, b"body", &[copy.clone(), copy], 1)
+            .unwrap();
         assert_eq!(store.queued_copies().unwrap().len(), 1);
     }
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Conclave needs to build and test on Debian: the C libraries the
+# crypto backend binds to, and the subscriber clients the tests drive (GnuPG,
+# RNP, Sequoia sq). Installs only what is missing; needs root (or sudo) for that.
+set -euo pipefail
+
+packages=(build-essential pkg-config clang libclang-dev nettle-dev gnupg rnp sq ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    # Debian's own cargo is too old for this workspace (it needs rustc 1.95).
+    echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+    exit 1
+fi
