@@ -154,3 +154,94 @@ fn rnp_posts_reach_every_client() {
 fn sq_posts_reach_every_client() {
     run_author(Engine::Sq);
 }
+
+/// The outer headers carry what delivery and clients need (List-*, Autocrypt
+/// with the list key) and nothing that leaks; the real headers travel inside;
+/// the list signature is dated at the copy's `Date:`.
+#[test]
+fn copies_carry_list_headers_and_drop_leaky_ones() {
+    use openpgp::parse::Parse;
+    use sequoia_openpgp as openpgp;
+    let f = fixture();
+    let alice = &f.subs[0];
+    let post = Post::new("Header check", "headers, please")
+        .header("User-Agent", "LeakyMail 1.0")
+        .header("X-Mailer", "LeakyMail 1.0")
+        .header("Received", "from secret-laptop.home (10.1.2.3)");
+    let msg = alice.compose(&f.list_cert, LIST, &post);
+    assert_eq!(f.list.process(&msg), "distributed to 3");
+    let copies = f.list.export_outbox();
+    let eml = copies.get("bob@example.test").unwrap();
+    let outer = String::from_utf8_lossy(eml);
+    for h in [
+        "List-Id: ",
+        "List-Post: <mailto:list@example.test>",
+        "List-Help: ",
+        "List-Unsubscribe: ",
+        "Autocrypt: addr=list@example.test; ",
+    ] {
+        assert!(outer.contains(h), "missing {h} in\n{outer}");
+    }
+    let bob = &f.subs[1];
+    let d = bob.decrypt(eml).unwrap();
+    let whole = String::from_utf8_lossy(&d.entity);
+    for leak in ["LeakyMail", "secret-laptop", "10.1.2.3"] {
+        assert!(
+            !outer.contains(leak) && !whole.contains(leak),
+            "{leak} leaked"
+        );
+    }
+    // The original Message-ID stays behind unless the list keeps it.
+    let original = conclave_tests::header(&msg, "Message-ID").unwrap();
+    assert!(!outer.contains(original.trim()) && !whole.contains(original.trim()));
+
+    // Autocrypt's keydata is the list key.
+    let ac = conclave_tests::mime::header(eml, "Autocrypt").unwrap();
+    let kd: String = ac
+        .split("keydata=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    use base64::Engine as _;
+    let kd = base64::engine::general_purpose::STANDARD
+        .decode(kd)
+        .unwrap();
+    let ac_cert = openpgp::Cert::from_bytes(&kd).unwrap();
+    assert_eq!(
+        ac_cert.fingerprint().to_hex(),
+        conclave_tests::cert_fingerprint(&f.list_cert).unwrap()
+    );
+
+    // The list signature is made at the Date: of the copy (within a minute).
+    let (signed, sig) = split_multipart_signed(&d.entity).unwrap();
+    let sig = match openpgp::Packet::from_bytes(&sig).unwrap() {
+        openpgp::Packet::Signature(s) => s,
+        p => panic!("not a signature: {p:?}"),
+    };
+    let sig_time = sig
+        .signature_creation_time()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let inner = mail_parser::MessageParser::default()
+        .parse(&signed[..])
+        .unwrap();
+    let inner_date = inner.date().unwrap().to_timestamp();
+    let outer_date = mail_parser::MessageParser::default()
+        .parse(&eml[..])
+        .unwrap()
+        .date()
+        .unwrap()
+        .to_timestamp();
+    assert!(
+        (sig_time - inner_date).abs() <= 60,
+        "signature {sig_time} vs inner Date {inner_date}"
+    );
+    assert!(
+        (sig_time - outer_date).abs() <= 60,
+        "signature {sig_time} vs outer Date {outer_date}"
+    );
+    assert_eq!(inner.subject(), Some("Header check"));
+}
