@@ -245,3 +245,64 @@ fn copies_carry_list_headers_and_drop_leaky_ones() {
     );
     assert_eq!(inner.subject(), Some("Header check"));
 }
+
+/// Inline PGP: an armored message in a text/plain body, signed and encrypted
+/// by GnuPG. In `replace` mode the copy states who signed instead of carrying
+/// the signature.
+#[test]
+fn inline_pgp_post_in_replace_mode() {
+    let f = fixture();
+    f.list.config_set("signature_mode", "replace");
+    let alice = &f.subs[0];
+    let body = "Inline PGP still exists, and works.";
+    let armored = alice.encrypt(body.as_bytes(), &f.list_cert, true).unwrap();
+    let mut msg = format!("From: alice@example.test\r\nTo: {LIST}\r\nSubject: inline\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").into_bytes();
+    msg.extend_from_slice(&armored);
+    assert_eq!(f.list.process(&msg), "distributed to 3");
+    let copies = f.list.export_outbox();
+    let carol = &f.subs[2];
+    let d = carol
+        .decrypt(copies.get("carol@example.test").unwrap())
+        .unwrap();
+    let texts = conclave_tests::mime::all_text_plain(&d.entity).join("\n");
+    assert!(texts.contains(body), "{texts}");
+    assert!(
+        texts.contains("-- The list verified this post --"),
+        "{texts}"
+    );
+    assert!(
+        texts.contains(&format!(
+            "Signed by: alice@example.test, key {}",
+            &alice.fingerprint()[..4]
+        )),
+        "{texts}"
+    );
+    // And no compression anywhere in the copy (gpg shows a compressed packet if there is one).
+    let gpg_copy = copies.get("alice@example.test").unwrap();
+    let armored = conclave_tests::extract_armored_message(gpg_copy).unwrap();
+    let afile = f.list.write_aux("alice-copy.asc", &armored);
+    let out = std::process::Command::new("gpg")
+        .args([
+            "--homedir",
+            &alice.home().to_string_lossy(),
+            "--batch",
+            "--list-packets",
+            &afile.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains(":pubkey enc packet:"), "{listing}");
+    assert!(
+        listing.contains(":encrypted data packet:") || listing.contains("encrypted data"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(":compressed packet:"),
+        "copies must not be compressed:\n{listing}"
+    );
+    assert!(
+        listing.contains("mdc_method: 2"),
+        "SEIPDv1 with MDC:\n{listing}"
+    );
+}

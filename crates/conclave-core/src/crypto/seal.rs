@@ -78,8 +78,15 @@ impl std::fmt::Debug for SealedBody {
 
 impl SealedBody {
     /// Encrypts `plaintext` as a literal data packet, without compression,
-    /// in SEIPDv1 (or SEIPDv2 with OCB when `v2`).
+    /// in SEIPDv1, or SEIPDv2 when `v2` (OCB, or GCM or EAX where the crypto
+    /// backend lacks OCB).
     pub fn new(plaintext: &[u8], v2: bool) -> Result<SealedBody> {
+        // OCB is the mode RFC 9580 requires, but not every crypto backend has
+        // it; without any AEAD mode, SEIPDv1 is what every v4 key accepts.
+        let aead = [AEADAlgorithm::OCB, AEADAlgorithm::GCM, AEADAlgorithm::EAX]
+            .into_iter()
+            .find(|a| a.is_supported());
+        let v2 = v2 && aead.is_some();
         let session_key = SessionKey::new(
             SYM.key_size()
                 .map_err(|e| Error::crypto("encrypt the post", e))?,
@@ -90,8 +97,8 @@ impl SealedBody {
             let message = Message::new(&mut seipd);
             let mut enc = Encryptor::with_session_key(message, SYM, session_key.clone())
                 .map_err(|e| Error::crypto("encrypt the post", e))?;
-            if v2 {
-                enc = enc.aead_algo(AEADAlgorithm::OCB);
+            if let Some(aead) = aead.filter(|_| v2) {
+                enc = enc.aead_algo(aead);
             }
             let message = enc
                 .build()
