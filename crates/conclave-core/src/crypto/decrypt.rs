@@ -102,13 +102,7 @@ pub fn open(
     limit: usize,
 ) -> Result<Opened, OpenError> {
     prescan(message)?;
-    let helper = Helper {
-        decryptors,
-        certs,
-        sigs: Vec::new(),
-        sig_packets: Vec::new(),
-        decrypted: false,
-    };
+    let helper = Helper::new(decryptors, certs);
     let builder =
         DecryptorBuilder::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
     let mut decryptor =
@@ -144,13 +138,7 @@ pub fn verify_detached(
     certs: &[Cert],
     now: SystemTime,
 ) -> (Vec<SigStatus>, Vec<Signature>) {
-    let helper = Helper {
-        decryptors: Vec::new(),
-        certs,
-        sigs: Vec::new(),
-        sig_packets: Vec::new(),
-        decrypted: false,
-    };
+    let helper = Helper::new(Vec::new(), certs);
     let result = DetachedVerifierBuilder::from_bytes(sig)
         .and_then(|b| b.with_policy(policy(), now, helper))
         .and_then(|mut v| v.verify_bytes(data).map(|()| v));
@@ -171,13 +159,7 @@ pub fn verify_detached(
 
 /// Verifies a cleartext-signed text (`-----BEGIN PGP SIGNED MESSAGE-----`).
 pub fn verify_cleartext(text: &[u8], certs: &[Cert], now: SystemTime) -> Vec<SigStatus> {
-    let helper = Helper {
-        decryptors: Vec::new(),
-        certs,
-        sigs: Vec::new(),
-        sig_packets: Vec::new(),
-        decrypted: false,
-    };
+    let helper = Helper::new(Vec::new(), certs);
     let result =
         VerifierBuilder::from_bytes(text).and_then(|b| b.with_policy(policy(), now, helper));
     match result {
@@ -288,7 +270,17 @@ struct Helper<'a> {
     certs: &'a [Cert],
     sigs: Vec<SigStatus>,
     sig_packets: Vec<Signature>,
-    decrypted: bool,
+}
+
+impl<'a> Helper<'a> {
+    fn new(decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>, certs: &'a [Cert]) -> Self {
+        Helper {
+            decryptors,
+            certs,
+            sigs: Vec::new(),
+            sig_packets: Vec::new(),
+        }
+    }
 }
 
 impl VerificationHelper for Helper<'_> {
@@ -367,7 +359,6 @@ impl DecryptionHelper for Helper<'_> {
                 }
                 if let Some((algo, sk)) = pkesk.decrypt(d.as_mut(), sym_algo) {
                     if decrypt(algo, &sk) {
-                        self.decrypted = true;
                         return Ok(None);
                     }
                 }

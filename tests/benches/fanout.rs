@@ -1,0 +1,770 @@
+//! Fan-out benchmark: Conclave's per-subscriber fan-out against GnuPG.
+//!
+//! Run with `cargo bench -p conclave-tests --bench fanout`.
+//!
+//! For each case (N subscribers, key type, post size) the bench measures:
+//!
+//! 1. Conclave's `List::fan_out` (sign once with the list key, encrypt the
+//!    body once, one PKESK set per subscriber, queue every copy in SQLite),
+//!    as the median over several posts, in a child process that reports its
+//!    whole peak RSS (VmHWM) and how many list signatures each post cost.
+//! 2. GnuPG, one `gpg -e -r FPR` process per subscriber (Schleuder's way),
+//!    without signing.
+//! 3. GnuPG, one `gpg -e -r FPR1 … -r FPRN` multi-recipient message.
+//!
+//! Subscriber keys are generated once, in the parent, and handed to the
+//! children as armored files. Set `CONCLAVE_BENCH_KEYS=DIR` to keep them in
+//! DIR and reuse them in later runs. Set `CONCLAVE_BENCH_QUICK=1` to run the
+//! per-process GnuPG anchor on the first 100 subscribers only and extrapolate
+//! linearly (the figures are then marked as extrapolated).
+//!
+//! The process exits non-zero if any post cost other than exactly one list
+//! signature, or if a step fails. A missed time or memory target is reported
+//! as MISS but does not fail the process.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use conclave_core::crypto::keystore::{FileKeystore, ListKeystore};
+use conclave_core::{KeySource, List, Password, SystemClock};
+use openpgp::cert::prelude::*;
+use openpgp::crypto::{mpi, Decryptor, Signer};
+use openpgp::packet::key::{PublicParts, UnspecifiedRole};
+use openpgp::packet::Key;
+use openpgp::parse::Parse;
+use openpgp::serialize::SerializeInto;
+use openpgp::types::HashAlgorithm;
+use sequoia_openpgp as openpgp;
+
+const SMALL: usize = 20 * 1024;
+const LARGE: usize = 2 * 1024 * 1024;
+const LIST_ADDRESS: &str = "bench-list@example.test";
+const LIST_PASSWORD: &str = "bench passphrase";
+
+/// The cases, in the order they run: (N, key kind, post size).
+const CASES: &[(usize, Kind, usize)] = &[
+    (10, Kind::Cv25519, SMALL),
+    (10, Kind::Cv25519, LARGE),
+    (100, Kind::Cv25519, SMALL),
+    (100, Kind::Cv25519, LARGE),
+    (1000, Kind::Cv25519, SMALL),
+    (1000, Kind::Cv25519, LARGE),
+    (100, Kind::Rsa3k, SMALL),
+    (100, Kind::Rsa3k, LARGE),
+];
+
+/// Targets.
+const TARGET_1000_SMALL: f64 = 0.12;
+const TARGET_1000_LARGE: f64 = 0.5;
+const TARGET_RSS_KIB: u64 = 64 * 1024;
+
+/// How many per-process subscribers the quick mode runs.
+const QUICK_LIMIT: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cv25519,
+    Rsa3k,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Cv25519 => "cv25519",
+            Kind::Rsa3k => "rsa3072",
+        }
+    }
+
+    fn parse(s: &str) -> Kind {
+        match s {
+            "cv25519" => Kind::Cv25519,
+            "rsa3072" => Kind::Rsa3k,
+            other => panic!("unknown key kind {other:?}"),
+        }
+    }
+
+    fn suite(self) -> CipherSuite {
+        match self {
+            Kind::Cv25519 => CipherSuite::Cv25519,
+            Kind::Rsa3k => CipherSuite::RSA3k,
+        }
+    }
+
+    /// How many subscribers of this kind the cases need.
+    fn needed(self) -> usize {
+        CASES
+            .iter()
+            .filter(|c| c.1 == self)
+            .map(|c| c.0)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn address(i: usize) -> String {
+    format!("s{:04}@example.test", i + 1)
+}
+
+fn cert_path(keydir: &Path, kind: Kind, i: usize) -> PathBuf {
+    keydir.join(kind.name()).join(format!("s{:04}.asc", i + 1))
+}
+
+fn fprs_path(keydir: &Path, kind: Kind) -> PathBuf {
+    keydir.join(format!("{}.fprs", kind.name()))
+}
+
+fn human_size(size: usize) -> String {
+    if size >= 1024 * 1024 && size % (1024 * 1024) == 0 {
+        format!("{} MiB", size / (1024 * 1024))
+    } else {
+        format!("{} KiB", size / 1024)
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.4} s", s)
+    } else {
+        format!("{:.2} s", s)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty());
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The post: a MIME entity of `size` bytes of text with CRLF lines.
+fn entity(size: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "the", "list", "relay", "encrypted", "subscriber", "copy", "post", "key", "signature",
+        "meeting", "tomorrow", "agenda", "minutes", "please", "review", "draft", "budget",
+        "volunteers", "and", "of", "to", "in", "for", "with", "on", "at", "we", "will",
+    ];
+    let mut text = Vec::with_capacity(size + 80);
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut line_len = 0usize;
+    while text.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let w = WORDS[(state % WORDS.len() as u64) as usize];
+        if line_len + w.len() + 1 > 72 {
+            text.extend_from_slice(b"\r\n");
+            line_len = 0;
+        } else if line_len > 0 {
+            text.push(b' ');
+            line_len += 1;
+        }
+        text.extend_from_slice(w.as_bytes());
+        line_len += w.len();
+    }
+    text.truncate(size - 2);
+    // Do not end on a lone CR.
+    if text.last() == Some(&b'\r') {
+        text.pop();
+        text.push(b'.');
+    }
+    text.extend_from_slice(b"\r\n");
+    assert_eq!(text.len(), size);
+    let mut out = b"Content-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+    out.extend_from_slice(&text);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Counting keystore: proves one list signature per post.
+
+struct CountingKeystore {
+    inner: FileKeystore,
+    signatures: Arc<AtomicUsize>,
+    signers: Arc<AtomicUsize>,
+}
+
+impl ListKeystore for CountingKeystore {
+    fn cert(&self) -> &openpgp::Cert {
+        self.inner.cert()
+    }
+
+    fn decryptors(&mut self) -> conclave_core::Result<Vec<Box<dyn Decryptor + Send + Sync>>> {
+        self.inner.decryptors()
+    }
+
+    fn signer(&mut self) -> conclave_core::Result<Box<dyn Signer + Send + Sync>> {
+        self.signers.fetch_add(1, Ordering::SeqCst);
+        let inner = self.inner.signer()?;
+        Ok(Box::new(CountingSigner {
+            inner,
+            signatures: self.signatures.clone(),
+        }))
+    }
+
+    fn kind(&self) -> &'static str {
+        "counting"
+    }
+}
+
+struct CountingSigner {
+    inner: Box<dyn Signer + Send + Sync>,
+    signatures: Arc<AtomicUsize>,
+}
+
+impl Signer for CountingSigner {
+    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
+        self.inner.public()
+    }
+
+    fn acceptable_hashes(&self) -> &[HashAlgorithm] {
+        self.inner.acceptable_hashes()
+    }
+
+    fn sign(&mut self, hash_algo: HashAlgorithm, digest: &[u8]) -> openpgp::Result<mpi::Signature> {
+        self.signatures.fetch_add(1, Ordering::SeqCst);
+        self.inner.sign(hash_algo, digest)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Child: one case, timed, with its own peak RSS.
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn child(args: &[String]) {
+    let n: usize = args[0].parse().expect("N");
+    let kind = Kind::parse(&args[1]);
+    let size: usize = args[2].parse().expect("SIZE");
+    let keydir = PathBuf::from(&args[3]);
+    let runs: usize = args[4].parse().expect("RUNS");
+
+    // Setup (not timed): the list, its subscribers, the counting keystore.
+    let work = tempfile::Builder::new()
+        .prefix("conclave-bench-list")
+        .tempdir()
+        .expect("tempdir");
+    let home = work.path().join("list");
+    let pw = Password::from(LIST_PASSWORD);
+    let mut list = List::init(
+        &home,
+        LIST_ADDRESS,
+        "Bench List",
+        KeySource::Generate,
+        &pw,
+        Arc::new(SystemClock),
+    )
+    .expect("init the list");
+    for i in 0..n {
+        let key = std::fs::read(cert_path(&keydir, kind, i)).expect("read a subscriber cert");
+        list.add_subscriber(&address(i), &key)
+            .unwrap_or_else(|e| panic!("add {}: {e}", address(i)));
+    }
+    let signatures = Arc::new(AtomicUsize::new(0));
+    let signers = Arc::new(AtomicUsize::new(0));
+    let inner = FileKeystore::open(&home, &pw).expect("open the list key");
+    list.set_keystore(Box::new(CountingKeystore {
+        inner,
+        signatures: signatures.clone(),
+        signers: signers.clone(),
+    }))
+    .expect("set the counting keystore");
+
+    let post = entity(size);
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+
+    // One untimed first post (it parses and caches the subscriber certs, as
+    // a long-running relay does once), then `runs` timed posts.
+    let mut times = Vec::with_capacity(runs);
+    let mut sig_counts = Vec::with_capacity(runs + 1);
+    let mut first = 0.0;
+    for run in 0..=runs {
+        let digest = format!("{:032x}{:032x}", nonce, run);
+        let post_id = list
+            .store()
+            .insert_post(&post, false, post.len(), &digest, "author@example.test", unix_now())
+            .expect("insert a post");
+        let before = signatures.load(Ordering::SeqCst);
+        let t0 = Instant::now();
+        let copies = list
+            .fan_out(post_id, &digest, &post, SystemTime::now())
+            .expect("fan out");
+        let took = secs(t0.elapsed());
+        let sigs = signatures.load(Ordering::SeqCst) - before;
+        assert_eq!(copies, n, "fan_out queued {copies} copies for {n} subscribers");
+        sig_counts.push(sigs);
+        if run == 0 {
+            first = took;
+        } else {
+            times.push(took);
+        }
+    }
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let med = median(times.clone());
+    let rss = vm_hwm_kib();
+    let sigs: Vec<String> = sig_counts.iter().map(|c| c.to_string()).collect();
+    println!(
+        "CHILD_RESULT median={med:.6} min={min:.6} first={first:.6} rss_kib={rss} sigs={} signers={} posts={}",
+        sigs.join(","),
+        signers.load(Ordering::SeqCst),
+        runs + 1,
+    );
+    drop(list);
+}
+
+// ---------------------------------------------------------------------------
+// Parent: keys, children, GnuPG anchors, table.
+
+struct ChildResult {
+    median: f64,
+    first: f64,
+    rss_kib: u64,
+    sigs: Vec<usize>,
+}
+
+fn run_child(n: usize, kind: Kind, size: usize, keydir: &Path, runs: usize) -> ChildResult {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = Command::new(exe)
+        .arg("--child")
+        .arg(n.to_string())
+        .arg(kind.name())
+        .arg(size.to_string())
+        .arg(keydir)
+        .arg(runs.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        eprintln!("{stdout}");
+        panic!("child for N={n} {} {} failed: {}", kind.name(), human_size(size), out.status);
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("CHILD_RESULT "))
+        .unwrap_or_else(|| panic!("no result from the child: {stdout}"));
+    let field = |k: &str| -> String {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k} in {line}"))
+            .to_owned()
+    };
+    ChildResult {
+        median: field("median").parse().expect("median"),
+        first: field("first").parse().expect("first"),
+        rss_kib: field("rss_kib").parse().expect("rss"),
+        sigs: field("sigs")
+            .split(',')
+            .map(|s| s.parse().expect("sig count"))
+            .collect(),
+    }
+}
+
+/// Generates (or reuses) the subscriber certificates and the one armored
+/// file of every public cert for GnuPG. Returns the fingerprints per kind.
+fn prepare_keys(keydir: &Path) -> (Vec<String>, Vec<String>) {
+    let mut all = Vec::new();
+    let mut fprs_by_kind = Vec::new();
+    for kind in [Kind::Cv25519, Kind::Rsa3k] {
+        let need = kind.needed();
+        let fprs_file = fprs_path(keydir, kind);
+        let existing: Vec<String> = std::fs::read_to_string(&fprs_file)
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let fprs = if existing.len() >= need
+            && (0..need).all(|i| cert_path(keydir, kind, i).exists())
+        {
+            eprintln!("[bench] reusing {need} {} subscriber certs in {}", kind.name(), keydir.display());
+            existing[..need].to_vec()
+        } else {
+            let t0 = Instant::now();
+            eprintln!("[bench] generating {need} {} subscriber certs (setup, not timed)...", kind.name());
+            std::fs::create_dir_all(keydir.join(kind.name())).expect("mkdir");
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .max(1);
+            let idx: Vec<usize> = (0..need).collect();
+            let chunk = need.div_ceil(threads).max(1);
+            let mut fprs: Vec<(usize, String)> = std::thread::scope(|s| {
+                let handles: Vec<_> = idx
+                    .chunks(chunk)
+                    .map(|c| {
+                        s.spawn(move || {
+                            c.iter()
+                                .map(|&i| {
+                                    let (cert, _rev) =
+                                        CertBuilder::general_purpose(Some(address(i)))
+                                            .set_cipher_suite(kind.suite())
+                                            .generate()
+                                            .expect("generate a subscriber cert");
+                                    let public = cert.strip_secret_key_material();
+                                    let armored =
+                                        public.armored().to_vec().expect("armor a cert");
+                                    std::fs::write(cert_path(keydir, kind, i), &armored)
+                                        .expect("write a cert");
+                                    (i, public.fingerprint().to_hex())
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("keygen thread"))
+                    .collect()
+            });
+            fprs.sort();
+            let fprs: Vec<String> = fprs.into_iter().map(|f| f.1).collect();
+            std::fs::write(&fprs_file, fprs.join("\n") + "\n").expect("write fprs");
+            eprintln!("[bench]   done in {:.1} s", secs(t0.elapsed()));
+            fprs
+        };
+        for i in 0..need {
+            all.extend(std::fs::read(cert_path(keydir, kind, i)).expect("read cert"));
+        }
+        fprs_by_kind.push(fprs);
+    }
+    std::fs::write(keydir.join("all-public.asc"), &all).expect("write all-public.asc");
+    let rsa = fprs_by_kind.pop().expect("rsa fprs");
+    let cv = fprs_by_kind.pop().expect("cv fprs");
+    (cv, rsa)
+}
+
+fn gpg(home: &Path) -> Command {
+    let mut c = Command::new("gpg");
+    c.env("GNUPGHOME", home).stdin(Stdio::null());
+    c
+}
+
+fn run_ok(mut c: Command, what: &str) {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// One gpg process per subscriber, in turn. Returns the time for all `fprs`.
+fn gpg_per_process(home: &Path, fprs: &[String], input: &Path, output: &Path) -> f64 {
+    let t0 = Instant::now();
+    for fpr in fprs {
+        let mut c = gpg(home);
+        c.args(["--batch", "--trust-model", "always", "--yes", "-e", "-r"])
+            .arg(fpr)
+            .arg("-o")
+            .arg(output)
+            .arg(input);
+        run_ok(c, "gpg -e (one recipient)");
+    }
+    secs(t0.elapsed())
+}
+
+/// One gpg process encrypting to every subscriber at once.
+fn gpg_multi(home: &Path, fprs: &[String], input: &Path, output: &Path) -> f64 {
+    let mut c = gpg(home);
+    c.args(["--batch", "--trust-model", "always", "--yes", "-e"]);
+    for fpr in fprs {
+        c.arg("-r").arg(fpr);
+    }
+    c.arg("-o").arg(output).arg(input);
+    let t0 = Instant::now();
+    run_ok(c, "gpg -e (every recipient)");
+    secs(t0.elapsed())
+}
+
+struct Row {
+    n: usize,
+    kind: Kind,
+    size: usize,
+    conclave: ChildResult,
+    runs: usize,
+    per_process: f64,
+    per_process_extrapolated: bool,
+    per_process_runs: usize,
+    multi: f64,
+}
+
+fn parent() -> i32 {
+    let quick = std::env::var("CONCLAVE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let started = Instant::now();
+
+    // Subscriber certs: generated once, here; the children only read them.
+    let keep = std::env::var_os("CONCLAVE_BENCH_KEYS").map(PathBuf::from);
+    let tmp_keys = tempfile::Builder::new()
+        .prefix("conclave-bench-keys")
+        .tempdir()
+        .expect("tempdir");
+    let keydir = keep.unwrap_or_else(|| tmp_keys.path().to_owned());
+    std::fs::create_dir_all(&keydir).expect("mkdir keydir");
+    let (cv_fprs, rsa_fprs) = prepare_keys(&keydir);
+
+    // One GnuPG homedir for the anchors, with a short path.
+    let gh = tempfile::Builder::new()
+        .prefix("cbg")
+        .tempdir_in("/tmp")
+        .expect("gnupg tempdir");
+    let ghome = gh.path().to_owned();
+    let t0 = Instant::now();
+    let mut c = gpg(&ghome);
+    c.args(["--batch", "--quiet", "--import"])
+        .arg(keydir.join("all-public.asc"));
+    run_ok(c, "gpg --import");
+    let listed = gpg(&ghome)
+        .args(["--batch", "--with-colons", "--list-keys"])
+        .output()
+        .expect("gpg --list-keys");
+    let imported = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| l.starts_with("pub:"))
+        .count();
+    eprintln!(
+        "[bench] imported {imported} public certs into GNUPGHOME={} in {:.1} s",
+        ghome.display(),
+        secs(t0.elapsed())
+    );
+    assert_eq!(imported, cv_fprs.len() + rsa_fprs.len(), "gpg imported every cert");
+
+    let work = tempfile::Builder::new()
+        .prefix("conclave-bench-work")
+        .tempdir()
+        .expect("tempdir");
+    let gpg_out = work.path().join("out.gpg");
+
+    let mut rows = Vec::new();
+    for &(n, kind, size) in CASES {
+        let label = format!("N={n} {} {}", kind.name(), human_size(size));
+        let post = entity(size);
+        let input = work.path().join(format!("post-{size}.eml"));
+        std::fs::write(&input, &post).expect("write the plaintext");
+
+        let runs = if n >= 1000 && size >= LARGE { 3 } else { 5 };
+        eprintln!("[bench] {label}: Conclave fan-out, {runs} timed posts (+1 first post) ...");
+        let conclave = run_child(n, kind, size, &keydir, runs);
+        eprintln!(
+            "[bench]   median {}  peak RSS {} MiB  signatures {:?}",
+            fmt_secs(conclave.median),
+            conclave.rss_kib / 1024,
+            conclave.sigs
+        );
+
+        let fprs = match kind {
+            Kind::Cv25519 => &cv_fprs[..n],
+            Kind::Rsa3k => &rsa_fprs[..n],
+        };
+        let (pp_fprs, extrapolated) = if quick && n > QUICK_LIMIT {
+            (&fprs[..QUICK_LIMIT], true)
+        } else {
+            (fprs, false)
+        };
+        let pp_runs = if pp_fprs.len() <= 100 { 3 } else { 1 };
+        eprintln!(
+            "[bench] {label}: gpg per process ({} processes{}, {pp_runs} run(s)) ...",
+            pp_fprs.len(),
+            if extrapolated { ", extrapolated to N" } else { "" }
+        );
+        let mut pp = Vec::new();
+        for _ in 0..pp_runs {
+            pp.push(gpg_per_process(&ghome, pp_fprs, &input, &gpg_out));
+        }
+        let mut per_process = median(pp);
+        if extrapolated {
+            per_process *= n as f64 / pp_fprs.len() as f64;
+        }
+        eprintln!("[bench] {label}: gpg multi-recipient (3 runs) ...");
+        let multi = median((0..3).map(|_| gpg_multi(&ghome, fprs, &input, &gpg_out)).collect());
+        eprintln!(
+            "[bench]   gpg per process {}{}  multi {}",
+            fmt_secs(per_process),
+            if extrapolated { " (extrapolated)" } else { "" },
+            fmt_secs(multi)
+        );
+        rows.push(Row {
+            n,
+            kind,
+            size,
+            conclave,
+            runs,
+            per_process,
+            per_process_extrapolated: extrapolated,
+            per_process_runs: pp_runs,
+            multi,
+        });
+    }
+    let mut c = Command::new("gpgconf");
+    c.arg("--homedir").arg(&ghome).args(["--kill", "all"]);
+    run_ok(c, "gpgconf --kill all");
+
+    // ----- the table -----
+    let mut out = String::new();
+    let w = &mut out;
+    use std::fmt::Write as _;
+    let _ = writeln!(w);
+    let _ = writeln!(w, "Conclave fan-out vs GnuPG (gpg without signing; Conclave signs once per post)");
+    let _ = writeln!(
+        w,
+        "{:>5} | {:<7} | {:>7} | {:>9} | {:>7} | {:>9} | {:>8} | {:>9} | {:>12} | {:>9} | {:>9} | {:>9}",
+        "N", "key", "post", "Conclave", "µs/copy", "1st post", "peak RSS", "sigs/post",
+        "gpg per-proc", "gpg multi", "pp/Concl", "multi/Concl"
+    );
+    let _ = writeln!(w, "{}", "-".repeat(137));
+    for r in &rows {
+        let lo = r.conclave.sigs.iter().min().copied().unwrap_or(0);
+        let hi = r.conclave.sigs.iter().max().copied().unwrap_or(0);
+        let sigs = if lo == hi { lo.to_string() } else { format!("{lo}..{hi}") };
+        let pp = format!(
+            "{}{}",
+            fmt_secs(r.per_process),
+            if r.per_process_extrapolated { "*" } else { "" }
+        );
+        let _ = writeln!(
+            w,
+            "{:>5} | {:<7} | {:>7} | {:>9} | {:>7.1} | {:>9} | {:>4} MiB | {:>9} | {:>12} | {:>9} | {:>8.0}x | {:>10.1}x",
+            r.n,
+            r.kind.name(),
+            human_size(r.size),
+            fmt_secs(r.conclave.median),
+            r.conclave.median * 1e6 / r.n as f64,
+            fmt_secs(r.conclave.first),
+            format!("{:.1}", r.conclave.rss_kib as f64 / 1024.0),
+            sigs,
+            pp,
+            fmt_secs(r.multi),
+            r.per_process / r.conclave.median,
+            r.multi / r.conclave.median,
+        );
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "Conclave = median of the timed posts (5, or 3 for N=1000 x 2 MiB) of List::fan_out, SQLite writes included;"
+    );
+    let _ = writeln!(
+        w,
+        "  '1st post' = the untimed first post of the child (parses and caches the subscriber certs); peak RSS = the child's VmHWM."
+    );
+    let _ = writeln!(
+        w,
+        "gpg per-proc = one `gpg --batch --trust-model always --yes -e -r FPR -o OUT IN` per subscriber, in turn (no signing);"
+    );
+    let _ = writeln!(
+        w,
+        "  median of 3 runs for N <= 100, 1 run otherwise.{}",
+        if rows.iter().any(|r| r.per_process_extrapolated) {
+            format!(" * = EXTRAPOLATED linearly from the first {QUICK_LIMIT} subscribers (CONCLAVE_BENCH_QUICK).")
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        w,
+        "gpg multi = one `gpg -e -r FPR1 ... -r FPRN` (one message, every key ID visible), median of 3 runs."
+    );
+    let _ = writeln!(w);
+
+    // ----- targets -----
+    let find = |n: usize, kind: Kind, size: usize| {
+        rows.iter()
+            .find(|r| r.n == n && r.kind == kind && r.size == size)
+            .map(|r| r.conclave.median)
+    };
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    let _ = writeln!(w, "Targets:");
+    if let Some(t) = find(1000, Kind::Cv25519, SMALL) {
+        let _ = writeln!(
+            w,
+            "  [{}] N=1000 cv25519 x 20 KiB <= {TARGET_1000_SMALL} s: {}",
+            verdict(t <= TARGET_1000_SMALL),
+            fmt_secs(t)
+        );
+    }
+    if let Some(t) = find(1000, Kind::Cv25519, LARGE) {
+        let _ = writeln!(
+            w,
+            "  [{}] N=1000 cv25519 x 2 MiB  <= {TARGET_1000_LARGE} s: {}",
+            verdict(t <= TARGET_1000_LARGE),
+            fmt_secs(t)
+        );
+    }
+    let worst_rss = rows
+        .iter()
+        .max_by_key(|r| r.conclave.rss_kib)
+        .expect("rows");
+    let _ = writeln!(
+        w,
+        "  [{}] peak RSS <= 64 MiB in every case: max {:.1} MiB (N={} {} {})",
+        verdict(worst_rss.conclave.rss_kib <= TARGET_RSS_KIB),
+        worst_rss.conclave.rss_kib as f64 / 1024.0,
+        worst_rss.n,
+        worst_rss.kind.name(),
+        human_size(worst_rss.size)
+    );
+    let bad_sigs: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.conclave.sigs.iter().any(|&s| s != 1))
+        .collect();
+    let posts: usize = rows.iter().map(|r| r.conclave.sigs.len()).sum();
+    let _ = writeln!(
+        w,
+        "  [{}] exactly one list signature per post: {} of {posts} posts",
+        if bad_sigs.is_empty() { "PASS" } else { "FAIL" },
+        posts - bad_sigs.iter().map(|r| r.conclave.sigs.iter().filter(|&&s| s != 1).count()).sum::<usize>(),
+    );
+    let _ = writeln!(w, "\n(total bench wall time {:.0} s; timed runs per Conclave case: {:?}; gpg per-process runs: {:?})",
+        secs(started.elapsed()),
+        rows.iter().map(|r| r.runs).collect::<Vec<_>>(),
+        rows.iter().map(|r| r.per_process_runs).collect::<Vec<_>>());
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+
+    drop(gh);
+    drop(tmp_keys);
+    if bad_sigs.is_empty() {
+        0
+    } else {
+        eprintln!("FAIL: a post was not signed exactly once by the list key");
+        1
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        child(&args[1..]);
+        return;
+    }
+    // `cargo bench` passes `--bench` (and maybe a filter): ignore them.
+    std::process::exit(parent());
+}
