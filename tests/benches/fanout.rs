@@ -35,7 +35,6 @@ use openpgp::cert::prelude::*;
 use openpgp::crypto::{mpi, Decryptor, Signer};
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::Key;
-use openpgp::parse::Parse;
 use openpgp::serialize::SerializeInto;
 use openpgp::types::HashAlgorithm;
 use sequoia_openpgp as openpgp;
@@ -151,9 +150,34 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The post: a MIME entity of `size` bytes of text with CRLF lines.
 fn entity(size: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "the", "list", "relay", "encrypted", "subscriber", "copy", "post", "key", "signature",
-        "meeting", "tomorrow", "agenda", "minutes", "please", "review", "draft", "budget",
-        "volunteers", "and", "of", "to", "in", "for", "with", "on", "at", "we", "will",
+        "the",
+        "list",
+        "relay",
+        "encrypted",
+        "subscriber",
+        "copy",
+        "post",
+        "key",
+        "signature",
+        "meeting",
+        "tomorrow",
+        "agenda",
+        "minutes",
+        "please",
+        "review",
+        "draft",
+        "budget",
+        "volunteers",
+        "and",
+        "of",
+        "to",
+        "in",
+        "for",
+        "with",
+        "on",
+        "at",
+        "we",
+        "will",
     ];
     let mut text = Vec::with_capacity(size + 80);
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
@@ -310,7 +334,14 @@ fn child(args: &[String]) {
         let digest = format!("{:032x}{:032x}", nonce, run);
         let post_id = list
             .store()
-            .insert_post(&post, false, post.len(), &digest, "author@example.test", unix_now())
+            .insert_post(
+                &post,
+                false,
+                post.len(),
+                &digest,
+                "author@example.test",
+                unix_now(),
+            )
             .expect("insert a post");
         let before = signatures.load(Ordering::SeqCst);
         let t0 = Instant::now();
@@ -319,7 +350,10 @@ fn child(args: &[String]) {
             .expect("fan out");
         let took = secs(t0.elapsed());
         let sigs = signatures.load(Ordering::SeqCst) - before;
-        assert_eq!(copies, n, "fan_out queued {copies} copies for {n} subscribers");
+        assert_eq!(
+            copies, n,
+            "fan_out queued {copies} copies for {n} subscribers"
+        );
         sig_counts.push(sigs);
         if run == 0 {
             first = took;
@@ -366,7 +400,12 @@ fn run_child(n: usize, kind: Kind, size: usize, keydir: &Path, runs: usize) -> C
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         eprintln!("{stdout}");
-        panic!("child for N={n} {} {} failed: {}", kind.name(), human_size(size), out.status);
+        panic!(
+            "child for N={n} {} {} failed: {}",
+            kind.name(),
+            human_size(size),
+            out.status
+        );
     }
     let line = stdout
         .lines()
@@ -403,11 +442,18 @@ fn prepare_keys(keydir: &Path) -> (Vec<String>, Vec<String>) {
         let fprs = if existing.len() >= need
             && (0..need).all(|i| cert_path(keydir, kind, i).exists())
         {
-            eprintln!("[bench] reusing {need} {} subscriber certs in {}", kind.name(), keydir.display());
+            eprintln!(
+                "[bench] reusing {need} {} subscriber certs in {}",
+                kind.name(),
+                keydir.display()
+            );
             existing[..need].to_vec()
         } else {
             let t0 = Instant::now();
-            eprintln!("[bench] generating {need} {} subscriber certs (setup, not timed)...", kind.name());
+            eprintln!(
+                "[bench] generating {need} {} subscriber certs (setup, not timed)...",
+                kind.name()
+            );
             std::fs::create_dir_all(keydir.join(kind.name())).expect("mkdir");
             let threads = std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -428,8 +474,7 @@ fn prepare_keys(keydir: &Path) -> (Vec<String>, Vec<String>) {
                                             .generate()
                                             .expect("generate a subscriber cert");
                                     let public = cert.strip_secret_key_material();
-                                    let armored =
-                                        public.armored().to_vec().expect("armor a cert");
+                                    let armored = public.armored().to_vec().expect("armor a cert");
                                     std::fs::write(cert_path(keydir, kind, i), &armored)
                                         .expect("write a cert");
                                     (i, public.fingerprint().to_hex())
@@ -555,7 +600,11 @@ fn parent() -> i32 {
         ghome.display(),
         secs(t0.elapsed())
     );
-    assert_eq!(imported, cv_fprs.len() + rsa_fprs.len(), "gpg imported every cert");
+    assert_eq!(
+        imported,
+        cv_fprs.len() + rsa_fprs.len(),
+        "gpg imported every cert"
+    );
 
     let work = tempfile::Builder::new()
         .prefix("conclave-bench-work")
@@ -593,7 +642,11 @@ fn parent() -> i32 {
         eprintln!(
             "[bench] {label}: gpg per process ({} processes{}, {pp_runs} run(s)) ...",
             pp_fprs.len(),
-            if extrapolated { ", extrapolated to N" } else { "" }
+            if extrapolated {
+                ", extrapolated to N"
+            } else {
+                ""
+            }
         );
         let mut pp = Vec::new();
         for _ in 0..pp_runs {
@@ -604,7 +657,11 @@ fn parent() -> i32 {
             per_process *= n as f64 / pp_fprs.len() as f64;
         }
         eprintln!("[bench] {label}: gpg multi-recipient (3 runs) ...");
-        let multi = median((0..3).map(|_| gpg_multi(&ghome, fprs, &input, &gpg_out)).collect());
+        let multi = median(
+            (0..3)
+                .map(|_| gpg_multi(&ghome, fprs, &input, &gpg_out))
+                .collect(),
+        );
         eprintln!(
             "[bench]   gpg per process {}{}  multi {}",
             fmt_secs(per_process),
@@ -632,7 +689,10 @@ fn parent() -> i32 {
     let w = &mut out;
     use std::fmt::Write as _;
     let _ = writeln!(w);
-    let _ = writeln!(w, "Conclave fan-out vs GnuPG (gpg without signing; Conclave signs once per post)");
+    let _ = writeln!(
+        w,
+        "Conclave fan-out vs GnuPG (gpg without signing; Conclave signs once per post)"
+    );
     let _ = writeln!(
         w,
         "{:>5} | {:<7} | {:>7} | {:>9} | {:>7} | {:>9} | {:>8} | {:>9} | {:>12} | {:>9} | {:>9} | {:>9}",
@@ -643,7 +703,11 @@ fn parent() -> i32 {
     for r in &rows {
         let lo = r.conclave.sigs.iter().min().copied().unwrap_or(0);
         let hi = r.conclave.sigs.iter().max().copied().unwrap_or(0);
-        let sigs = if lo == hi { lo.to_string() } else { format!("{lo}..{hi}") };
+        let sigs = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}..{hi}")
+        };
         let pp = format!(
             "{}{}",
             fmt_secs(r.per_process),
@@ -740,7 +804,11 @@ fn parent() -> i32 {
         w,
         "  [{}] exactly one list signature per post: {} of {posts} posts",
         if bad_sigs.is_empty() { "PASS" } else { "FAIL" },
-        posts - bad_sigs.iter().map(|r| r.conclave.sigs.iter().filter(|&&s| s != 1).count()).sum::<usize>(),
+        posts
+            - bad_sigs
+                .iter()
+                .map(|r| r.conclave.sigs.iter().filter(|&&s| s != 1).count())
+                .sum::<usize>(),
     );
     let _ = writeln!(w, "\n(total bench wall time {:.0} s; timed runs per Conclave case: {:?}; gpg per-process runs: {:?})",
         secs(started.elapsed()),

@@ -265,3 +265,40 @@ fn a_message_that_panicked_another_parser_is_handled() {
         "{line}"
     );
 }
+
+/// Every fixture, whatever it is, gets exactly one outcome line, and the
+/// command never crashes.
+#[test]
+fn every_fixture_gets_an_outcome() {
+    let (list, _reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        ALICE,
+    );
+    let dir = data("eml/deltachat");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml" || e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15);
+    let args: Vec<String> = files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut argv = vec!["process"];
+    argv.extend(args.iter().map(String::as_str));
+    let out = list.run_ok(&argv);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), files.len(), "{out}");
+    for (f, l) in files.iter().zip(&lines) {
+        let known = ["distributed to ", "held: ", "rejected: ", "discarded: "];
+        assert!(
+            known.iter().any(|k| l.starts_with(k)),
+            "{}: {l}",
+            f.display()
+        );
+    }
+}
