@@ -117,7 +117,7 @@ fn fprs_path(keydir: &Path, kind: Kind) -> PathBuf {
 }
 
 fn human_size(size: usize) -> String {
-    if size >= 1024 * 1024 && size % (1024 * 1024) == 0 {
+    if size >= 1024 * 1024 && size.is_multiple_of(1024 * 1024) {
         format!("{} MiB", size / (1024 * 1024))
     } else {
         format!("{} KiB", size / 1024)

@@ -5,6 +5,7 @@ pub mod certs;
 pub mod decrypt;
 pub mod keystore;
 pub mod seal;
+pub mod x25519;
 
 use sequoia_openpgp::policy::StandardPolicy;
 

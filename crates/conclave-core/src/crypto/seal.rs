@@ -134,6 +134,8 @@ impl SealedBody {
                     .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
                 p.set_recipient(Some(key.fingerprint()));
                 p.into()
+            } else if let Some(p) = super::x25519::pkesk3(SYM, &self.session_key, key)? {
+                p.into()
             } else {
                 let mut p = PKESK3::for_recipient(SYM, &self.session_key, key)
                     .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
