@@ -331,18 +331,12 @@ fn child(args: &[String]) {
     let mut sig_counts = Vec::with_capacity(runs + 1);
     let mut first = 0.0;
     for run in 0..=runs {
-        let digest = format!("{:032x}{:032x}", nonce, run);
-        let post_id = list
-            .store()
-            .insert_post(
-                &post,
-                false,
-                post.len(),
-                &digest,
-                "author@example.test",
-                unix_now(),
-            )
-            .expect("insert a post");
+        // A distinct post per run: copies of one (post, subscriber) pair are queued once.
+        let mut raw = post.clone();
+        raw.extend_from_slice(format!("\r\n{nonce:032x}{run:032x}\r\n").as_bytes());
+        let (post_id, digest) = list
+            .record_post(&raw, "author@example.test")
+            .expect("record a post");
         let before = signatures.load(Ordering::SeqCst);
         let t0 = Instant::now();
         let copies = list

@@ -108,14 +108,20 @@ fn seipd_v2_only_for_keys_that_advertise_it() {
         list.add_subscriber(addr, &c.armored().to_vec().unwrap())
             .unwrap();
     }
-    let post = list
-        .store()
-        .insert_post(b"sealed", true, 6, "d1", "a@example.test", 0)
+    let (post, digest) = list
+        .record_post(b"From: a@example.test\r\n\r\nx", "a@example.test")
         .unwrap();
     let entity = b"Content-Type: text/plain\r\n\r\nhello, both versions\r\n";
     assert_eq!(
-        list.fan_out(post, "d1", entity, SystemTime::now()).unwrap(),
+        list.fan_out(post, &digest, entity, SystemTime::now())
+            .unwrap(),
         2
+    );
+    // The same post again queues nothing new, and says so.
+    assert_eq!(
+        list.fan_out(post, &digest, entity, SystemTime::now())
+            .unwrap(),
+        0
     );
     let copies = list.store().queued_copies().unwrap();
     assert_eq!(copies.len(), 2);

@@ -130,10 +130,14 @@ impl SealedBody {
         let mut out = Vec::with_capacity(keys.len() * 96);
         for key in keys {
             let packet: Packet = if self.v2 {
-                let mut p = PKESK6::for_recipient(&self.session_key, key)
-                    .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
-                p.set_recipient(Some(key.fingerprint()));
-                p.into()
+                if let Some(p) = super::x25519::pkesk6(&self.session_key, key)? {
+                    p.into()
+                } else {
+                    let mut p = PKESK6::for_recipient(&self.session_key, key)
+                        .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+                    p.set_recipient(Some(key.fingerprint()));
+                    p.into()
+                }
             } else if let Some(p) = super::x25519::pkesk3(SYM, &self.session_key, key)? {
                 p.into()
             } else {

@@ -1,17 +1,17 @@
-//! Recipient packets (v3 PKESK) for Cv25519 keys, made fast.
+//! Recipient packets (v3 and v6 PKESK) for Cv25519 ECDH keys, made fast.
 //!
 //! The crypto backend draws each ephemeral key from a random generator it
 //! builds and seeds afresh for every packet, and that seeding costs about
 //! twice the X25519 work itself. A fan-out makes one packet per subscriber,
 //! so here the ephemeral secret comes straight from the operating system's
 //! generator, and the rest follows RFC 6637 (ECDH with the OpenPGP KDF and
-//! AES key wrap), as RFC 9580 section 5.1.6 describes for v3 packets.
+//! AES key wrap), as RFC 9580 section 5.1.6 describes.
 
 use openpgp::crypto::mem::Protected;
 use openpgp::crypto::mpi::{self, Ciphertext, MPI};
 use openpgp::crypto::SessionKey;
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
-use openpgp::packet::pkesk::PKESK3;
+use openpgp::packet::pkesk::{PKESK3, PKESK6};
 use openpgp::packet::Key;
 use openpgp::types::{Curve, PublicKeyAlgorithm, SymmetricAlgorithm};
 use sequoia_openpgp as openpgp;
@@ -27,6 +27,35 @@ pub fn pkesk3(
     session_key: &SessionKey,
     key: &Key<PublicParts, UnspecifiedRole>,
 ) -> Result<Option<PKESK3>> {
+    let Some(esk) = ecdh(Some(sym), session_key, key)? else {
+        return Ok(None);
+    };
+    PKESK3::new(Some(key.keyid()), PublicKeyAlgorithm::ECDH, esk)
+        .map(Some)
+        .map_err(|e| Error::crypto("encrypt to a subscriber", e))
+}
+
+/// A v6 PKESK (for SEIPDv2) giving `session_key` to `key`, or None when
+/// `key` is not a Cv25519 ECDH key.
+pub fn pkesk6(
+    session_key: &SessionKey,
+    key: &Key<PublicParts, UnspecifiedRole>,
+) -> Result<Option<PKESK6>> {
+    let Some(esk) = ecdh(None, session_key, key)? else {
+        return Ok(None);
+    };
+    PKESK6::new(Some(key.fingerprint()), PublicKeyAlgorithm::ECDH, esk)
+        .map(Some)
+        .map_err(|e| Error::crypto("encrypt to a subscriber", e))
+}
+
+/// ECDH-wraps the session key; `sym` is the algorithm octet that v3 packets
+/// put in front of the key (v6 packets carry none).
+fn ecdh(
+    sym: Option<SymmetricAlgorithm>,
+    session_key: &SessionKey,
+    key: &Key<PublicParts, UnspecifiedRole>,
+) -> Result<Option<Ciphertext>> {
     let (q, hash, kek) = match key.mpis() {
         mpi::PublicKey::ECDH {
             curve: Curve::Cv25519,
@@ -69,9 +98,11 @@ pub fn pkesk3(
         )));
     }
 
-    // m = algorithm || session key || checksum, padded to 40 bytes (PKCS#5).
+    // m = [algorithm ||] session key || checksum, padded to 40 bytes (PKCS#5).
     let mut m: Vec<u8> = Vec::with_capacity(40);
-    m.push(sym.into());
+    if let Some(sym) = sym {
+        m.push(sym.into());
+    }
     m.extend_from_slice(session_key);
     let checksum = session_key
         .iter()
@@ -120,13 +151,10 @@ pub fn pkesk3(
     let mut e = Vec::with_capacity(SIZE + 1);
     e.push(0x40);
     e.extend_from_slice(&ephemeral);
-    let esk = Ciphertext::ECDH {
+    Ok(Some(Ciphertext::ECDH {
         e: MPI::new(&e),
         key: wrapped.into_boxed_slice(),
-    };
-    PKESK3::new(Some(key.keyid()), PublicKeyAlgorithm::ECDH, esk)
-        .map(Some)
-        .map_err(|e| Error::crypto("encrypt to a subscriber", e))
+    }))
 }
 
 #[cfg(test)]
@@ -160,6 +188,12 @@ mod tests {
                 .decrypt(&mut pair, None)
                 .expect("the recipient opens it");
             assert_eq!(algo, Some(SymmetricAlgorithm::AES256));
+            assert_eq!(&got[..], &sk[..]);
+            let pkesk = pkesk6(&sk, &public).unwrap().unwrap();
+            let (algo, got) = PKESK::from(pkesk)
+                .decrypt(&mut pair, None)
+                .expect("v6 opens too");
+            assert_eq!(algo, None);
             assert_eq!(&got[..], &sk[..]);
         }
     }

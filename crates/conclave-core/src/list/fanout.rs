@@ -148,8 +148,7 @@ impl List {
                         Err(e) => skipped.push(format!("{}: {e}", m.address)),
                     }
                 }
-                queued += copies.len();
-                store.queue_copies_unlocked(post_id, &body.seipd, &copies, ts)?;
+                queued += store.queue_copies_unlocked(post_id, &body.seipd, &copies, ts)?;
             }
             Ok(())
         })?;

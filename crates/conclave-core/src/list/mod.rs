@@ -461,21 +461,14 @@ impl List {
     /// every outcome is logged with its reason.
     pub fn receive(&mut self, raw: &[u8]) -> Result<Outcome> {
         self.keystore()?;
-        let now = self.clock.now();
         let ts = self.clock.unix();
         let incoming = parse::incoming(raw);
-        // Even an encrypted post carries clear outer headers (a Subject the
-        // client did not protect, say), so what arrived is kept exactly, but
-        // sealed to the list key.
-        let stored = seal::encrypt_to(&self.cert, raw, now)?;
         let sender = incoming
             .as_ref()
             .ok()
             .and_then(|i| i.from.clone())
             .unwrap_or_default();
-        let post_id =
-            self.store
-                .insert_post(&stored, true, raw.len(), &sha256_hex(raw), &sender, ts)?;
+        let (post_id, _) = self.record_post(raw, &sender)?;
         let from = if sender.is_empty() {
             "an unknown sender".to_string()
         } else {
@@ -489,6 +482,23 @@ impl List {
         )?;
         let decision = self.decide(post_id, raw, incoming, false);
         self.conclude(post_id, decision)
+    }
+
+    /// Records a message as it arrived, sealed to the list key, and returns
+    /// its id and digest. Even an encrypted post carries clear outer headers
+    /// (a Subject the client did not protect, say), so the exact bytes are
+    /// kept, but never in clear.
+    pub fn record_post(&mut self, raw: &[u8], sender: &str) -> Result<(i64, String)> {
+        let sealed = seal::encrypt_to(&self.cert, raw, self.clock.now())?;
+        let digest = sha256_hex(raw);
+        let id = self.store.insert_sealed_post(
+            &sealed,
+            raw.len(),
+            &digest,
+            sender,
+            self.clock.unix(),
+        )?;
+        Ok((id, digest))
     }
 
     fn conclude(&mut self, post_id: i64, decision: Result<Decision>) -> Result<Outcome> {

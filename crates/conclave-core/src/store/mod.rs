@@ -321,11 +321,12 @@ impl Store {
 
     // ----- posts -----
 
-    /// Records a post as it arrived and returns its id.
-    pub fn insert_post(
+    /// Records a post and returns its id. `sealed` must be the message as it
+    /// arrived, already encrypted to the list key: the store never holds a
+    /// post in clear.
+    pub fn insert_sealed_post(
         &self,
-        raw: &[u8],
-        sealed: bool,
+        sealed: &[u8],
         size: usize,
         digest: &str,
         sender: &str,
@@ -334,8 +335,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO posts (received_at, digest, size, raw, sealed, sender, state, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'received', ?1)",
-                params![now, digest, i64::try_from(size).unwrap_or(i64::MAX), raw, sealed, sender],
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, 'received', ?1)",
+                params![now, digest, i64::try_from(size).unwrap_or(i64::MAX), sealed, sender],
             )
             .store("record a post")?;
         Ok(self.conn.last_insert_rowid())
@@ -414,14 +415,16 @@ impl Store {
 
     // ----- outbox -----
 
-    /// Stores a post's shared encrypted body and its copies, in one transaction.
+    /// Stores a post's shared encrypted body and its copies, in one
+    /// transaction. Returns how many copies were new: a (post, subscriber)
+    /// pair already queued is not queued again.
     pub fn queue_copies(
         &self,
         post_id: i64,
         seipd: &[u8],
         copies: &[NewCopy],
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         self.transaction(|s| s.queue_copies_unlocked(post_id, seipd, copies, now))
     }
 
@@ -432,7 +435,7 @@ impl Store {
         seipd: &[u8],
         copies: &[NewCopy],
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         self.conn
             .execute(
                 "INSERT INTO bodies (post_id, seipd, created_at) VALUES (?1, ?2, ?3)",
@@ -448,19 +451,28 @@ impl Store {
                  ON CONFLICT(post_id, recipient) DO NOTHING",
             )
             .store("queue copies")?;
+        let mut added = 0;
         for c in copies {
-            stmt.execute(params![
-                post_id,
-                body_id,
-                c.recipient,
-                c.message_id,
-                c.headers,
-                c.pkesks,
-                now
-            ])
-            .store("queue a copy")?;
+            added += stmt
+                .execute(params![
+                    post_id,
+                    body_id,
+                    c.recipient,
+                    c.message_id,
+                    c.headers,
+                    c.pkesks,
+                    now
+                ])
+                .store("queue a copy")?;
         }
-        Ok(())
+        drop(stmt);
+        if added == 0 {
+            // Nothing refers to this body: do not keep it.
+            self.conn
+                .execute("DELETE FROM bodies WHERE id = ?1", [body_id])
+                .store("drop an unused body")?;
+        }
+        Ok(added)
     }
 
     /// The copies still queued, oldest first.
@@ -594,7 +606,7 @@ mod tests {
     fn outbox_pairs_are_unique() {
         let store = Store::open_in_memory().unwrap();
         let post = store
-            .insert_post(b"x", false, 1, "d", "a@example.test", 1)
+            .insert_sealed_post(b"x", 1, "d", "a@example.test", 1)
             .unwrap();
         let copy = NewCopy {
             recipient: "b@example.test".into(),
@@ -603,7 +615,7 @@ mod tests {
             pkesks: vec![1],
         };
         store
-            .queue_copies(post, b"body", &[copy.clone(), copy], 1)
+            .queue_copies(post, b"body", &[copy.clone(), copy.clone()], 1)
             .unwrap();
         assert_eq!(store.queued_copies().unwrap().len(), 1);
     }
