@@ -274,13 +274,6 @@ fn vm_hwm_kib() -> u64 {
         .expect("VmHWM in /proc/self/status")
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn child(args: &[String]) {
     let n: usize = args[0].parse().expect("N");
     let kind = Kind::parse(&args[1]);
