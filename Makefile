@@ -8,9 +8,14 @@ CARGO ?= cargo
 run: deps build
 	./scripts/demo.sh
 
-## Install what is missing, then run every test suite.
+MAILHOST_DIR ?= /tmp/conclave-mh
+
+## Install what is missing, then run every test suite (the loopback mail host
+## is started for them and stopped afterwards).
 test: deps build lint
-	$(CARGO) test --workspace --locked
+	tests/testbed/mailhost.sh start $(MAILHOST_DIR)
+	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) $(CARGO) test --workspace --locked; \
+	  status=$$?; tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
 
 deps:
 	./scripts/install-deps.sh

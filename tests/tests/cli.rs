@@ -41,6 +41,10 @@ fn every_command_has_help_with_an_example() {
         &["held", "reject"],
         &["held", "discard"],
         &["log"],
+        &["certs", "list"],
+        &["certs", "show"],
+        &["certs", "accept"],
+        &["certs", "forget"],
     ];
     for cmd in commands {
         let mut args = cmd.to_vec();

@@ -81,6 +81,14 @@ pub enum Command {
         #[command(subcommand)]
         cmd: HeldCmd,
     },
+    /// Server certificates: show, accept (pin) and forget.
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR certs show imap.example.org:993\n  conclave --home DIR certs accept imap.example.org:993 --sha256 3f1a...\n  conclave --home DIR certs list\n  conclave --home DIR certs forget imap.example.org:993"
+    )]
+    Certs {
+        #[command(subcommand)]
+        cmd: CertsCmd,
+    },
     /// The audit log: what happened to each post, never its content.
     #[command(after_help = "Example:\n  conclave --home DIR log --limit 20")]
     Log {
@@ -199,5 +207,53 @@ pub enum HeldCmd {
     Discard {
         /// The post's id.
         id: i64,
+    },
+}
+
+/// How to reach a server for `certs` (default: from the configuration, or the port).
+#[derive(Debug, Args)]
+pub struct ReachArgs {
+    /// Upgrade with STARTTLS first, speaking this protocol (imap or smtp).
+    #[arg(long, value_name = "PROTOCOL", value_parser = ["imap", "smtp"], conflicts_with = "tls")]
+    pub starttls: Option<String>,
+    /// Use TLS from the first byte.
+    #[arg(long)]
+    pub tls: bool,
+}
+
+/// `certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCmd {
+    /// The pinned certificates.
+    #[command(after_help = "Example:\n  conclave --home DIR certs list")]
+    List,
+    /// Connect and show the certificate, its fingerprints and whether it is trusted. Sends no credential.
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR certs show imap.example.org:993\n  conclave --home DIR certs show mail.example.org:587 --starttls smtp"
+    )]
+    Show {
+        /// HOST:PORT
+        endpoint: String,
+        #[command(flatten)]
+        reach: ReachArgs,
+    },
+    /// Pin the certificate the server presents, only if its SHA-256 matches.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR certs accept imap.example.org:993 --sha256 3f1a0c...e9"
+    )]
+    Accept {
+        /// HOST:PORT
+        endpoint: String,
+        /// The SHA-256 fingerprint you checked (colons and case do not matter).
+        #[arg(long, value_name = "FPR")]
+        sha256: String,
+        #[command(flatten)]
+        reach: ReachArgs,
+    },
+    /// Forget a pinned certificate.
+    #[command(after_help = "Example:\n  conclave --home DIR certs forget imap.example.org:993")]
+    Forget {
+        /// HOST:PORT
+        endpoint: String,
     },
 }

@@ -26,6 +26,14 @@ pub enum ErrorKind {
     Io,
     /// An OpenPGP operation failed.
     Crypto,
+    /// A server presented a certificate that nothing trusts: ask the owner.
+    UntrustedCertificate,
+    /// A pinned certificate changed: alarm the owner.
+    CertificateChanged,
+    /// STARTTLS is configured and the server does not offer it.
+    NoStartTls,
+    /// A connection failed.
+    Network,
 }
 
 /// The engine's error.
@@ -73,6 +81,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A TLS connection did not happen; see [`crate::net::tls::TlsError`].
+    #[error(transparent)]
+    Tls(#[from] crate::net::tls::TlsError),
     /// See [`ErrorKind::Crypto`].
     #[error("cannot {what}: {detail}")]
     Crypto {
@@ -97,6 +108,12 @@ impl Error {
             Error::Store { .. } => ErrorKind::Store,
             Error::Io { .. } => ErrorKind::Io,
             Error::Crypto { .. } => ErrorKind::Crypto,
+            Error::Tls(t) => match t {
+                crate::net::tls::TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
+                crate::net::tls::TlsError::Changed { .. } => ErrorKind::CertificateChanged,
+                crate::net::tls::TlsError::NoStartTls { .. } => ErrorKind::NoStartTls,
+                _ => ErrorKind::Network,
+            },
         }
     }
 

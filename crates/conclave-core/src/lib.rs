@@ -24,6 +24,7 @@ pub mod crypto;
 pub mod error;
 pub mod list;
 pub mod mime;
+pub mod net;
 pub mod store;
 
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -3,6 +3,7 @@
 
 pub mod fanout;
 pub mod policy;
+pub mod tls_pins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -964,7 +965,7 @@ fn valid_address(a: &str) -> bool {
 }
 
 /// SHA-256 of `data`, in hex.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     use openpgp::types::HashAlgorithm;
     let Ok(ctx) = HashAlgorithm::SHA256.context() else {
         return String::new();

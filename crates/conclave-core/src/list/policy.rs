@@ -92,6 +92,17 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "false",
         "true: copies keep the author's Message-ID inside the encryption",
     ),
+    ("imap.host", "", "the IMAP server of the list mailbox"),
+    ("imap.port", "993", "its port (993 for implicit TLS, 143 for STARTTLS)"),
+    ("imap.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)"),
+    ("imap.username", "", "the login of the list mailbox"),
+    ("imap.password_file", "", "a file (mode 0600) holding its password"),
+    ("smtp.host", "", "the SMTP submission server"),
+    ("smtp.port", "465", "its port (465 for implicit TLS, 587 for STARTTLS)"),
+    ("smtp.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)"),
+    ("smtp.username", "", "the login for submission"),
+    ("smtp.password_file", "", "a file (mode 0600) holding its password"),
+    ("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store"),
 ];
 
 /// The options in force.
@@ -179,6 +190,12 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
             ))
         }
         "list.request_address" => value.contains('@') && !value.contains(char::is_whitespace),
+        "imap.port" | "smtp.port" => value.parse::<u16>().map(|p| p > 0).unwrap_or(false),
+        "imap.security" | "smtp.security" => value == "tls" || value == "starttls",
+        "imap.host" | "smtp.host" => {
+            !value.is_empty() && !value.contains(char::is_whitespace) && !value.contains('/')
+        }
+        "tls.ca_file" | "imap.password_file" | "smtp.password_file" => !value.is_empty(),
         _ => !value.chars().any(char::is_control),
     };
     if ok {

@@ -11,7 +11,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Result, StoreContext};
 
 /// The numbered migrations, in order. Never edit one that has shipped.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_tls_pins",
+        include_str!("migrations/0002_tls_pins.sql"),
+    ),
+];
 
 /// The state a post is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -513,6 +519,57 @@ impl Store {
             .store("count the outbox")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("count the outbox")
+    }
+
+    // ----- TLS pins -----
+
+    /// The pinned SHA-256 (lowercase hex) for an endpoint `host:port`.
+    pub fn tls_pin(&self, endpoint: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT sha256 FROM tls_pins WHERE endpoint = ?1",
+                [endpoint],
+                |r| r.get(0),
+            )
+            .optional()
+            .store("read a certificate pin")
+    }
+
+    /// Pins a certificate for an endpoint.
+    pub fn set_tls_pin(&self, endpoint: &str, sha256: &str, subject: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO tls_pins (endpoint, sha256, subject, accepted_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(endpoint) DO UPDATE SET sha256 = excluded.sha256,
+                     subject = excluded.subject, accepted_at = excluded.accepted_at",
+                params![endpoint, sha256, subject, now],
+            )
+            .store("pin a certificate")?;
+        Ok(())
+    }
+
+    /// Forgets the pin of an endpoint; false if there was none.
+    pub fn remove_tls_pin(&self, endpoint: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM tls_pins WHERE endpoint = ?1", [endpoint])
+            .store("forget a certificate pin")?;
+        Ok(n > 0)
+    }
+
+    /// Every pin: (endpoint, sha256, subject, accepted_at), sorted by endpoint.
+    pub fn tls_pins(&self) -> Result<Vec<(String, String, String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT endpoint, sha256, subject, accepted_at FROM tls_pins ORDER BY endpoint",
+            )
+            .store("read certificate pins")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .store("read certificate pins")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read certificate pins")
     }
 
     // ----- audit -----

@@ -1,0 +1,4 @@
+//! The network: TLS with verified certificates (and the owner's pins), and
+//! the mail protocols built on it.
+
+pub mod tls;

@@ -1,0 +1,86 @@
+//! The loopback mail host (Postfix + Dovecot) of `tests/testbed/mailhost.sh`.
+//!
+//! `make test` starts it before the suites and stops it after, and tells the
+//! tests where it is with `CONCLAVE_MAILHOST_DIR`. Run alone, a suite starts
+//! it itself in that directory (default `/tmp/conclave-mh`) and leaves it
+//! running for the next one; `tests/testbed/mailhost.sh stop DIR` stops it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// A running mail host and its settings (`mailhost.env`).
+#[derive(Debug)]
+pub struct Mailhost {
+    /// Its directory.
+    pub dir: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+impl Mailhost {
+    /// The mail host, started if it is not running.
+    pub fn get() -> &'static Mailhost {
+        static HOST: OnceLock<Mailhost> = OnceLock::new();
+        HOST.get_or_init(|| {
+            let dir = PathBuf::from(
+                std::env::var("CONCLAVE_MAILHOST_DIR")
+                    .unwrap_or_else(|_| "/tmp/conclave-mh".into()),
+            );
+            let script = crate::workspace_root().join("tests/testbed/mailhost.sh");
+            let running = std::process::Command::new(&script)
+                .arg("status")
+                .arg(&dir)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !running {
+                let out = std::process::Command::new(&script)
+                    .arg("start")
+                    .arg(&dir)
+                    .output()
+                    .expect("run mailhost.sh");
+                assert!(
+                    out.status.success(),
+                    "mailhost.sh start failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let text = std::fs::read_to_string(dir.join("mailhost.env")).expect("mailhost.env");
+            let env = text
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            Mailhost { dir, env }
+        })
+    }
+
+    /// A setting from `mailhost.env`, e.g. `MAILHOST_IMAPS_PORT`.
+    pub fn var(&self, key: &str) -> String {
+        self.env
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} missing from mailhost.env"))
+    }
+
+    /// A port setting.
+    pub fn port(&self, key: &str) -> u16 {
+        self.var(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a port"))
+    }
+
+    /// `host:port` for a host key and a port key.
+    pub fn endpoint(&self, host_key: &str, port_key: &str) -> String {
+        format!("{}:{}", self.var(host_key), self.port(port_key))
+    }
+
+    /// The text of the mail host's logs (Postfix and Dovecot).
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for f in ["log/postfix.log", "log/dovecot.log"] {
+            out.push_str(&std::fs::read_to_string(self.dir.join(f)).unwrap_or_default());
+        }
+        out
+    }
+}

@@ -1,0 +1,222 @@
+//! Certificates against the real loopback mail host: public/CA trust, refusal
+//! of unknown certificates before anything is sent, pinning by fingerprint,
+//! the "certificate changed" alarm, STARTTLS that is not offered, and no TLS
+//! session resumption across ports.
+
+use conclave_core::net::tls::{self, Endpoint, Protocol, Security, TrustSettings};
+use conclave_core::store::Store;
+use conclave_tests::{Conclave, Mailhost};
+
+fn list() -> Conclave {
+    let c = Conclave::new();
+    c.init("list@example.test", "TLS");
+    c
+}
+
+#[test]
+fn trusted_endpoints_work_with_the_ca_file() {
+    let mh = Mailhost::get();
+    let c = list();
+    // Without the test CA, nothing trusts the server.
+    let ep = mh.endpoint("MAILHOST_HOST", "MAILHOST_IMAPS_PORT");
+    let (code, err) = c.run_err(&["certs", "show", &ep]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot trust the certificate") && err.contains("unknown issuer"),
+        "{err}"
+    );
+    c.config_set("tls.ca_file", &mh.var("MAILHOST_CA_CERT"));
+    for (ep, extra) in [
+        (mh.endpoint("MAILHOST_HOST", "MAILHOST_IMAPS_PORT"), vec![]),
+        (mh.endpoint("MAILHOST_HOST", "MAILHOST_SMTPS_PORT"), vec![]),
+        (
+            mh.endpoint("MAILHOST_HOST", "MAILHOST_IMAP_PORT"),
+            vec!["--starttls", "imap"],
+        ),
+        (
+            mh.endpoint("MAILHOST_HOST", "MAILHOST_SUBMISSION_PORT"),
+            vec!["--starttls", "smtp"],
+        ),
+    ] {
+        let mut args = vec!["certs", "show", ep.as_str()];
+        args.extend(extra);
+        let out = c.run_ok(&args);
+        assert!(
+            out.contains("trusted: yes, by a public or configured CA"),
+            "{ep}: {out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "SHA-256:  {}",
+                mh.var("MAILHOST_SERVER_CERT_SHA256")
+            )),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn self_signed_is_refused_then_pinned_by_fingerprint() {
+    let mh = Mailhost::get();
+    let c = list();
+    c.config_set("tls.ca_file", &mh.var("MAILHOST_CA_CERT"));
+    let sha = mh.var("MAILHOST_SELFSIGNED_CERT_SHA256");
+    for (ep, extra) in [
+        (
+            mh.endpoint("MAILHOST_UNTRUSTED_HOST", "MAILHOST_UNTRUSTED_IMAPS_PORT"),
+            vec![],
+        ),
+        (
+            mh.endpoint(
+                "MAILHOST_UNTRUSTED_HOST",
+                "MAILHOST_UNTRUSTED_SUBMISSION_PORT",
+            ),
+            vec!["--starttls", "smtp"],
+        ),
+    ] {
+        let mut show = vec!["certs", "show", ep.as_str()];
+        show.extend(extra.iter().copied());
+        let (code, err) = c.run_err(&show);
+        assert_eq!(code, 1, "{ep}");
+        assert!(
+            err.contains(&format!("cannot trust the certificate of {ep}")) && err.contains(&sha),
+            "{err}"
+        );
+        // A wrong fingerprint pins nothing.
+        let mut wrong = vec![
+            "certs",
+            "accept",
+            ep.as_str(),
+            "--sha256",
+            "00000000000000000000000000000000000000000000000000000000000000aa",
+        ];
+        wrong.extend(extra.iter().copied());
+        let (code, err) = c.run_err(&wrong);
+        assert_ne!(code, 0);
+        assert!(err.contains("nothing was pinned"), "{err}");
+        // The right one, written with colons in upper case, pins it.
+        let colons: String = sha
+            .to_uppercase()
+            .as_bytes()
+            .chunks(2)
+            .map(|p| std::str::from_utf8(p).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut accept = vec!["certs", "accept", ep.as_str(), "--sha256", colons.as_str()];
+        accept.extend(extra.iter().copied());
+        assert!(c
+            .run_ok(&accept)
+            .contains(&format!("pinned {sha} for {ep}")));
+        let out = c.run_ok(&show);
+        assert!(out.contains("trusted: yes, by the owner's pin"), "{out}");
+    }
+    let pins = c.run_ok(&["certs", "list"]);
+    assert_eq!(pins.lines().count(), 2, "{pins}");
+    let ep = mh.endpoint("MAILHOST_UNTRUSTED_HOST", "MAILHOST_UNTRUSTED_IMAPS_PORT");
+    c.run_ok(&["certs", "forget", &ep]);
+    assert!(c
+        .run_err(&["certs", "show", &ep])
+        .1
+        .contains("cannot trust"));
+    assert_eq!(c.run_ok(&["certs", "list"]).lines().count(), 1);
+}
+
+#[test]
+fn a_changed_certificate_raises_the_alarm() {
+    let mh = Mailhost::get();
+    let c = list();
+    let ep = mh.endpoint("MAILHOST_UNTRUSTED_HOST", "MAILHOST_UNTRUSTED_IMAPS_PORT");
+    c.run_ok(&[
+        "certs",
+        "accept",
+        &ep,
+        "--sha256",
+        &mh.var("MAILHOST_SELFSIGNED_CERT_SHA256"),
+    ]);
+    // The server now presents another certificate than the one pinned: here
+    // the pin is replaced by the fingerprint of a certificate of the past.
+    let store = Store::open(&c.home.path().join("list.db")).unwrap();
+    let old = "5".repeat(64);
+    store
+        .set_tls_pin(&ep, &old, "O=untrusted, CN=mail.example.test", 0)
+        .unwrap();
+    drop(store);
+    let (code, err) = c.run_err(&["certs", "show", &ep]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "the certificate of {ep} changed: pinned SHA-256 {old}, presented {}",
+            mh.var("MAILHOST_SELFSIGNED_CERT_SHA256")
+        )),
+        "{err}"
+    );
+    // A CA-trusted certificate does not silence the alarm either.
+    let trusted = mh.endpoint("MAILHOST_HOST", "MAILHOST_IMAPS_PORT");
+    let store = Store::open(&c.home.path().join("list.db")).unwrap();
+    store.set_tls_pin(&trusted, &old, "", 0).unwrap();
+    drop(store);
+    c.config_set("tls.ca_file", &mh.var("MAILHOST_CA_CERT"));
+    assert!(c
+        .run_err(&["certs", "show", &trusted])
+        .1
+        .contains("changed"));
+    // The pin is still the old one: nothing re-pinned it.
+    assert!(c.run_ok(&["certs", "list"]).contains(&old));
+}
+
+#[test]
+fn a_server_without_starttls_is_refused() {
+    let mh = Mailhost::get();
+    let c = list();
+    for (ep, proto) in [
+        (
+            mh.endpoint("MAILHOST_PLAIN_HOST", "MAILHOST_PLAIN_IMAP_PORT"),
+            "imap",
+        ),
+        (
+            mh.endpoint("MAILHOST_PLAIN_HOST", "MAILHOST_PLAIN_SUBMISSION_PORT"),
+            "smtp",
+        ),
+    ] {
+        let (code, err) = c.run_err(&["certs", "show", &ep, "--starttls", proto]);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains(&format!(
+                "{ep} does not offer STARTTLS; refusing to continue without TLS"
+            )),
+            "{err}"
+        );
+    }
+}
+
+/// All the mail host's Postfix ports share TLS session tickets: a client that
+/// resumed a session from a trusted port on an untrusted one would skip
+/// verification. Each connection here has resumption off.
+#[test]
+fn no_session_resumption_across_ports() {
+    let mh = Mailhost::get();
+    let trust = TrustSettings {
+        ca_file: Some(mh.var("MAILHOST_CA_CERT").into()),
+        pin: None,
+    };
+    let trusted = Endpoint {
+        host: mh.var("MAILHOST_HOST"),
+        port: mh.port("MAILHOST_SMTPS_PORT"),
+        security: Security::Tls,
+        protocol: Protocol::Smtp,
+    };
+    let untrusted = Endpoint {
+        host: mh.var("MAILHOST_UNTRUSTED_HOST"),
+        port: mh.port("MAILHOST_UNTRUSTED_SMTPS_PORT"),
+        security: Security::Tls,
+        protocol: Protocol::Smtp,
+    };
+    for _ in 0..3 {
+        tls::connect(&trusted, &trust).expect("the trusted port works");
+        match tls::connect(&untrusted, &trust) {
+            Err(tls::TlsError::Untrusted { .. }) => {}
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("the untrusted port must never be accepted"),
+        }
+    }
+}
