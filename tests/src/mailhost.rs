@@ -75,6 +75,62 @@ impl Mailhost {
         format!("{}:{}", self.var(host_key), self.port(port_key))
     }
 
+    /// Every message in `user`'s INBOX (the Maildir's new/ and cur/).
+    pub fn inbox(&self, user: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir = self.dir.join("mail").join(user).join("Maildir").join(sub);
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if let Ok(b) = std::fs::read(e.path()) {
+                        out.push(b);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits up to `secs` for a message in `user`'s INBOX whose headers carry
+    /// `Message-ID: <id>`.
+    pub fn wait_for(&self, user: &str, id: &str, secs: u64) -> Option<Vec<u8>> {
+        let needle = format!("<{id}>");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(m) = self
+                .inbox(user)
+                .into_iter()
+                .find(|m| crate::mime::header(m, "Message-ID").is_some_and(|v| v.trim() == needle))
+            {
+                return Some(m);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Every file under the Postfix queue and every mailbox, for plaintext checks.
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.join("mail"), &mut out);
+        walk(&self.dir.join("spool"), &mut out);
+        out
+    }
+
     /// The text of the mail host's logs (Postfix and Dovecot).
     pub fn logs(&self) -> String {
         let mut out = String::new();

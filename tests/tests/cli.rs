@@ -35,6 +35,7 @@ fn every_command_has_help_with_an_example() {
         &["config", "show"],
         &["process"],
         &["outbox", "export"],
+        &["outbox", "send"],
         &["held", "list"],
         &["held", "show"],
         &["held", "approve"],

@@ -212,8 +212,10 @@ fn no_session_resumption_across_ports() {
         protocol: Protocol::Smtp,
     };
     for _ in 0..3 {
-        tls::connect(&trusted, &trust).expect("the trusted port works");
-        match tls::connect(&untrusted, &trust) {
+        tls::block_on(tls::connect(&trusted, &trust))
+            .unwrap()
+            .expect("the trusted port works");
+        match tls::block_on(tls::connect(&untrusted, &trust)).unwrap() {
             Err(tls::TlsError::Untrusted { .. }) => {}
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("the untrusted port must never be accepted"),

@@ -167,6 +167,11 @@ pub enum ConfigCmd {
 /// `outbox` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum OutboxCmd {
+    /// Submit every due copy over SMTP (settings smtp.*); a copy is marked sent once the server accepts it.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR config set smtp.host mail.example.org\n  conclave --home DIR config set smtp.username list@example.org\n  conclave --home DIR config set smtp.password_file ~/.config/conclave/smtp-password   # mode 0600\n  conclave --home DIR outbox send"
+    )]
+    Send,
     /// Write each queued copy to OUTDIR as an .eml named after its recipient.
     #[command(after_help = "Example:\n  conclave --home DIR outbox export out/")]
     Export {

@@ -162,6 +162,24 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Outbox {
+            cmd: OutboxCmd::Send,
+        } => {
+            let mut list = open(&cli)?;
+            let r = list.send_outbox()?;
+            let left: i64 = list
+                .store()
+                .outbox_counts()?
+                .iter()
+                .filter(|(s, _)| s == "queued")
+                .map(|(_, n)| n)
+                .sum();
+            writeln!(
+                out,
+                "sent {}, failed {}, deferred {}, still queued {left}",
+                r.sent, r.failed, r.deferred
+            )?;
+        }
+        Command::Outbox {
             cmd: OutboxCmd::Export { outdir },
         } => {
             let list = open(&cli)?;

@@ -81,6 +81,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A server refused us or the connection broke (not a TLS matter).
+    #[error("{0}")]
+    Network(String),
     /// A TLS connection did not happen; see [`crate::net::tls::TlsError`].
     #[error(transparent)]
     Tls(#[from] crate::net::tls::TlsError),
@@ -108,6 +111,7 @@ impl Error {
             Error::Store { .. } => ErrorKind::Store,
             Error::Io { .. } => ErrorKind::Io,
             Error::Crypto { .. } => ErrorKind::Crypto,
+            Error::Network(_) => ErrorKind::Network,
             Error::Tls(t) => match t {
                 crate::net::tls::TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
                 crate::net::tls::TlsError::Changed { .. } => ErrorKind::CertificateChanged,

@@ -1,6 +1,7 @@
 //! The list: subscribers, policy, moderation, and `receive(bytes) -> Outcome`,
 //! the seam through which every post enters.
 
+pub mod delivery;
 pub mod fanout;
 pub mod policy;
 pub mod tls_pins;

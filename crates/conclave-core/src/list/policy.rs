@@ -102,6 +102,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("smtp.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)"),
     ("smtp.username", "", "the login for submission"),
     ("smtp.password_file", "", "a file (mode 0600) holding its password"),
+    ("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)"),
     ("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store"),
 ];
 
@@ -190,6 +191,7 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
             ))
         }
         "list.request_address" => value.contains('@') && !value.contains(char::is_whitespace),
+        "smtp.rate_per_minute" => value.parse::<u32>().is_ok(),
         "imap.port" | "smtp.port" => value.parse::<u16>().map(|p| p > 0).unwrap_or(false),
         "imap.security" | "smtp.security" => value == "tls" || value == "starttls",
         "imap.host" | "smtp.host" => {

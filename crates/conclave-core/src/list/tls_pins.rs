@@ -87,8 +87,14 @@ impl List {
     pub fn certs_show(&self, endpoint: &Endpoint) -> Result<CertReport> {
         let trust = self.trust_for(endpoint)?;
         let pin = trust.pin.clone();
-        match tls::connect(endpoint, &trust) {
-            Ok((_stream, chain, by)) => Ok(CertReport {
+        let result = tls::block_on(async {
+            tls::connect(endpoint, &trust)
+                .await
+                .map(|(_stream, chain, by)| (chain, by))
+        })
+        .map_err(|e| Error::io("start", "the network runtime", e))?;
+        match result {
+            Ok((chain, by)) => Ok(CertReport {
                 endpoint: endpoint.key(),
                 chain,
                 verdict: Ok(by),

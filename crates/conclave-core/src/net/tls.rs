@@ -11,8 +11,6 @@
 //! re-pinned silently. Session resumption is off, so a ticket obtained on one
 //! port can never skip verification on another.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,10 +19,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    StreamOwned,
-};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// How a connection gets its TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,7 +486,7 @@ fn pem_certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
 }
 
 /// A TLS stream, after the handshake.
-pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_LINE: usize = 8192;
@@ -497,10 +494,10 @@ const MAX_LINE: usize = 8192;
 /// Connects, runs STARTTLS if configured, and completes the TLS handshake.
 /// Nothing but the protocol's greeting, capability request and STARTTLS
 /// command is exchanged before the certificate is verified. Returns the
-/// stream and the chain the server presented. For IMAP over STARTTLS the
-/// caller continues after the tagged STARTTLS reply; for SMTP, after the
-/// 220 reply to STARTTLS (EHLO must be sent again).
-pub fn connect(
+/// stream, the chain the server presented and what trusted it. For IMAP over
+/// STARTTLS the caller continues after the tagged STARTTLS reply; for SMTP,
+/// after the 220 reply to STARTTLS (EHLO must be sent again).
+pub async fn connect(
     endpoint: &Endpoint,
     trust: &TrustSettings,
 ) -> Result<(TlsStream, Vec<CertInfo>, &'static str), TlsError> {
@@ -510,38 +507,38 @@ pub fn connect(
         detail,
     };
     let handshake = Handshake::new(endpoint, trust)?;
-    let addr = (endpoint.host.as_str(), endpoint.port)
-        .to_socket_addrs()
-        .map_err(|e| fail(e.to_string()))?
-        .next()
-        .ok_or_else(|| fail("the host name has no address".into()))?;
-    let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| fail(e.to_string()))?;
-    tcp.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| fail(e.to_string()))?;
-    tcp.set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| fail(e.to_string()))?;
+    let mut tcp = match tokio::time::timeout(
+        TIMEOUT,
+        TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+    )
+    .await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(fail(e.to_string())),
+        Err(_) => return Err(fail("timed out".into())),
+    };
     if endpoint.security == Security::StartTls {
-        starttls(&mut tcp, endpoint.protocol).map_err(|e| match e {
-            Preamble::NotOffered => TlsError::NoStartTls {
-                endpoint: key.clone(),
-            },
-            Preamble::Failed(d) => fail(d),
-        })?;
+        let preamble = tokio::time::timeout(TIMEOUT, starttls(&mut tcp, endpoint.protocol)).await;
+        match preamble {
+            Ok(Ok(())) => {}
+            Ok(Err(Preamble::NotOffered)) => return Err(TlsError::NoStartTls { endpoint: key }),
+            Ok(Err(Preamble::Failed(d))) => return Err(fail(d)),
+            Err(_) => return Err(fail("timed out before STARTTLS".into())),
+        }
     }
     let name = ServerName::try_from(endpoint.host.clone())
         .map_err(|e| fail(format!("bad host name: {e}")))?;
-    let conn =
-        ClientConnection::new(handshake.config.clone(), name).map_err(|e| fail(e.to_string()))?;
-    let mut stream = StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-            return Err(handshake.explain(e));
+    let connector = tokio_rustls::TlsConnector::from(handshake.config.clone());
+    match tokio::time::timeout(TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(stream)) => {
+            let by = handshake
+                .trusted_by()
+                .unwrap_or("a public or configured CA");
+            Ok((stream, handshake.chain(), by))
         }
+        Ok(Err(e)) => Err(handshake.explain(e)),
+        Err(_) => Err(fail("the TLS handshake timed out".into())),
     }
-    let by = handshake
-        .trusted_by()
-        .unwrap_or("a public or configured CA");
-    Ok((stream, handshake.chain(), by))
 }
 
 enum Preamble {
@@ -551,19 +548,21 @@ enum Preamble {
 
 /// The plain-text exchange before the handshake. Reads byte by byte so that
 /// nothing the server sends after the STARTTLS reply is swallowed.
-fn starttls(tcp: &mut TcpStream, protocol: Protocol) -> Result<(), Preamble> {
+async fn starttls(tcp: &mut TcpStream, protocol: Protocol) -> Result<(), Preamble> {
     let io = |e: std::io::Error| Preamble::Failed(e.to_string());
     match protocol {
         Protocol::Smtp => {
-            let greeting = read_reply(tcp).map_err(io)?;
+            let greeting = read_reply(tcp).await.map_err(io)?;
             if !greeting.starts_with("220") {
                 return Err(Preamble::Failed(format!(
                     "unexpected greeting: {}",
                     first_line(&greeting)
                 )));
             }
-            tcp.write_all(b"EHLO conclave.invalid\r\n").map_err(io)?;
-            let ehlo = read_reply(tcp).map_err(io)?;
+            tcp.write_all(b"EHLO conclave.invalid\r\n")
+                .await
+                .map_err(io)?;
+            let ehlo = read_reply(tcp).await.map_err(io)?;
             if !ehlo.starts_with("250") {
                 return Err(Preamble::Failed(format!(
                     "EHLO refused: {}",
@@ -576,8 +575,8 @@ fn starttls(tcp: &mut TcpStream, protocol: Protocol) -> Result<(), Preamble> {
             }) {
                 return Err(Preamble::NotOffered);
             }
-            tcp.write_all(b"STARTTLS\r\n").map_err(io)?;
-            let reply = read_reply(tcp).map_err(io)?;
+            tcp.write_all(b"STARTTLS\r\n").await.map_err(io)?;
+            let reply = read_reply(tcp).await.map_err(io)?;
             if !reply.starts_with("220") {
                 return Err(Preamble::Failed(format!(
                     "STARTTLS refused: {}",
@@ -586,14 +585,14 @@ fn starttls(tcp: &mut TcpStream, protocol: Protocol) -> Result<(), Preamble> {
             }
         }
         Protocol::Imap => {
-            let greeting = read_line(tcp).map_err(io)?;
+            let greeting = read_line(tcp).await.map_err(io)?;
             if !greeting.starts_with("* OK") {
                 return Err(Preamble::Failed(format!("unexpected greeting: {greeting}")));
             }
-            tcp.write_all(b"c1 CAPABILITY\r\n").map_err(io)?;
+            tcp.write_all(b"c1 CAPABILITY\r\n").await.map_err(io)?;
             let mut caps = String::new();
-            loop {
-                let line = read_line(tcp).map_err(io)?;
+            for _ in 0..64 {
+                let line = read_line(tcp).await.map_err(io)?;
                 if line.starts_with("c1 ") {
                     break;
                 }
@@ -607,16 +606,17 @@ fn starttls(tcp: &mut TcpStream, protocol: Protocol) -> Result<(), Preamble> {
             {
                 return Err(Preamble::NotOffered);
             }
-            tcp.write_all(b"c2 STARTTLS\r\n").map_err(io)?;
-            loop {
-                let line = read_line(tcp).map_err(io)?;
+            tcp.write_all(b"c2 STARTTLS\r\n").await.map_err(io)?;
+            for _ in 0..64 {
+                let line = read_line(tcp).await.map_err(io)?;
                 if let Some(rest) = line.strip_prefix("c2 ") {
                     if rest.starts_with("OK") {
-                        break;
+                        return Ok(());
                     }
                     return Err(Preamble::Failed(format!("STARTTLS refused: {line}")));
                 }
             }
+            return Err(Preamble::Failed("no reply to STARTTLS".into()));
         }
     }
     Ok(())
@@ -627,21 +627,14 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Reads one CRLF-terminated line, byte by byte, bounded.
-fn read_line(r: &mut impl Read) -> std::io::Result<String> {
+async fn read_line(r: &mut TcpStream) -> std::io::Result<String> {
     let mut line = Vec::new();
-    let mut byte = [0u8; 1];
     loop {
-        let n = r.read(&mut byte)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ));
-        }
-        if byte[0] == b'\n' {
+        let b = r.read_u8().await?;
+        if b == b'\n' {
             break;
         }
-        line.push(byte[0]);
+        line.push(b);
         if line.len() > MAX_LINE {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -656,10 +649,10 @@ fn read_line(r: &mut impl Read) -> std::io::Result<String> {
 }
 
 /// Reads a (possibly multi-line) SMTP reply.
-pub(crate) fn read_reply(r: &mut impl Read) -> std::io::Result<String> {
+async fn read_reply(r: &mut TcpStream) -> std::io::Result<String> {
     let mut out = String::new();
     for _ in 0..256 {
-        let line = read_line(r)?;
+        let line = read_line(r).await?;
         let last = line.as_bytes().get(3) != Some(&b'-');
         out.push_str(&line);
         out.push('\n');
@@ -673,28 +666,13 @@ pub(crate) fn read_reply(r: &mut impl Read) -> std::io::Result<String> {
     ))
 }
 
-/// Reads lines from a buffered TLS stream (after the handshake).
-pub fn reader(stream: TlsStream) -> BufReader<TlsStream> {
-    BufReader::new(stream)
-}
-
-/// Reads one line from a buffered reader, bounded.
-pub fn read_buffered_line(r: &mut impl BufRead) -> std::io::Result<String> {
-    let mut line = Vec::new();
-    let n = r
-        .by_ref()
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut line)?;
-    if n == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the server closed the connection",
-        ));
-    }
-    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        line.pop();
-    }
-    Ok(String::from_utf8_lossy(&line).into_owned())
+/// Runs a future to completion on a private single-threaded runtime, for the
+/// parts of the engine that are called synchronously (the CLI).
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> std::io::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(f))
 }
 
 #[cfg(test)]

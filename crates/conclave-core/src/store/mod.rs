@@ -17,6 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_tls_pins",
         include_str!("migrations/0002_tls_pins.sql"),
     ),
+    (
+        "0003_outbox_retry",
+        include_str!("migrations/0003_outbox_retry.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -110,6 +114,10 @@ pub struct OutboxCopy {
     pub pkesks: Vec<u8>,
     /// The shared encrypted body.
     pub seipd: Vec<u8>,
+    /// How many times sending was tried.
+    pub attempts: i64,
+    /// Not before this time (Unix seconds).
+    pub next_attempt_at: i64,
 }
 
 /// A new outbox row.
@@ -486,7 +494,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT o.id, o.post_id, o.recipient, o.message_id, o.headers, o.pkesks, b.seipd
+                "SELECT o.id, o.post_id, o.recipient, o.message_id, o.headers, o.pkesks, b.seipd,
+                        o.attempts, o.next_attempt_at
                  FROM outbox o JOIN bodies b ON b.id = o.body_id
                  WHERE o.state = 'queued' ORDER BY o.id",
             )
@@ -501,11 +510,52 @@ impl Store {
                     headers: r.get(4)?,
                     pkesks: r.get(5)?,
                     seipd: r.get(6)?,
+                    attempts: r.get(7)?,
+                    next_attempt_at: r.get(8)?,
                 })
             })
             .store("read the outbox")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("read the outbox")
+    }
+
+    /// The copies due for sending at `now`, oldest first.
+    pub fn due_copies(&self, now: i64) -> Result<Vec<OutboxCopy>> {
+        Ok(self
+            .queued_copies()?
+            .into_iter()
+            .filter(|c| c.next_attempt_at <= now)
+            .collect())
+    }
+
+    /// Marks a copy sent: the server accepted it.
+    pub fn mark_sent(&self, id: i64, now: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1", params![id, now])
+            .store("mark a copy sent")?;
+        Ok(())
+    }
+
+    /// Records a temporary failure; the copy stays queued until `retry_at`.
+    pub fn mark_retry(&self, id: i64, error: &str, retry_at: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                params![id, error, retry_at],
+            )
+            .store("record a delivery attempt")?;
+        Ok(())
+    }
+
+    /// Records a permanent failure: the copy will not be sent.
+    pub fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )
+            .store("record a failed delivery")?;
+        Ok(())
     }
 
     /// How many copies are in each outbox state.
