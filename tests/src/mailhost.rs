@@ -140,3 +140,82 @@ impl Mailhost {
         out
     }
 }
+
+impl Mailhost {
+    /// Delivers `eml` from `from` to `to` through the plain injection port,
+    /// as the outside world would.
+    pub fn inject(&self, from: &str, to: &str, eml: &[u8]) {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect((
+            self.var("MAILHOST_HOST").as_str(),
+            self.port("MAILHOST_SMTP_PORT"),
+        ))
+        .expect("connect to the injection port");
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "expected {code}, got {line:?}");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        };
+        expect(&mut r, "220");
+        for (cmd, code) in [
+            ("EHLO test.invalid".to_string(), "250"),
+            (format!("MAIL FROM:<{from}>"), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".into(), "354"),
+        ] {
+            write!(s, "{cmd}\r\n").unwrap();
+            expect(&mut r, code);
+        }
+        let text = crate::mime::to_crlf(eml);
+        for line in text.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.first() == Some(&b'.') {
+                s.write_all(b".").unwrap();
+            }
+            s.write_all(line).unwrap();
+            s.write_all(b"\r\n").unwrap();
+        }
+        s.write_all(b".\r\n").unwrap();
+        expect(&mut r, "250");
+        s.write_all(b"QUIT\r\n").unwrap();
+    }
+
+    /// Empties every mailbox.
+    pub fn clear(&self) {
+        let script = crate::workspace_root().join("tests/testbed/mailhost.sh");
+        let out = std::process::Command::new(script)
+            .arg("clear")
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// How many messages sit in `user`'s folder whose Maildir directory name
+    /// contains `folder` ("" for INBOX).
+    pub fn count(&self, user: &str, folder: &str) -> usize {
+        let base = self.dir.join("mail").join(user).join("Maildir");
+        let mut dirs = vec![];
+        if folder.is_empty() {
+            dirs.push(base.clone());
+        } else if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().contains(folder) {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        dirs.iter()
+            .flat_map(|d| ["new", "cur"].map(|s| d.join(s)))
+            .map(|d| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0))
+            .sum()
+    }
+}

@@ -36,6 +36,7 @@ fn every_command_has_help_with_an_example() {
         &["process"],
         &["outbox", "export"],
         &["outbox", "send"],
+        &["run"],
         &["held", "list"],
         &["held", "show"],
         &["held", "approve"],

@@ -81,6 +81,15 @@ pub enum Command {
         #[command(subcommand)]
         cmd: HeldCmd,
     },
+    /// Run the list: watch the mailbox over IMAP (IDLE), process posts, send copies over SMTP.
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR --passphrase-file pw run --once   # one pass, then exit\n  conclave --home DIR --passphrase-file pw run          # until stopped"
+    )]
+    Run {
+        /// Process the mailbox, drain the outbox, and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Server certificates: show, accept (pin) and forget.
     #[command(
         after_help = "Examples:\n  conclave --home DIR certs show imap.example.org:993\n  conclave --home DIR certs accept imap.example.org:993 --sha256 3f1a...\n  conclave --home DIR certs list\n  conclave --home DIR certs forget imap.example.org:993"

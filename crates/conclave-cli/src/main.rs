@@ -234,6 +234,44 @@ fn run(cli: Cli) -> Result<()> {
                 HeldCmd::Discard { id } => writeln!(out, "{}", list.held_discard(*id)?)?,
             }
         }
+        Command::Run { once } => {
+            let mut list = open_unlocked(&cli)?;
+            let print = |r: &(
+                conclave_core::list::intake::IntakeReport,
+                conclave_core::list::delivery::DeliveryReport,
+            )| {
+                let mut lines = Vec::new();
+                for o in &r.0.outcomes {
+                    lines.push(format!("post #{}: {o}", o.post()));
+                }
+                if r.0.taken_elsewhere > 0 {
+                    lines.push(format!(
+                        "{} posts taken by another instance",
+                        r.0.taken_elsewhere
+                    ));
+                }
+                lines.push(format!(
+                    "sent {}, failed {}, deferred {}",
+                    r.1.sent, r.1.failed, r.1.deferred
+                ));
+                lines
+            };
+            if *once {
+                let r = list.run_once()?;
+                for l in print(&r) {
+                    writeln!(out, "{l}")?;
+                }
+            } else {
+                list.run(|r| match r {
+                    Ok(r) => {
+                        for l in print(r) {
+                            println!("{l}");
+                        }
+                    }
+                    Err(e) => eprintln!("conclave: {e} (retrying)"),
+                })?;
+            }
+        }
         Command::Certs { cmd } => {
             let mut list = open(&cli)?;
             match cmd {

@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod fanout;
+pub mod intake;
 pub mod policy;
 pub mod tls_pins;
 
@@ -452,7 +453,7 @@ impl List {
         Ok(members)
     }
 
-    fn keystore(&mut self) -> Result<&mut Box<dyn ListKeystore>> {
+    pub(crate) fn keystore(&mut self) -> Result<&mut Box<dyn ListKeystore>> {
         self.keystore.as_mut().ok_or(Error::PassphraseRequired)
     }
 
@@ -463,6 +464,16 @@ impl List {
     /// every outcome is logged with its reason.
     pub fn receive(&mut self, raw: &[u8]) -> Result<Outcome> {
         self.keystore()?;
+        let sender = parse::incoming(raw)
+            .ok()
+            .and_then(|i| i.from)
+            .unwrap_or_default();
+        let (post_id, _) = self.record_post(raw, &sender)?;
+        self.process_post(post_id, raw)
+    }
+
+    /// Decides what becomes of a recorded post and logs it.
+    pub(crate) fn process_post(&mut self, post_id: i64, raw: &[u8]) -> Result<Outcome> {
         let ts = self.clock.unix();
         let incoming = parse::incoming(raw);
         let sender = incoming
@@ -470,11 +481,10 @@ impl List {
             .ok()
             .and_then(|i| i.from.clone())
             .unwrap_or_default();
-        let (post_id, _) = self.record_post(raw, &sender)?;
         let from = if sender.is_empty() {
             "an unknown sender".to_string()
         } else {
-            sender.clone()
+            sender
         };
         self.store.audit(
             ts,
@@ -790,7 +800,7 @@ impl List {
     }
 
     /// The message as it arrived, unsealing it if it was stored sealed.
-    fn original(&mut self, post: &StoredPost) -> Result<Vec<u8>> {
+    pub(crate) fn original(&mut self, post: &StoredPost) -> Result<Vec<u8>> {
         if !post.sealed {
             return Ok(post.raw.clone());
         }

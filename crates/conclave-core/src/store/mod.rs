@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_outbox_retry",
         include_str!("migrations/0003_outbox_retry.sql"),
     ),
+    (
+        "0004_post_imap_uid",
+        include_str!("migrations/0004_post_imap_uid.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -397,6 +401,50 @@ impl Store {
             .store("read posts")?;
         let rows = stmt
             .query_map([state.as_str()], post_from_row)
+            .store("read posts")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read posts")
+    }
+
+    /// Records where an IMAP post stands (see migration 0004).
+    pub fn set_post_imap(&self, id: i64, state: &str, uid: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE posts SET imap_state = ?2, imap_uid = ?3 WHERE id = ?1",
+                params![id, state, uid],
+            )
+            .store("update a post")?;
+        Ok(())
+    }
+
+    /// Forgets posts recorded from IMAP but never claimed: they are still in
+    /// INBOX and will be fetched again. Returns how many.
+    pub fn drop_unclaimed_posts(&self) -> Result<usize> {
+        self.conn
+            .execute(
+                "DELETE FROM posts WHERE state = 'received' AND imap_state = 'recorded'",
+                [],
+            )
+            .store("drop unclaimed posts")
+    }
+
+    /// Forgets one post that another instance claimed first.
+    pub fn delete_post(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM posts WHERE id = ?1", [id])
+            .store("drop a post")?;
+        Ok(())
+    }
+
+    /// Claimed posts whose processing did not finish (a crash):
+    /// (id, imap_state, imap_uid).
+    pub fn claimed_unprocessed(&self) -> Result<Vec<(i64, String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, imap_state, imap_uid FROM posts WHERE state = 'received' AND imap_state IN ('claimed', 'moved') ORDER BY id")
+            .store("read posts")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .store("read posts")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("read posts")

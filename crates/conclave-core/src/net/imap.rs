@@ -1,0 +1,350 @@
+//! IMAP intake with async-imap over our verified TLS stream (implicit TLS,
+//! or STARTTLS that is never skipped). The list mailbox is the shared state
+//! with the host: a post is claimed with a conditional flag store (CONDSTORE),
+//! which exactly one of two racing instances wins, then moved into
+//! `Conclave/Processed`. (`UID MOVE` alone is no lock: on a Maildir server two
+//! sessions can both copy a message before either expunges it.)
+
+use futures::TryStreamExt;
+
+use super::tls::{self, Endpoint, Security, TlsError, TlsStream, TrustSettings};
+
+/// An open IMAP session.
+pub type Session = async_imap::Session<TlsStream>;
+
+/// Where and how to log in.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    /// The IMAP server.
+    pub endpoint: Endpoint,
+    /// What to trust besides public roots.
+    pub trust: TrustSettings,
+    /// The login.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// Why the mailbox could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ImapError {
+    /// TLS did not happen: nothing was sent.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The server refused the login.
+    #[error("cannot log in to {endpoint}: {detail}")]
+    Auth {
+        /// `host:port`.
+        endpoint: String,
+        /// What the server said.
+        detail: String,
+    },
+    /// Any other failure.
+    #[error("IMAP error with {endpoint}: {detail}")]
+    Protocol {
+        /// `host:port`.
+        endpoint: String,
+        /// What happened.
+        detail: String,
+    },
+}
+
+/// The folders Conclave files posts into.
+#[derive(Debug, Clone)]
+pub struct Folders {
+    /// Distributed posts (and posts being processed).
+    pub processed: String,
+    /// Held posts.
+    pub held: String,
+    /// Rejected or discarded posts.
+    pub rejected: String,
+}
+
+/// Connects, verifies the certificate and logs in.
+pub async fn login(settings: &ImapSettings) -> Result<Session, ImapError> {
+    let key = settings.endpoint.key();
+    let (stream, _chain, _by) = tls::connect(&settings.endpoint, &settings.trust).await?;
+    let mut client = async_imap::Client::new(stream);
+    if settings.endpoint.security == Security::Tls {
+        // The greeting (after STARTTLS the server does not greet again).
+        client
+            .read_response()
+            .await
+            .map_err(|e| ImapError::Protocol {
+                endpoint: key.clone(),
+                detail: e.to_string(),
+            })?
+            .ok_or_else(|| ImapError::Protocol {
+                endpoint: key.clone(),
+                detail: "closed before greeting".into(),
+            })?;
+    }
+    client
+        .login(&settings.username, &settings.password)
+        .await
+        .map_err(|(e, _)| ImapError::Auth {
+            endpoint: key,
+            detail: e.to_string(),
+        })
+}
+
+fn proto(endpoint: &str) -> impl Fn(async_imap::error::Error) -> ImapError + '_ {
+    move |e| ImapError::Protocol {
+        endpoint: endpoint.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// Makes sure Conclave's folders exist, with the server's hierarchy delimiter.
+pub async fn ensure_folders(session: &mut Session, endpoint: &str) -> Result<Folders, ImapError> {
+    let delim = delimiter(session, endpoint).await?;
+    let folders = Folders {
+        processed: format!("Conclave{delim}Processed"),
+        held: format!("Conclave{delim}Held"),
+        rejected: format!("Conclave{delim}Rejected"),
+    };
+    let existing: Vec<String> = session
+        .list(Some(""), Some("Conclave*"))
+        .await
+        .map_err(proto(endpoint))?
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(proto(endpoint))?
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
+    for f in [
+        "Conclave".to_string(),
+        folders.processed.clone(),
+        folders.held.clone(),
+        folders.rejected.clone(),
+    ] {
+        if !existing.contains(&f) {
+            // Another instance may create it at the same moment: a failed
+            // CREATE is fine if the folder exists afterwards.
+            let _ = session.create(&f).await;
+        }
+    }
+    Ok(folders)
+}
+
+/// Runs one command and returns (untagged lines, the tagged status line
+/// without its tag), reading the raw replies.
+async fn raw_command(
+    session: &mut Session,
+    endpoint: &str,
+    command: &str,
+) -> Result<(Vec<String>, String), ImapError> {
+    let id = session
+        .run_command(command)
+        .await
+        .map_err(proto(endpoint))?;
+    let tag = format!("{} ", id.0);
+    let mut untagged = Vec::new();
+    for _ in 0..100_000 {
+        let resp = session
+            .read_response()
+            .await
+            .map_err(|e| ImapError::Protocol {
+                endpoint: endpoint.to_owned(),
+                detail: e.to_string(),
+            })?
+            .ok_or_else(|| ImapError::Protocol {
+                endpoint: endpoint.to_owned(),
+                detail: "connection closed".into(),
+            })?;
+        let raw = String::from_utf8_lossy(resp.borrow_owner()).into_owned();
+        if let Some(status) = raw.strip_prefix(&tag) {
+            return Ok((untagged, status.trim().to_owned()));
+        }
+        untagged.push(raw);
+    }
+    Err(ImapError::Protocol {
+        endpoint: endpoint.to_owned(),
+        detail: format!("no reply to {command}"),
+    })
+}
+
+/// The keyword that marks a post some Conclave instance has claimed.
+pub const CLAIMED: &str = "$ConclaveClaimed";
+
+/// Claims a post for this instance with a conditional store (CONDSTORE,
+/// RFC 7162): the flag is set only if nobody changed the message since we
+/// read its mod-sequence, so of two instances exactly one wins. Returns
+/// false when another instance claimed it (or it is gone).
+pub async fn try_claim(session: &mut Session, endpoint: &str, uid: u32) -> Result<bool, ImapError> {
+    let (lines, status) = raw_command(
+        session,
+        endpoint,
+        &format!("UID FETCH {uid} (FLAGS MODSEQ)"),
+    )
+    .await?;
+    if !status.starts_with("OK") {
+        return Ok(false);
+    }
+    let Some(line) = lines.iter().find(|l| l.contains("MODSEQ")) else {
+        return Ok(false);
+    };
+    if line.contains(CLAIMED) {
+        return Ok(false);
+    }
+    let modseq: u64 =
+        match line
+            .split("MODSEQ (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|n| n.trim().parse().ok())
+        {
+            Some(m) => m,
+            None => return Err(ImapError::Protocol {
+                endpoint: endpoint.to_owned(),
+                detail:
+                    "the server does not report MODSEQ (CONDSTORE is needed to claim posts safely)"
+                        .into(),
+            }),
+        };
+    let (_, status) = raw_command(
+        session,
+        endpoint,
+        &format!("UID STORE {uid} (UNCHANGEDSINCE {modseq}) +FLAGS.SILENT ({CLAIMED})"),
+    )
+    .await?;
+    Ok(status.starts_with("OK") && !status.contains("[MODIFIED"))
+}
+
+/// The hierarchy delimiter, from the raw reply to `LIST "" ""`
+/// (`* LIST (\Noselect) "." ""`).
+async fn delimiter(session: &mut Session, endpoint: &str) -> Result<String, ImapError> {
+    let (lines, _) = raw_command(session, endpoint, "LIST \"\" \"\"").await?;
+    // The delimiter is the first quoted string after the flags.
+    let delim = lines
+        .iter()
+        .find(|l| l.starts_with("* LIST"))
+        .and_then(|l| l.split('"').nth(1))
+        .filter(|d| d.len() == 1);
+    Ok(delim.unwrap_or("/").to_owned())
+}
+
+/// Selects INBOX; returns (UIDVALIDITY, UIDs of every message in it).
+pub async fn inbox(session: &mut Session, endpoint: &str) -> Result<(u32, Vec<u32>), ImapError> {
+    let mb = session.select("INBOX").await.map_err(proto(endpoint))?;
+    let mut uids: Vec<u32> = session
+        .uid_search("ALL")
+        .await
+        .map_err(proto(endpoint))?
+        .into_iter()
+        .collect();
+    uids.sort_unstable();
+    Ok((mb.uid_validity.unwrap_or(0), uids))
+}
+
+/// The whole message with this UID, without marking it seen; None if it is gone.
+pub async fn fetch(
+    session: &mut Session,
+    endpoint: &str,
+    uid: u32,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    let fetches: Vec<_> = session
+        .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+        .await
+        .map_err(proto(endpoint))?
+        .try_collect()
+        .await
+        .map_err(proto(endpoint))?;
+    Ok(fetches
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .and_then(|f| f.body())
+        .map(<[u8]>::to_vec))
+}
+
+/// Moves a claimed message into `folder`; returns its UID there (COPYUID),
+/// or None when it is no longer in INBOX.
+pub async fn move_claimed(
+    session: &mut Session,
+    endpoint: &str,
+    uid: u32,
+    folder: &str,
+) -> Result<Option<u32>, ImapError> {
+    let (lines, status) =
+        raw_command(session, endpoint, &format!("UID MOVE {uid} \"{folder}\"")).await?;
+    if status.starts_with("OK") {
+        return Ok(lines
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(status.as_str()))
+            .find_map(copyuid_dest));
+    }
+    if status.starts_with("NO [EXPUNGEISSUED]") || status.starts_with("NO [NONEXISTENT]") {
+        return Ok(None);
+    }
+    Err(ImapError::Protocol {
+        endpoint: endpoint.to_owned(),
+        detail: format!("UID MOVE failed: {status}"),
+    })
+}
+
+/// Moves a message between Conclave's folders (by its UID in `from`).
+pub async fn refile(
+    session: &mut Session,
+    endpoint: &str,
+    from: &str,
+    uid: u32,
+    to: &str,
+) -> Result<(), ImapError> {
+    session.select(from).await.map_err(proto(endpoint))?;
+    session
+        .uid_mv(uid.to_string(), to)
+        .await
+        .map_err(proto(endpoint))?;
+    session.select("INBOX").await.map_err(proto(endpoint))?;
+    Ok(())
+}
+
+/// The destination UID in a `[COPYUID validity src dst]` response code.
+fn copyuid_dest(raw: &str) -> Option<u32> {
+    let at = raw.find("[COPYUID ")?;
+    let rest = raw.get(at + 9..)?;
+    let end = rest.find(']')?;
+    let dst = rest.get(..end)?.split_whitespace().nth(2)?;
+    dst.parse().ok()
+}
+
+/// Waits until the server reports a change in INBOX (IDLE, re-issued by the
+/// caller about every `timeout`), or for `timeout` when it lacks IDLE.
+pub async fn wait_for_mail(
+    settings: &ImapSettings,
+    timeout: std::time::Duration,
+) -> Result<(), ImapError> {
+    let key = settings.endpoint.key();
+    let mut session = login(settings).await?;
+    let caps = session.capabilities().await.map_err(proto(&key))?;
+    if !caps.has_str("IDLE") {
+        let _ = session.logout().await;
+        tokio::time::sleep(timeout).await;
+        return Ok(());
+    }
+    session.select("INBOX").await.map_err(proto(&key))?;
+    let mut idle = session.idle();
+    idle.init().await.map_err(proto(&key))?;
+    let (wait, _stop) = idle.wait_with_timeout(timeout);
+    wait.await.map_err(proto(&key))?;
+    let mut session = idle.done().await.map_err(proto(&key))?;
+    let _ = session.logout().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_copyuid() {
+        assert_eq!(
+            copyuid_dest("* OK [COPYUID 1700000000 12 7] Moved UIDs.\r\n"),
+            Some(7)
+        );
+        assert_eq!(copyuid_dest("a3 OK [COPYUID 9 4:5 8:9] done"), None);
+        assert_eq!(copyuid_dest("a3 OK No messages found"), None);
+    }
+}

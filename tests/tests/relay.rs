@@ -1,0 +1,229 @@
+//! The live relay against the real loopback Postfix + Dovecot: posts sent to
+//! list@example.test over SMTP are fetched over IMAP, processed, filed, and
+//! the copies submitted; two instances never both distribute a post; IDLE
+//! relays a post within seconds.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use conclave_tests::{Conclave, Engine, Mailhost, Subscriber};
+
+const LIST: &str = "list@example.test";
+
+/// The tests share the list mailbox: one at a time.
+static MAILBOX: Mutex<()> = Mutex::new(());
+
+struct Fixture {
+    list: Conclave,
+    cert: Vec<u8>,
+    subs: Vec<Subscriber>,
+}
+
+fn fixture() -> Fixture {
+    let mh = Mailhost::get();
+    mh.clear();
+    let list = Conclave::new();
+    list.init(LIST, "Relay List");
+    let cert = list.list_cert();
+    let subs: Vec<Subscriber> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|u| Subscriber::new(Engine::Gpg, &format!("{u}@example.test")))
+        .collect();
+    for s in &subs {
+        list.add_subscriber(s);
+        s.import_cert(&cert).unwrap();
+    }
+    let pw = list.write_aux("password", mh.var("MAILHOST_PASSWORD").as_bytes());
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (k, v) in [
+        ("imap.host", mh.var("MAILHOST_HOST")),
+        ("imap.port", mh.var("MAILHOST_IMAPS_PORT")),
+        ("imap.security", "tls".into()),
+        ("imap.username", "list".into()),
+        ("imap.password_file", pw.to_string_lossy().into_owned()),
+        ("smtp.host", mh.var("MAILHOST_HOST")),
+        ("smtp.port", mh.var("MAILHOST_SUBMISSION_PORT")),
+        ("smtp.security", "starttls".into()),
+        ("smtp.username", "list".into()),
+        ("smtp.password_file", pw.to_string_lossy().into_owned()),
+        ("tls.ca_file", mh.var("MAILHOST_CA_CERT")),
+    ] {
+        list.config_set(k, &v);
+    }
+    Fixture { list, cert, subs }
+}
+
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    f()
+}
+
+/// The copies in `s`'s INBOX whose decrypted text contains `needle`.
+fn copies_with(s: &Subscriber, needle: &str) -> usize {
+    let user = s.address().split('@').next().unwrap();
+    Mailhost::get()
+        .inbox(user)
+        .iter()
+        .filter(|m| String::from_utf8_lossy(m).contains("List-Id: "))
+        .filter_map(|m| s.decrypt(m).ok())
+        .filter(|d| {
+            conclave_tests::mime::all_text_plain(&d.entity)
+                .join("")
+                .contains(needle)
+        })
+        .count()
+}
+
+#[test]
+fn a_post_goes_from_smtp_through_imap_to_every_subscriber() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    // The secret is in the body only: what a client sends in clear outer
+    // headers (its Subject, say) the host sees whatever the list does, so
+    // this post, like Thunderbird's, says "..." outside.
+    let canary = format!("CANARY-RELAY-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", &format!("body {canary}"));
+    mh.inject("alice@example.test", LIST, &post);
+    // An unsigned one too, which this list holds.
+    mh.inject(
+        "bob@example.test",
+        LIST,
+        &f.subs[1].compose_unsigned_post(&f.cert, LIST, "unsigned", "hold me"),
+    );
+    assert!(
+        wait_until(10, || mh.count("list", "") == 2),
+        "the posts reach the list mailbox"
+    );
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(out.contains("post #1: distributed to 3"), "{out}");
+    assert!(out.contains("post #2: held: not signed"), "{out}");
+    assert!(out.contains("sent 3, failed 0, deferred 0"), "{out}");
+    for s in &f.subs {
+        assert!(
+            wait_until(10, || copies_with(s, &canary) == 1),
+            "{} gets exactly one copy",
+            s.address()
+        );
+    }
+    // Filed on the host: INBOX empty, one in Processed, one in Held.
+    assert_eq!(mh.count("list", ""), 0);
+    assert_eq!(mh.count("list", "Processed"), 1);
+    assert_eq!(mh.count("list", "Held"), 1);
+    // No plaintext anywhere at the host.
+    for file in mh.stored_files() {
+        let data = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !data.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "{} holds the canary",
+            file.display()
+        );
+    }
+    // A second pass finds nothing new.
+    let again = f.list.run_ok(&["run", "--once"]);
+    assert_eq!(again.trim(), "sent 0, failed 0, deferred 0", "{again}");
+}
+
+#[test]
+fn two_instances_never_both_distribute_a_post() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    // A co-owner's instance: the same list (key, subscribers, settings).
+    let second = tempfile::Builder::new()
+        .prefix("ctk-home2")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", f.list.home.path().display()))
+        .arg(second.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let n = 6;
+    for i in 0..n {
+        let post = f.subs[i % 3].compose_post(
+            &f.cert,
+            LIST,
+            &format!("race {i}"),
+            &format!("RACE-{i}-{}", std::process::id()),
+        );
+        mh.inject(f.subs[i % 3].address(), LIST, &post);
+    }
+    assert!(wait_until(10, || mh.count("list", "") == n));
+    let a = f
+        .list
+        .cmd()
+        .args(["run", "--once"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = std::process::Command::new(conclave_tests::conclave_bin())
+        .env("CONCLAVE_PASSPHRASE_FILE", &f.list.passphrase_file)
+        .arg("--home")
+        .arg(second.path())
+        .args(["run", "--once"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    assert_eq!(
+        text.matches("distributed to 3").count(),
+        n,
+        "each post distributed once in all:\n{text}"
+    );
+    for i in 0..n {
+        let needle = format!("RACE-{i}-{}", std::process::id());
+        for s in &f.subs {
+            assert!(
+                wait_until(10, || copies_with(s, &needle) == 1),
+                "{} must get post {i} exactly once",
+                s.address()
+            );
+        }
+    }
+}
+
+#[test]
+fn idle_relays_a_post_within_three_seconds() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    let mut run = f
+        .list
+        .cmd()
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it make its first pass and start idling.
+    std::thread::sleep(Duration::from_secs(2));
+    let needle = format!("IDLE-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "idle", &needle);
+    mh.inject("alice@example.test", LIST, &post);
+    let arrived = Instant::now();
+    let ok = wait_until(10, || copies_with(&f.subs[1], &needle) == 1);
+    let took = arrived.elapsed();
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(ok, "the post was not relayed");
+    assert!(
+        took <= Duration::from_secs(3),
+        "relayed in {took:?}, more than 3 s"
+    );
+}
