@@ -13,6 +13,7 @@ MAILHOST_DIR ?= /tmp/conclave-mh
 ## Install what is missing, then run every test suite (the loopback mail host
 ## is started for them and stopped afterwards).
 test: deps build lint
+	tests/testbed/mailhost.sh stop $(MAILHOST_DIR)
 	tests/testbed/mailhost.sh start $(MAILHOST_DIR)
 	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) $(CARGO) test --workspace --locked; \
 	  status=$$?; tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
