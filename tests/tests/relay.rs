@@ -227,3 +227,84 @@ fn idle_relays_a_post_within_three_seconds() {
         "relayed in {took:?}, more than 3 s"
     );
 }
+
+/// kill -9 in the middle of a 200-subscriber delivery, then a restart: every
+/// subscriber gets the post and no outbox row is left unsent. (A copy sent
+/// twice carries the same Message-ID, so clients show it once.)
+#[test]
+fn a_crash_mid_delivery_loses_nothing() {
+    use openpgp::cert::prelude::*;
+    use openpgp::serialize::SerializeInto;
+    use sequoia_openpgp as openpgp;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    // 200 more subscribers, all delivered to alice's mailbox by plus addressing.
+    let n = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let addrs: Vec<String> = (0..n)
+        .map(|i| format!("alice+s{i:03}@example.test"))
+        .collect();
+    for a in &addrs {
+        let (cert, _) = CertBuilder::general_purpose(Some(a.as_str()))
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .generate()
+            .unwrap();
+        let file = dir.path().join(format!("{a}.asc"));
+        std::fs::write(&file, cert.armored().to_vec().unwrap()).unwrap();
+        f.list
+            .run_ok(&["subscriber", "add", a, "--key", &file.to_string_lossy()]);
+    }
+    let needle = format!("CRASH-{}", std::process::id());
+    mh.inject(
+        "bob@example.test",
+        LIST,
+        &f.subs[1].compose_post(&f.cert, LIST, "...", &needle),
+    );
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let delivered = |mh: &Mailhost| -> std::collections::BTreeSet<String> {
+        mh.inbox("alice")
+            .iter()
+            .filter_map(|m| conclave_tests::header(m, "To"))
+            .map(|t| t.trim().trim_matches(['<', '>']).to_string())
+            .filter(|t| t.starts_with("alice+s"))
+            .collect()
+    };
+    let mut first = f
+        .list
+        .cmd()
+        .args(["run", "--once"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(60, || delivered(mh).len() >= 10),
+        "delivery did not start"
+    );
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let at_kill = delivered(mh).len();
+    assert!(
+        at_kill < n,
+        "the run finished before it could be killed ({at_kill} delivered)"
+    );
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(out.contains("failed 0"), "{out}");
+    assert!(
+        wait_until(30, || delivered(mh).len() == n),
+        "after the restart, only {} of {n} got the post",
+        delivered(mh).len()
+    );
+    let store = conclave_core::store::Store::open(&f.list.home.path().join("list.db")).unwrap();
+    let counts = store.outbox_counts().unwrap();
+    assert!(
+        !counts.iter().any(|(s, c)| s == "queued" && *c > 0),
+        "rows left unsent: {counts:?}"
+    );
+    let sent: i64 = counts
+        .iter()
+        .filter(|(s, _)| s == "sent")
+        .map(|(_, c)| *c)
+        .sum();
+    assert_eq!(sent as usize, n + 3);
+}
