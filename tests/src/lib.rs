@@ -23,7 +23,7 @@ pub mod programs;
 pub mod subscriber;
 
 pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
-pub use mailhost::Mailhost;
+pub use mailhost::{MailList, Mailhost};
 pub use mime::{first_text_plain, header, split_multipart_signed};
 pub use pgp::{
     cert_fingerprint, cert_has_key, cert_key_ids, extract_armored_message, pkesk_recipients,

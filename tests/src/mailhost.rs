@@ -219,3 +219,58 @@ impl Mailhost {
             .sum()
     }
 }
+
+/// A list whose subscribers are the mail host's users alice, bob and carol
+/// (each with GnuPG), logging in to the mail host as `list`.
+pub struct MailList {
+    /// The list.
+    pub list: crate::Conclave,
+    /// The list's public key.
+    pub cert: Vec<u8>,
+    /// alice, bob and carol.
+    pub subs: Vec<crate::Subscriber>,
+    password_file: PathBuf,
+}
+
+impl MailList {
+    /// Creates the list and its three subscribers.
+    pub fn new(name: &str) -> MailList {
+        use std::os::unix::fs::PermissionsExt;
+        let mh = Mailhost::get();
+        let list = crate::Conclave::new();
+        list.init("list@example.test", name);
+        let cert = list.list_cert();
+        let subs: Vec<crate::Subscriber> = ["alice", "bob", "carol"]
+            .iter()
+            .map(|u| crate::Subscriber::new(crate::Engine::Gpg, &format!("{u}@example.test")))
+            .collect();
+        for s in &subs {
+            list.add_subscriber(s);
+            s.import_cert(&cert).unwrap();
+        }
+        let password_file = list.write_aux("password", mh.var("MAILHOST_PASSWORD").as_bytes());
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        list.config_set("tls.ca_file", &mh.var("MAILHOST_CA_CERT"));
+        MailList {
+            list,
+            cert,
+            subs,
+            password_file,
+        }
+    }
+
+    /// Points `prefix` (`imap` or `smtp`) at a mail host endpoint.
+    pub fn server(&self, prefix: &str, host_key: &str, port_key: &str, security: &str) {
+        let mh = Mailhost::get();
+        let pw = self.password_file.to_string_lossy().into_owned();
+        for (k, v) in [
+            ("host", mh.var(host_key)),
+            ("port", mh.var(port_key)),
+            ("security", security.to_string()),
+            ("username", "list".to_string()),
+            ("password_file", pw),
+        ] {
+            self.list.config_set(&format!("{prefix}.{k}"), &v);
+        }
+    }
+}

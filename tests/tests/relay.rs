@@ -3,55 +3,28 @@
 //! the copies submitted; two instances never both distribute a post; IDLE
 //! relays a post within seconds.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use conclave_tests::{Conclave, Engine, Mailhost, Subscriber};
+use conclave_tests::{MailList, Mailhost, Subscriber};
 
 const LIST: &str = "list@example.test";
 
 /// The tests share the list mailbox: one at a time.
 static MAILBOX: Mutex<()> = Mutex::new(());
 
-struct Fixture {
-    list: Conclave,
-    cert: Vec<u8>,
-    subs: Vec<Subscriber>,
-}
-
-fn fixture() -> Fixture {
-    let mh = Mailhost::get();
-    mh.clear();
-    let list = Conclave::new();
-    list.init(LIST, "Relay List");
-    let cert = list.list_cert();
-    let subs: Vec<Subscriber> = ["alice", "bob", "carol"]
-        .iter()
-        .map(|u| Subscriber::new(Engine::Gpg, &format!("{u}@example.test")))
-        .collect();
-    for s in &subs {
-        list.add_subscriber(s);
-        s.import_cert(&cert).unwrap();
-    }
-    let pw = list.write_aux("password", mh.var("MAILHOST_PASSWORD").as_bytes());
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    for (k, v) in [
-        ("imap.host", mh.var("MAILHOST_HOST")),
-        ("imap.port", mh.var("MAILHOST_IMAPS_PORT")),
-        ("imap.security", "tls".into()),
-        ("imap.username", "list".into()),
-        ("imap.password_file", pw.to_string_lossy().into_owned()),
-        ("smtp.host", mh.var("MAILHOST_HOST")),
-        ("smtp.port", mh.var("MAILHOST_SUBMISSION_PORT")),
-        ("smtp.security", "starttls".into()),
-        ("smtp.username", "list".into()),
-        ("smtp.password_file", pw.to_string_lossy().into_owned()),
-        ("tls.ca_file", mh.var("MAILHOST_CA_CERT")),
-    ] {
-        list.config_set(k, &v);
-    }
-    Fixture { list, cert, subs }
+/// A list on the mail host, with the mailboxes emptied first.
+fn fixture() -> MailList {
+    Mailhost::get().clear();
+    let f = MailList::new("Relay List");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server(
+        "smtp",
+        "MAILHOST_HOST",
+        "MAILHOST_SUBMISSION_PORT",
+        "starttls",
+    );
+    f
 }
 
 fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {

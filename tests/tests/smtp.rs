@@ -5,43 +5,19 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use conclave_tests::{Conclave, Engine, Mailhost, Subscriber};
+use conclave_tests::{Engine, MailList, Mailhost, Subscriber};
 
 const LIST: &str = "list@example.test";
 
-struct Fixture {
-    list: Conclave,
-    cert: Vec<u8>,
-    subs: Vec<Subscriber>,
-}
-
-/// A list whose subscribers are the mail host's users, submitting as `list`.
-fn fixture(endpoint_host: &str, port_key: &str, security: &str) -> Fixture {
-    let mh = Mailhost::get();
-    let list = Conclave::new();
-    list.init(LIST, "SMTP List");
-    let cert = list.list_cert();
-    let subs: Vec<Subscriber> = ["alice", "bob", "carol"]
-        .iter()
-        .map(|u| Subscriber::new(Engine::Gpg, &format!("{u}@example.test")))
-        .collect();
-    for s in &subs {
-        list.add_subscriber(s);
-        s.import_cert(&cert).unwrap();
-    }
-    let pw = list.write_aux("smtp-password", mh.var("MAILHOST_PASSWORD").as_bytes());
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    list.config_set("smtp.host", &mh.var(endpoint_host));
-    list.config_set("smtp.port", &mh.var(port_key));
-    list.config_set("smtp.security", security);
-    list.config_set("smtp.username", "list");
-    list.config_set("smtp.password_file", &pw.to_string_lossy());
-    list.config_set("tls.ca_file", &mh.var("MAILHOST_CA_CERT"));
-    Fixture { list, cert, subs }
+/// A list submitting to one of the mail host's SMTP endpoints.
+fn fixture(host_key: &str, port_key: &str, security: &str) -> MailList {
+    let f = MailList::new("SMTP List");
+    f.server("smtp", host_key, port_key, security);
+    f
 }
 
 /// The Message-ID of the copy queued for `addr`.
-fn queued_ids(f: &Fixture) -> Vec<(String, String)> {
+fn queued_ids(f: &MailList) -> Vec<(String, String)> {
     f.list
         .export_outbox()
         .into_iter()
@@ -178,7 +154,7 @@ fn password_file_must_be_private() {
             .process(&f.subs[0].compose_post(&f.cert, LIST, "s", "mode")),
         "distributed to 3"
     );
-    let pw = f.list.aux.path().join("smtp-password");
+    let pw = f.list.aux.path().join("password");
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, err) = f.list.run_err(&["outbox", "send"]);
     assert_eq!(code, 1);

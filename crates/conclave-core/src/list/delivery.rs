@@ -74,31 +74,44 @@ pub fn read_password(env: &str, file: &str) -> Result<String> {
 impl List {
     /// The SMTP settings from the configuration.
     pub fn smtp_settings(&self) -> Result<SmtpSettings> {
-        let host = self.config_value("smtp.host")?;
-        if host.is_empty() {
-            return Err(Error::InvalidInput(
-                "no SMTP server: set smtp.host (and smtp.port, smtp.security)".into(),
-            ));
-        }
-        let port: u16 = self
-            .config_value("smtp.port")?
-            .parse()
-            .map_err(|_| Error::InvalidInput("smtp.port is not a port".into()))?;
-        let security =
-            Security::parse(&self.config_value("smtp.security")?).unwrap_or(Security::Tls);
-        let endpoint = self.endpoint_for(&host, port, Some((security, Protocol::Smtp)))?;
-        let trust = self.trust_for(&endpoint)?;
-        let username = self.config_value("smtp.username")?;
-        let password = read_password(
-            "CONCLAVE_SMTP_PASSWORD",
-            &self.config_value("smtp.password_file")?,
-        )?;
+        let (endpoint, trust, username, password) = self.server_login("smtp", Protocol::Smtp)?;
         Ok(SmtpSettings {
             endpoint,
             trust,
             username,
             password,
         })
+    }
+
+    /// A server's endpoint, trust, login and password from the settings
+    /// `PREFIX.host`, `.port`, `.security`, `.username`, `.password_file`
+    /// (or the variable `CONCLAVE_PREFIX_PASSWORD`).
+    pub(crate) fn server_login(
+        &self,
+        prefix: &str,
+        protocol: Protocol,
+    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
+        let upper = prefix.to_ascii_uppercase();
+        let host = self.config_value(&format!("{prefix}.host"))?;
+        if host.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "no {upper} server: set {prefix}.host (and {prefix}.port, {prefix}.security)"
+            )));
+        }
+        let port: u16 = self
+            .config_value(&format!("{prefix}.port"))?
+            .parse()
+            .map_err(|_| Error::InvalidInput(format!("{prefix}.port is not a port")))?;
+        let security = Security::parse(&self.config_value(&format!("{prefix}.security"))?)
+            .unwrap_or(Security::Tls);
+        let endpoint = self.endpoint_for(&host, port, Some((security, protocol)))?;
+        let trust = self.trust_for(&endpoint)?;
+        let username = self.config_value(&format!("{prefix}.username"))?;
+        let password = read_password(
+            &format!("CONCLAVE_{upper}_PASSWORD"),
+            &self.config_value(&format!("{prefix}.password_file"))?,
+        )?;
+        Ok((endpoint, trust, username, password))
     }
 
     /// Submits every copy that is due. Fails before sending anything when

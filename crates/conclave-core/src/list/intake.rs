@@ -5,9 +5,9 @@
 use crate::error::{Error, Result};
 use crate::mime::parse;
 use crate::net::imap::{self, ImapError, ImapSettings};
-use crate::net::tls::{self, Protocol, Security};
+use crate::net::tls::{self, Protocol};
 
-use super::delivery::{read_password, DeliveryReport};
+use super::delivery::DeliveryReport;
 use super::{List, Outcome};
 
 /// What one pass over the mailbox did.
@@ -22,25 +22,7 @@ pub struct IntakeReport {
 impl List {
     /// The IMAP settings from the configuration.
     pub fn imap_settings(&self) -> Result<ImapSettings> {
-        let host = self.config_value("imap.host")?;
-        if host.is_empty() {
-            return Err(Error::InvalidInput(
-                "no IMAP server: set imap.host (and imap.port, imap.security)".into(),
-            ));
-        }
-        let port: u16 = self
-            .config_value("imap.port")?
-            .parse()
-            .map_err(|_| Error::InvalidInput("imap.port is not a port".into()))?;
-        let security =
-            Security::parse(&self.config_value("imap.security")?).unwrap_or(Security::Tls);
-        let endpoint = self.endpoint_for(&host, port, Some((security, Protocol::Imap)))?;
-        let trust = self.trust_for(&endpoint)?;
-        let username = self.config_value("imap.username")?;
-        let password = read_password(
-            "CONCLAVE_IMAP_PASSWORD",
-            &self.config_value("imap.password_file")?,
-        )?;
+        let (endpoint, trust, username, password) = self.server_login("imap", Protocol::Imap)?;
         Ok(ImapSettings {
             endpoint,
             trust,
