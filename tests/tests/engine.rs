@@ -127,7 +127,7 @@ fn seipd_v2_only_for_keys_that_advertise_it() {
     assert_eq!(copies.len(), 2);
     for copy in copies {
         let mut msg = copy.pkesks.clone();
-        msg.extend_from_slice(&copy.seipd);
+        msg.extend_from_slice(&list.store().body(copy.body_id).unwrap());
         let (pkesks, seip) = shape(&msg);
         let cert = if copy.recipient == "v2@example.test" {
             &v2

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
 use crate::net::tls::{self, Protocol, Security};
 
-use super::fanout::assemble;
+use super::fanout::Assembler;
 use super::List;
 
 /// What one pass over the outbox did.
@@ -135,6 +135,7 @@ impl List {
                 return Ok(report);
             }
             let mut session = SmtpSession::open(&settings).await.map_err(send_error)?;
+            let mut assembler = Assembler::new(&self.store);
             for (i, copy) in due.iter().enumerate() {
                 if i > 0 && !pause.is_zero() {
                     tokio::time::sleep(pause).await;
@@ -142,7 +143,7 @@ impl List {
                 if session.is_broken() {
                     session = SmtpSession::open(&settings).await.map_err(send_error)?;
                 }
-                let message = assemble(copy);
+                let message = assembler.assemble(copy)?;
                 let now = self.clock.unix();
                 match session.send(&from, &copy.recipient, &message).await {
                     Ok(()) => {

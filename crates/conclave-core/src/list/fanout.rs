@@ -273,10 +273,36 @@ fn common_headers(
     s
 }
 
-/// Puts a whole copy together from its outbox row.
-pub fn assemble(copy: &OutboxCopy) -> Vec<u8> {
-    let armored = seal::armor_message(&[&copy.pkesks, &copy.seipd]);
-    build::encrypted_message(&copy.headers, &copy.message_id, &armored)
+/// Puts whole copies together from their outbox rows. Rows come in order,
+/// grouped by post, so each shared body is read from the store once.
+pub struct Assembler<'a> {
+    store: &'a crate::store::Store,
+    body: Option<(i64, Vec<u8>)>,
+}
+
+impl<'a> Assembler<'a> {
+    /// An assembler reading bodies from `store`.
+    pub fn new(store: &'a crate::store::Store) -> Self {
+        Assembler { store, body: None }
+    }
+
+    /// The complete message for one copy.
+    pub fn assemble(&mut self, copy: &OutboxCopy) -> Result<Vec<u8>> {
+        if self.body.as_ref().map(|b| b.0) != Some(copy.body_id) {
+            self.body = Some((copy.body_id, self.store.body(copy.body_id)?));
+        }
+        let seipd = self
+            .body
+            .as_ref()
+            .map(|b| b.1.as_slice())
+            .unwrap_or_default();
+        let armored = seal::armor_message(&[&copy.pkesks, seipd]);
+        Ok(build::encrypted_message(
+            &copy.headers,
+            &copy.message_id,
+            &armored,
+        ))
+    }
 }
 
 /// Runs `f` over `items` on every core, keeping the order.

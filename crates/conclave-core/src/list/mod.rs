@@ -917,6 +917,7 @@ impl List {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         let mut written = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut assembler = fanout::Assembler::new(&self.store);
         for copy in self.store.queued_copies()? {
             let n = seen.entry(copy.recipient.clone()).or_insert(0);
             *n += 1;
@@ -937,7 +938,7 @@ impl List {
                 format!("{safe}.{n}.eml")
             };
             let path = dir.join(name);
-            std::fs::write(&path, fanout::assemble(&copy))
+            std::fs::write(&path, assembler.assemble(&copy)?)
                 .map_err(|e| Error::io("write", &path, e))?;
             written.push(path);
         }

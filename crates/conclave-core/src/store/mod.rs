@@ -116,8 +116,8 @@ pub struct OutboxCopy {
     pub headers: String,
     /// This subscriber's recipient packets.
     pub pkesks: Vec<u8>,
-    /// The shared encrypted body.
-    pub seipd: Vec<u8>,
+    /// The shared encrypted body ([`Store::body`]), stored once per post.
+    pub body_id: i64,
     /// How many times sending was tried.
     pub attempts: i64,
     /// Not before this time (Unix seconds).
@@ -537,19 +537,26 @@ impl Store {
         Ok(added)
     }
 
-    /// The copies still queued, oldest first.
+    /// The copies still queued, oldest first (without their shared body).
     pub fn queued_copies(&self) -> Result<Vec<OutboxCopy>> {
+        self.copies(i64::MAX)
+    }
+
+    /// The queued copies due for sending at `now`, oldest first.
+    pub fn due_copies(&self, now: i64) -> Result<Vec<OutboxCopy>> {
+        self.copies(now)
+    }
+
+    fn copies(&self, due_by: i64) -> Result<Vec<OutboxCopy>> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT o.id, o.post_id, o.recipient, o.message_id, o.headers, o.pkesks, b.seipd,
-                        o.attempts, o.next_attempt_at
-                 FROM outbox o JOIN bodies b ON b.id = o.body_id
-                 WHERE o.state = 'queued' ORDER BY o.id",
+                "SELECT id, post_id, recipient, message_id, headers, pkesks, body_id, attempts, next_attempt_at
+                 FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?1 ORDER BY id",
             )
             .store("read the outbox")?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([due_by], |r| {
                 Ok(OutboxCopy {
                     id: r.get(0)?,
                     post_id: r.get(1)?,
@@ -557,7 +564,7 @@ impl Store {
                     message_id: r.get(3)?,
                     headers: r.get(4)?,
                     pkesks: r.get(5)?,
-                    seipd: r.get(6)?,
+                    body_id: r.get(6)?,
                     attempts: r.get(7)?,
                     next_attempt_at: r.get(8)?,
                 })
@@ -567,13 +574,11 @@ impl Store {
             .store("read the outbox")
     }
 
-    /// The copies due for sending at `now`, oldest first.
-    pub fn due_copies(&self, now: i64) -> Result<Vec<OutboxCopy>> {
-        Ok(self
-            .queued_copies()?
-            .into_iter()
-            .filter(|c| c.next_attempt_at <= now)
-            .collect())
+    /// A post's shared encrypted body (an OpenPGP SEIPD packet).
+    pub fn body(&self, id: i64) -> Result<Vec<u8>> {
+        self.conn
+            .query_row("SELECT seipd FROM bodies WHERE id = ?1", [id], |r| r.get(0))
+            .store("read an encrypted body")
     }
 
     /// Marks a copy sent: the server accepted it.
