@@ -117,9 +117,9 @@ impl List {
         let keydata = certs::autocrypt_keydata(&self.cert, &address, now)?;
         let common = common_headers(&name, &address, &request, &domain, &keydata, now);
 
-        let (v2, v1): (Vec<&Member>, Vec<&Member>) = members
+        let (v2, v1): (Vec<Member>, Vec<Member>) = members
             .iter()
-            .partition(|m| certs::wants_seipd_v2(&m.cert, now));
+            .partition(|m| certs::wants_seipd_v2(m.cert, now));
         let mut queued = 0;
         let mut skipped = Vec::new();
         let ts = self.unix();
@@ -130,16 +130,16 @@ impl List {
                 }
                 let body = SealedBody::new(&payload, is_v2)?;
                 let results = parallel_map(&group, |m| {
-                    let keys = certs::encryption_keys(&m.cert, now)?;
+                    let keys = certs::encryption_keys(m.cert, now)?;
                     let pkesks = body.pkesks_for(&keys)?;
-                    let message_id = format!("{}@{domain}", short_hash(post_digest, &m.address));
+                    let message_id = format!("{}@{domain}", short_hash(post_digest, m.address));
                     let headers = format!(
                         "From: {}\r\nTo: <{}>\r\nSubject: ...\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n{common}",
                         build::mailbox(Some(&name), &address),
                         m.address,
                         crate::clock::rfc5322(now),
                     );
-                    Ok(NewCopy { recipient: m.address.clone(), message_id, headers, pkesks })
+                    Ok(NewCopy { recipient: m.address.to_owned(), message_id, headers, pkesks })
                 });
                 let mut copies = Vec::with_capacity(results.len());
                 for (m, r) in group.iter().zip(results) {

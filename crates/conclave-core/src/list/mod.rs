@@ -122,11 +122,34 @@ pub struct SubscriberInfo {
     pub warning: Option<String>,
 }
 
-/// A subscriber with their parsed certificate.
-#[derive(Debug, Clone)]
-pub(crate) struct Member {
-    pub(crate) address: String,
-    pub(crate) cert: Cert,
+/// The subscribers with their parsed certificates. The certificates sit in
+/// one vector so that verification can borrow them all without a copy.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    addresses: Vec<String>,
+    certs: Vec<Cert>,
+}
+
+/// One subscriber, borrowed from [`Members`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member<'a> {
+    pub(crate) address: &'a str,
+    pub(crate) cert: &'a Cert,
+}
+
+impl Members {
+    /// Every subscriber.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Member<'_>> {
+        self.addresses
+            .iter()
+            .zip(&self.certs)
+            .map(|(address, cert)| Member { address, cert })
+    }
+
+    /// Every subscriber's certificate.
+    pub(crate) fn certs(&self) -> &[Cert] {
+        &self.certs
+    }
 }
 
 /// One list, opened from its home directory.
@@ -137,7 +160,7 @@ pub struct List {
     cert: Cert,
     address: String,
     keystore: Option<Box<dyn ListKeystore>>,
-    members: Option<Arc<Vec<Member>>>,
+    members: Option<Arc<Members>>,
 }
 
 impl std::fmt::Debug for List {
@@ -435,17 +458,15 @@ impl List {
     }
 
     /// The subscribers with parsed certificates, kept in memory across posts.
-    pub(crate) fn members(&mut self) -> Result<Arc<Vec<Member>>> {
+    pub(crate) fn members(&mut self) -> Result<Arc<Members>> {
         if let Some(m) = &self.members {
             return Ok(m.clone());
         }
-        let mut members = Vec::new();
+        let mut members = Members::default();
         for s in self.store.subscribers()? {
             if let Ok(cert) = certs::parse_public_cert(&s.cert) {
-                members.push(Member {
-                    address: s.address,
-                    cert,
-                });
+                members.addresses.push(s.address);
+                members.certs.push(cert);
             }
         }
         let members = Arc::new(members);
@@ -603,7 +624,7 @@ impl List {
         };
         let from = incoming.from.clone().unwrap_or_default();
         let members = self.members()?;
-        let certs: Vec<Cert> = members.iter().map(|m| m.cert.clone()).collect();
+        let certs = members.certs();
         let now = self.clock.now();
 
         let (plaintext, pgp_mime, inline_sigs, sig_packets) = match &incoming.payload {
@@ -623,7 +644,7 @@ impl List {
             }
             Payload::PgpMime(data) | Payload::Inline(data) => {
                 let decryptors = self.keystore()?.decryptors()?;
-                match decrypt::open(data, decryptors, &certs, now, policy.plaintext_limit()) {
+                match decrypt::open(data, decryptors, certs, now, policy.plaintext_limit()) {
                     Ok(o) => (
                         o.plaintext,
                         matches!(incoming.payload, Payload::PgpMime(_)),
@@ -647,10 +668,10 @@ impl List {
         match &content {
             Content::MimeSigned {
                 signed, signature, ..
-            } => sigs.extend(decrypt::verify_detached(signed, signature, &certs, now).0),
+            } => sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0),
             Content::Text { text } if text.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") => {
                 cleartext_signed = true;
-                sigs.extend(decrypt::verify_cleartext(text, &certs, now));
+                sigs.extend(decrypt::verify_cleartext(text, certs, now));
             }
             _ => {}
         }
@@ -677,7 +698,7 @@ impl List {
                     let owners: Vec<&str> = members
                         .iter()
                         .filter(|m| m.cert.fingerprint() == *cert)
-                        .map(|m| m.address.as_str())
+                        .map(|m| m.address)
                         .collect();
                     if owners.contains(&from.as_str()) {
                         author = Some((from.clone(), cert.to_hex()));
