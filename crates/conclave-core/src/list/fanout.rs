@@ -115,7 +115,7 @@ impl List {
             .unwrap_or("localhost")
             .to_owned();
         let keydata = certs::autocrypt_keydata(&self.cert, &address, now)?;
-        let common = common_headers(&name, &address, &request, &domain, &keydata, now);
+        let common = common_headers(&name, &address, &request, &domain, &keydata);
 
         let (v2, v1): (Vec<Member>, Vec<Member>) = members
             .iter()
@@ -244,7 +244,6 @@ fn common_headers(
     request: &str,
     domain: &str,
     keydata: &[u8],
-    _now: SystemTime,
 ) -> String {
     let local = address.split_once('@').map(|p| p.0).unwrap_or(address);
     let mut s = String::new();
