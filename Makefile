@@ -29,9 +29,17 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## The fan-out benchmark: Conclave beside GnuPG, in one run.
+## The benchmarks, each printing Conclave beside GnuPG measured in the same
+## run: the fan-out alone, then delivery through the loopback mail host
+## (needs root, like `make test`).
 bench: deps
+	$(CARGO) build --release -p conclave-cli --locked
 	$(CARGO) bench -p conclave-tests --bench fanout --locked
+	tests/testbed/mailhost.sh stop $(MAILHOST_DIR)
+	tests/testbed/mailhost.sh start $(MAILHOST_DIR)
+	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_BIN=$(CURDIR)/target/release/conclave \
+	  $(CARGO) bench -p conclave-tests --bench delivery --locked; \
+	  status=$$?; tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
 
 clean:
 	$(CARGO) clean

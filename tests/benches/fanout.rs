@@ -27,10 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use conclave_core::crypto::keystore::{FileKeystore, ListKeystore};
 use conclave_core::{KeySource, List, Password, SystemClock};
+use conclave_tests::bench::{self, entity, fmt_secs, gpg, gpg_per_process, median, run_ok, secs};
 use openpgp::cert::prelude::*;
 use openpgp::crypto::{mpi, Decryptor, Signer};
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
@@ -122,92 +123,6 @@ fn human_size(size: usize) -> String {
     } else {
         format!("{} KiB", size / 1024)
     }
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-fn fmt_secs(s: f64) -> String {
-    if s < 1.0 {
-        format!("{:.4} s", s)
-    } else {
-        format!("{:.2} s", s)
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    assert!(!v.is_empty());
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// The post: a MIME entity of `size` bytes of text with CRLF lines.
-fn entity(size: usize) -> Vec<u8> {
-    const WORDS: &[&str] = &[
-        "the",
-        "list",
-        "relay",
-        "encrypted",
-        "subscriber",
-        "copy",
-        "post",
-        "key",
-        "signature",
-        "meeting",
-        "tomorrow",
-        "agenda",
-        "minutes",
-        "please",
-        "review",
-        "draft",
-        "budget",
-        "volunteers",
-        "and",
-        "of",
-        "to",
-        "in",
-        "for",
-        "with",
-        "on",
-        "at",
-        "we",
-        "will",
-    ];
-    let mut text = Vec::with_capacity(size + 80);
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut line_len = 0usize;
-    while text.len() < size {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let w = WORDS[(state % WORDS.len() as u64) as usize];
-        if line_len + w.len() + 1 > 72 {
-            text.extend_from_slice(b"\r\n");
-            line_len = 0;
-        } else if line_len > 0 {
-            text.push(b' ');
-            line_len += 1;
-        }
-        text.extend_from_slice(w.as_bytes());
-        line_len += w.len();
-    }
-    text.truncate(size - 2);
-    // Do not end on a lone CR.
-    if text.last() == Some(&b'\r') {
-        text.pop();
-        text.push(b'.');
-    }
-    text.extend_from_slice(b"\r\n");
-    assert_eq!(text.len(), size);
-    let mut out = b"Content-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
-    out.extend_from_slice(&text);
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -426,61 +341,36 @@ fn prepare_keys(keydir: &Path) -> (Vec<String>, Vec<String>) {
         let existing: Vec<String> = std::fs::read_to_string(&fprs_file)
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default();
-        let fprs = if existing.len() >= need
-            && (0..need).all(|i| cert_path(keydir, kind, i).exists())
-        {
-            eprintln!(
-                "[bench] reusing {need} {} subscriber certs in {}",
-                kind.name(),
-                keydir.display()
-            );
-            existing[..need].to_vec()
-        } else {
-            let t0 = Instant::now();
-            eprintln!(
-                "[bench] generating {need} {} subscriber certs (setup, not timed)...",
-                kind.name()
-            );
-            std::fs::create_dir_all(keydir.join(kind.name())).expect("mkdir");
-            let threads = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .max(1);
-            let idx: Vec<usize> = (0..need).collect();
-            let chunk = need.div_ceil(threads).max(1);
-            let mut fprs: Vec<(usize, String)> = std::thread::scope(|s| {
-                let handles: Vec<_> = idx
-                    .chunks(chunk)
-                    .map(|c| {
-                        s.spawn(move || {
-                            c.iter()
-                                .map(|&i| {
-                                    let (cert, _rev) =
-                                        CertBuilder::general_purpose(Some(address(i)))
-                                            .set_cipher_suite(kind.suite())
-                                            .generate()
-                                            .expect("generate a subscriber cert");
-                                    let public = cert.strip_secret_key_material();
-                                    let armored = public.armored().to_vec().expect("armor a cert");
-                                    std::fs::write(cert_path(keydir, kind, i), &armored)
-                                        .expect("write a cert");
-                                    (i, public.fingerprint().to_hex())
-                                })
-                                .collect::<Vec<_>>()
-                        })
+        let fprs =
+            if existing.len() >= need && (0..need).all(|i| cert_path(keydir, kind, i).exists()) {
+                eprintln!(
+                    "[bench] reusing {need} {} subscriber certs in {}",
+                    kind.name(),
+                    keydir.display()
+                );
+                existing[..need].to_vec()
+            } else {
+                let t0 = Instant::now();
+                eprintln!(
+                    "[bench] generating {need} {} subscriber certs (setup, not timed)...",
+                    kind.name()
+                );
+                std::fs::create_dir_all(keydir.join(kind.name())).expect("mkdir");
+                let addresses: Vec<String> = (0..need).map(address).collect();
+                let certs = bench::generate_certs(&addresses, kind.suite());
+                let fprs: Vec<String> = certs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cert)| {
+                        let armored = cert.armored().to_vec().expect("armor a cert");
+                        std::fs::write(cert_path(keydir, kind, i), &armored).expect("write a cert");
+                        cert.fingerprint().to_hex()
                     })
                     .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("keygen thread"))
-                    .collect()
-            });
-            fprs.sort();
-            let fprs: Vec<String> = fprs.into_iter().map(|f| f.1).collect();
-            std::fs::write(&fprs_file, fprs.join("\n") + "\n").expect("write fprs");
-            eprintln!("[bench]   done in {:.1} s", secs(t0.elapsed()));
-            fprs
-        };
+                std::fs::write(&fprs_file, fprs.join("\n") + "\n").expect("write fprs");
+                eprintln!("[bench]   done in {:.1} s", secs(t0.elapsed()));
+                fprs
+            };
         for i in 0..need {
             all.extend(std::fs::read(cert_path(keydir, kind, i)).expect("read cert"));
         }
@@ -490,38 +380,6 @@ fn prepare_keys(keydir: &Path) -> (Vec<String>, Vec<String>) {
     let rsa = fprs_by_kind.pop().expect("rsa fprs");
     let cv = fprs_by_kind.pop().expect("cv fprs");
     (cv, rsa)
-}
-
-fn gpg(home: &Path) -> Command {
-    let mut c = Command::new("gpg");
-    c.env("GNUPGHOME", home).stdin(Stdio::null());
-    c
-}
-
-fn run_ok(mut c: Command, what: &str) {
-    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{what} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// One gpg process per subscriber, in turn. Returns the time for all `fprs`.
-fn gpg_per_process(home: &Path, fprs: &[String], input: &Path, output: &Path) -> f64 {
-    let t0 = Instant::now();
-    for fpr in fprs {
-        let mut c = gpg(home);
-        c.args(["--batch", "--trust-model", "always", "--yes", "-e", "-r"])
-            .arg(fpr)
-            .arg("-o")
-            .arg(output)
-            .arg(input);
-        run_ok(c, "gpg -e (one recipient)");
-    }
-    secs(t0.elapsed())
 }
 
 /// One gpg process encrypting to every subscriber at once.
@@ -570,18 +428,7 @@ fn parent() -> i32 {
         .expect("gnupg tempdir");
     let ghome = gh.path().to_owned();
     let t0 = Instant::now();
-    let mut c = gpg(&ghome);
-    c.args(["--batch", "--quiet", "--import"])
-        .arg(keydir.join("all-public.asc"));
-    run_ok(c, "gpg --import");
-    let listed = gpg(&ghome)
-        .args(["--batch", "--with-colons", "--list-keys"])
-        .output()
-        .expect("gpg --list-keys");
-    let imported = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .filter(|l| l.starts_with("pub:"))
-        .count();
+    let imported = bench::gpg_import(&ghome, &keydir.join("all-public.asc"));
     eprintln!(
         "[bench] imported {imported} public certs into GNUPGHOME={} in {:.1} s",
         ghome.display(),
@@ -667,9 +514,7 @@ fn parent() -> i32 {
             multi,
         });
     }
-    let mut c = Command::new("gpgconf");
-    c.arg("--homedir").arg(&ghome).args(["--kill", "all"]);
-    run_ok(c, "gpgconf --kill all");
+    bench::gpg_kill(&ghome);
 
     // ----- the table -----
     let mut out = String::new();

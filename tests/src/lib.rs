@@ -15,6 +15,7 @@
 //! * [`programs`]: [`find_program`], [`require_programs`].
 //! * [`Conclave`]: runs `conclave --home HOME …` ([`conclave`]).
 
+pub mod bench;
 pub mod conclave;
 pub mod mailhost;
 pub mod mime;
@@ -38,4 +39,16 @@ macro_rules! require_programs {
     ($($p:expr),+ $(,)?) => {
         $crate::programs::require_programs(&[$($p),+])
     };
+}
+
+/// Polls `f` every 10 ms for up to `secs` seconds; true once it holds.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    f()
 }

@@ -228,3 +228,28 @@ pub fn random_hex(n: usize) -> String {
     openpgp::crypto::random(&mut buf).expect("random bytes");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The times a copy carries, in seconds since the epoch: the list
+/// signature's creation time, the signed entity's `Date:` and the outer
+/// `Date:`. `eml` is the copy as delivered, `entity` its decrypted content
+/// (an RFC 3156 `multipart/signed`).
+pub fn copy_times(eml: &[u8], entity: &[u8]) -> (i64, i64, i64) {
+    let (signed, sig) = crate::split_multipart_signed(entity).expect("a multipart/signed copy");
+    let sig = match Packet::from_bytes(&sig).expect("a signature packet") {
+        Packet::Signature(s) => s,
+        p => panic!("not a signature: {p:?}"),
+    };
+    let sig_time = sig
+        .signature_creation_time()
+        .expect("a creation time")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs() as i64;
+    let date = |m: &[u8]| {
+        mail_parser::MessageParser::default()
+            .parse(m)
+            .and_then(|m| m.date().map(|d| d.to_timestamp()))
+            .expect("a Date: header")
+    };
+    (sig_time, date(&signed), date(eml))
+}

@@ -214,27 +214,11 @@ fn copies_carry_list_headers_and_drop_leaky_ones() {
     );
 
     // The list signature is made at the Date: of the copy (within a minute).
-    let (signed, sig) = split_multipart_signed(&d.entity).unwrap();
-    let sig = match openpgp::Packet::from_bytes(&sig).unwrap() {
-        openpgp::Packet::Signature(s) => s,
-        p => panic!("not a signature: {p:?}"),
-    };
-    let sig_time = sig
-        .signature_creation_time()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let (sig_time, inner_date, outer_date) = conclave_tests::pgp::copy_times(eml, &d.entity);
+    let (signed, _) = split_multipart_signed(&d.entity).unwrap();
     let inner = mail_parser::MessageParser::default()
         .parse(&signed[..])
         .unwrap();
-    let inner_date = inner.date().unwrap().to_timestamp();
-    let outer_date = mail_parser::MessageParser::default()
-        .parse(&eml[..])
-        .unwrap()
-        .date()
-        .unwrap()
-        .to_timestamp();
     assert!(
         (sig_time - inner_date).abs() <= 60,
         "signature {sig_time} vs inner Date {inner_date}"

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use conclave_tests::{MailList, Mailhost, Subscriber};
+use conclave_tests::{wait_until, MailList, Mailhost, Subscriber};
 
 const LIST: &str = "list@example.test";
 
@@ -25,17 +25,6 @@ fn fixture() -> MailList {
         "starttls",
     );
     f
-}
-
-fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    f()
 }
 
 /// The copies in `s`'s INBOX whose decrypted text contains `needle`.
@@ -228,6 +217,8 @@ fn a_crash_mid_delivery_loses_nothing() {
         f.list
             .run_ok(&["subscriber", "add", a, "--key", &file.to_string_lossy()]);
     }
+    // One copy every 20 ms, so that the kill lands mid-delivery.
+    f.list.config_set("smtp.rate_per_minute", "3000");
     let needle = format!("CRASH-{}", std::process::id());
     mh.inject(
         "bob@example.test",

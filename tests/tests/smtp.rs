@@ -193,3 +193,114 @@ fn a_permanent_refusal_fails_one_copy_and_tells_the_owner() {
         "{log}"
     );
 }
+
+/// The Postfix smtpd process that accepted the message with this Message-ID.
+fn accepting_smtpd(log: &str, message_id: &str) -> Option<String> {
+    let needle = format!("message-id=<{message_id}>");
+    let queue_id = log
+        .lines()
+        .find(|l| l.contains("postfix/cleanup") && l.contains(&needle))?
+        .split(": ")
+        .nth(1)?
+        .to_string();
+    let client = format!("{queue_id}: client=");
+    let line = log
+        .lines()
+        .find(|l| l.contains("/smtpd[") && l.contains(&client))?;
+    let pid = line.split("/smtpd[").nth(1)?.split(']').next()?;
+    Some(pid.to_string())
+}
+
+#[test]
+fn copies_go_out_over_as_many_connections_as_configured() {
+    let mh = Mailhost::get();
+    for (connections, want) in [("1", 1), ("3", 3)] {
+        let f = fixture("MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+        f.list.config_set("smtp.connections", connections);
+        let post = f.subs[0].compose_post(&f.cert, LIST, "...", "spread over connections");
+        assert_eq!(f.list.process(&post), "distributed to 3");
+        let ids = queued_ids(&f);
+        let out = f.list.run_ok(&["outbox", "send"]);
+        assert_eq!(out.trim(), "sent 3, failed 0, deferred 0, still queued 0");
+        let mut pids = std::collections::BTreeSet::new();
+        for (_, id) in &ids {
+            let mut pid = None;
+            for _ in 0..100 {
+                pid = accepting_smtpd(&mh.logs(), id);
+                if pid.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            pids.insert(pid.unwrap_or_else(|| panic!("no Postfix log of {id}")));
+        }
+        assert_eq!(pids.len(), want, "smtp.connections {connections}: {pids:?}");
+    }
+}
+
+/// A copy that waits more than an hour in the outbox is signed again before
+/// it goes out, so its signature time matches its `Date:`; one that waited
+/// less keeps its signature. Either way the Message-ID stays.
+#[test]
+fn copies_signed_over_an_hour_ago_are_signed_again() {
+    use conclave_core::{List, ManualClock, Outcome, Password};
+    use std::sync::Arc;
+    let mh = Mailhost::get();
+    let f = fixture("MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = Arc::new(ManualClock::at_unix(start));
+    let mut list = List::open(f.list.home.path(), clock.clone()).unwrap();
+    list.unlock(&Password::from(conclave_tests::TEST_PASSPHRASE))
+        .unwrap();
+    let tag = format!("STALE-{}", std::process::id());
+    let mut receive = |n: u32| {
+        let post = f.subs[1].compose_post(&f.cert, LIST, "...", &format!("{tag} post {n}"));
+        assert!(matches!(
+            list.receive(&post).unwrap(),
+            Outcome::Distributed { copies: 3, .. }
+        ));
+    };
+    receive(1);
+    clock.advance(90 * 60);
+    receive(2);
+    clock.advance(40 * 60);
+    // Post 1 was signed 130 minutes ago, post 2 40 minutes ago.
+    let before: Vec<(String, String)> = list
+        .store()
+        .queued_copies()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.recipient, c.message_id))
+        .collect();
+    assert_eq!(before.len(), 6);
+    let report = list.send_outbox().unwrap();
+    assert_eq!((report.sent, report.failed), (6, 0));
+    let alice = &f.subs[0];
+    let mut seen = 0;
+    for (addr, id) in before.iter().filter(|(a, _)| a == alice.address()) {
+        let copy = mh
+            .wait_for("alice", id, 10)
+            .unwrap_or_else(|| panic!("no copy {id} for {addr}"));
+        let d = alice.decrypt(&copy).unwrap();
+        let text = conclave_tests::mime::all_text_plain(&d.entity).join("");
+        let (signed, sig) = d.split_signed().unwrap();
+        alice.verify_detached(&signed, &sig, &f.cert).unwrap();
+        let times = conclave_tests::pgp::copy_times(&copy, &d.entity);
+        let (start, now) = (start as i64, conclave_core::Clock::unix(&*clock));
+        let expected = if text.contains(&format!("{tag} post 1")) {
+            now // signed again at sending time
+        } else {
+            assert!(text.contains(&format!("{tag} post 2")), "{text}");
+            start + 90 * 60 // as signed at fan-out
+        };
+        assert_eq!(times, (expected, expected, expected), "{text}");
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+    let log = f.list.run_ok(&["log"]);
+    assert!(log.contains("re-signed"), "{log}");
+    assert_eq!(log.matches("re-signed").count(), 1, "{log}");
+}

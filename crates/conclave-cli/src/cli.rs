@@ -176,7 +176,7 @@ pub enum ConfigCmd {
 /// `outbox` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum OutboxCmd {
-    /// Submit every due copy over SMTP (settings smtp.*); a copy is marked sent once the server accepts it.
+    /// Submit every due copy over SMTP (settings smtp.*); a copy is marked sent once the server accepts it. With the passphrase, copies signed over an hour ago are signed again first.
     #[command(
         after_help = "Example:\n  conclave --home DIR config set smtp.host mail.example.org\n  conclave --home DIR config set smtp.username list@example.org\n  conclave --home DIR config set smtp.password_file ~/.config/conclave/smtp-password   # mode 0600\n  conclave --home DIR outbox send"
     )]

@@ -164,7 +164,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Outbox {
             cmd: OutboxCmd::Send,
         } => {
+            // With the passphrase, copies gone stale are signed again first.
             let mut list = open(&cli)?;
+            if let Some(pw) = passphrase(&cli)? {
+                list.unlock(&pw)?;
+            }
             let r = list.send_outbox()?;
             let left: i64 = list
                 .store()
@@ -236,31 +240,40 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run { once } => {
             let mut list = open_unlocked(&cli)?;
-            let print = |r: &(
-                conclave_core::list::intake::IntakeReport,
-                conclave_core::list::delivery::DeliveryReport,
-            )| {
-                let mut lines = Vec::new();
-                for o in &r.0.outcomes {
-                    lines.push(format!("post #{}: {o}", o.post()));
-                }
-                if r.0.taken_elsewhere > 0 {
+            use conclave_core::list::{delivery::DeliveryReport, intake::IntakeReport};
+            let intake_lines = |r: &IntakeReport| {
+                let mut lines: Vec<String> = r
+                    .outcomes
+                    .iter()
+                    .map(|o| format!("post #{}: {o}", o.post()))
+                    .collect();
+                if r.taken_elsewhere > 0 {
                     lines.push(format!(
                         "{} posts taken by another instance",
-                        r.0.taken_elsewhere
+                        r.taken_elsewhere
                     ));
                 }
-                lines.push(format!(
+                lines
+            };
+            let delivery_line = |r: &DeliveryReport| {
+                format!(
                     "sent {}, failed {}, deferred {}",
-                    r.1.sent, r.1.failed, r.1.deferred
-                ));
+                    r.sent, r.failed, r.deferred
+                )
+            };
+            let print = |r: &(IntakeReport, DeliveryReport)| {
+                let mut lines = intake_lines(&r.0);
+                lines.push(delivery_line(&r.1));
                 lines
             };
             if *once {
-                let r = list.run_once()?;
-                for l in print(&r) {
+                // The intake's lines as soon as the posts are in the outbox,
+                // then the delivery's.
+                for l in intake_lines(&list.poll_mailbox()?) {
                     writeln!(out, "{l}")?;
                 }
+                out.flush()?;
+                writeln!(out, "{}", delivery_line(&list.send_outbox()?))?;
             } else {
                 list.run(|r| match r {
                     Ok(r) => {

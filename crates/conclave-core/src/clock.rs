@@ -44,6 +44,29 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that stands still until it is moved, for tests that need time
+/// to pass (copies going stale, say).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    /// A clock at `secs` seconds after the Unix epoch.
+    pub fn at_unix(secs: u64) -> Self {
+        ManualClock(std::sync::atomic::AtomicU64::new(secs))
+    }
+
+    /// Moves the clock forward by `secs` seconds.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 /// Formats a time as an RFC 5322 date in UTC, e.g. `Tue, 24 Nov 2026 10:00:00 +0000`.
 pub fn rfc5322(t: SystemTime) -> String {
     let secs = t

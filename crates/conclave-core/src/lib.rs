@@ -27,7 +27,7 @@ pub mod mime;
 pub mod net;
 pub mod store;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use list::{HeldView, KeySource, List, Outcome, SubscriberInfo};
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
 use crate::net::tls::{self, Protocol, Security};
+use crate::store::CopyRef;
 
 use super::fanout::Assembler;
 use super::List;
@@ -71,7 +72,68 @@ pub fn read_password(env: &str, file: &str) -> Result<String> {
     Ok(password)
 }
 
+/// A copy whose list signature is older than this, in seconds, when it is
+/// about to go out is signed again first: clients such as Thunderbird flag a
+/// signature made long before the message's `Date:`, and the copy's `Date:`
+/// is the time of signing.
+pub const RESIGN_AFTER: i64 = 3600;
+
 impl List {
+    /// Signs again the posts whose due copies were signed more than
+    /// [`RESIGN_AFTER`] seconds ago (delivery was deferred, or the list was
+    /// not running), and replaces those copies with fresh ones: a new
+    /// signature and `Date:`, the same Message-ID. Copies already sent are
+    /// left alone. A post that cannot be signed again (the key is locked,
+    /// say) keeps its copies as they are, and the log says why. Returns how
+    /// many copies were replaced.
+    pub fn refresh_stale_copies(&mut self) -> Result<usize> {
+        let now = self.clock.unix();
+        let mut replaced = 0;
+        for (post_id, copies) in self.store.stale_copies(now, now - RESIGN_AFTER)? {
+            match self.resign(post_id, &copies) {
+                Ok(n) => {
+                    replaced += n;
+                    self.store.audit(
+                        now,
+                        Some(post_id),
+                        "re-signed",
+                        &format!(
+                            "{n} queued copies signed again: their signature was over an hour old"
+                        ),
+                    )?;
+                }
+                Err(e @ (Error::Store { .. } | Error::Io { .. })) => return Err(e),
+                Err(e) => self.store.audit(
+                    now,
+                    Some(post_id),
+                    "not-re-signed",
+                    &format!(
+                        "{} queued copies go out with their old signature: {e}",
+                        copies.len()
+                    ),
+                )?,
+            }
+        }
+        Ok(replaced)
+    }
+
+    fn resign(&mut self, post_id: i64, copies: &[CopyRef]) -> Result<usize> {
+        let post = self
+            .store
+            .post(post_id)?
+            .ok_or_else(|| Error::NotFound(format!("no post #{post_id}")))?;
+        let raw = self.original(&post)?;
+        let incoming = crate::mime::parse::incoming(&raw);
+        match self.decide(post_id, &raw, incoming, true)? {
+            super::Decision::Distribute { post: opened, .. } => {
+                self.distribute_to(post_id, &opened, Some(copies))
+            }
+            super::Decision::Stop { reason, .. } => Err(Error::InvalidInput(format!(
+                "the post no longer opens: {reason}"
+            ))),
+        }
+    }
+
     /// The SMTP settings from the configuration.
     pub fn smtp_settings(&self) -> Result<SmtpSettings> {
         let (endpoint, trust, username, password) = self.server_login("smtp", Protocol::Smtp)?;
@@ -114,64 +176,66 @@ impl List {
         Ok((endpoint, trust, username, password))
     }
 
-    /// Submits every copy that is due. Fails before sending anything when
-    /// the server cannot be trusted or the login is refused.
+    /// Submits every copy that is due, over `smtp.connections` connections
+    /// side by side, after signing stale ones again
+    /// ([`List::refresh_stale_copies`]) (one when `smtp.rate_per_minute` is set). Fails before
+    /// sending anything when the server cannot be trusted or the login is
+    /// refused. A connection that breaks and cannot be reopened leaves its
+    /// remaining copies queued for the next pass, and the error is returned
+    /// once the other connections have finished.
     pub fn send_outbox(&mut self) -> Result<DeliveryReport> {
         let settings = self.smtp_settings()?;
+        self.refresh_stale_copies()?;
         let rate: u32 = self
             .config_value("smtp.rate_per_minute")?
             .parse()
             .unwrap_or(0);
-        let pause = if rate == 0 {
-            Duration::ZERO
+        let (pause, connections) = if rate == 0 {
+            let n: usize = self.config_value("smtp.connections")?.parse().unwrap_or(4);
+            (Duration::ZERO, n.clamp(1, 16))
         } else {
-            Duration::from_millis(60_000 / u64::from(rate))
+            (Duration::from_millis(60_000 / u64::from(rate)), 1)
         };
-        let from = self.address.clone();
+        let store = &self.store;
+        let clock = &self.clock;
+        let from = self.address.as_str();
         tls::block_on(async {
-            let due = self.store.due_copies(self.clock.unix())?;
+            let due = store.due_copies(clock.unix())?;
             let mut report = DeliveryReport::default();
             if due.is_empty() {
                 return Ok(report);
             }
-            let mut session = SmtpSession::open(&settings).await.map_err(send_error)?;
-            let mut assembler = Assembler::new(&self.store);
-            for (i, copy) in due.iter().enumerate() {
-                if i > 0 && !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
-                }
-                if session.is_broken() {
-                    session = SmtpSession::open(&settings).await.map_err(send_error)?;
-                }
-                let message = assembler.assemble(copy)?;
-                let now = self.clock.unix();
-                match session.send(&from, &copy.recipient, &message).await {
-                    Ok(()) => {
-                        self.store.mark_sent(copy.id, now)?;
-                        report.sent += 1;
-                    }
-                    Err(SendError::Permanent(e)) => {
-                        self.store.mark_failed(copy.id, &e)?;
-                        self.store.audit(
-                            now,
-                            Some(copy.post_id),
-                            "not-delivered",
-                            &format!("{} refused for good: {e}", copy.recipient),
-                        )?;
-                        report.failed += 1;
-                    }
-                    Err(e) => {
-                        let wait = FIRST_RETRY
-                            .saturating_mul(1 << copy.attempts.clamp(0, 6))
-                            .min(3600);
-                        self.store.mark_retry(copy.id, &e.to_string(), now + wait)?;
-                        report.deferred += 1;
-                    }
+            // The first connection proves the server and the login; the
+            // others are a bonus (a server may cap connections per client).
+            let wanted = connections.min(due.len());
+            let mut sessions = vec![SmtpSession::open(&settings).await.map_err(send_error)?];
+            let more =
+                futures::future::join_all((1..wanted).map(|_| SmtpSession::open(&settings))).await;
+            sessions.extend(more.into_iter().flatten());
+            let n = sessions.len();
+            let workers = sessions.into_iter().enumerate().map(|(k, session)| {
+                let copies = due.iter().skip(k).step_by(n);
+                submit(
+                    store,
+                    clock.as_ref(),
+                    &settings,
+                    from,
+                    session,
+                    copies,
+                    pause,
+                )
+            });
+            let mut first_error = None;
+            for (part, error) in futures::future::join_all(workers).await {
+                report.sent += part.sent;
+                report.failed += part.failed;
+                report.deferred += part.deferred;
+                if first_error.is_none() {
+                    first_error = error;
                 }
             }
-            session.close().await;
-            self.store.audit(
-                self.clock.unix(),
+            store.audit(
+                clock.unix(),
                 None,
                 "delivery",
                 &format!(
@@ -179,10 +243,73 @@ impl List {
                     report.sent, report.failed, report.deferred
                 ),
             )?;
-            Ok(report)
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(report),
+            }
         })
         .map_err(|e| Error::io("start", "the network runtime", e))?
     }
+}
+
+/// One connection's share of a delivery pass: submits `copies` in turn and
+/// records each answer. Returns what it did and the error that stopped it
+/// early, if one did.
+async fn submit<'a>(
+    store: &crate::store::Store,
+    clock: &dyn crate::clock::Clock,
+    settings: &SmtpSettings,
+    from: &str,
+    mut session: SmtpSession,
+    copies: impl Iterator<Item = &'a crate::store::OutboxCopy>,
+    pause: Duration,
+) -> (DeliveryReport, Option<Error>) {
+    let mut report = DeliveryReport::default();
+    let mut assembler = Assembler::new(store);
+    let mut step = async |copy: &crate::store::OutboxCopy, session: &mut SmtpSession| {
+        if session.is_broken() {
+            *session = SmtpSession::open(settings).await.map_err(send_error)?;
+        }
+        let message = assembler.assemble(copy)?;
+        let result = session.send(from, &copy.recipient, &message).await;
+        let now = clock.unix();
+        match result {
+            Ok(()) => {
+                store.mark_sent(copy.id, now)?;
+                report.sent += 1;
+            }
+            Err(SendError::Permanent(e)) => {
+                store.mark_failed(copy.id, &e)?;
+                store.audit(
+                    now,
+                    Some(copy.post_id),
+                    "not-delivered",
+                    &format!("{} refused for good: {e}", copy.recipient),
+                )?;
+                report.failed += 1;
+            }
+            Err(e) => {
+                let wait = FIRST_RETRY
+                    .saturating_mul(1 << copy.attempts.clamp(0, 6))
+                    .min(3600);
+                store.mark_retry(copy.id, &e.to_string(), now + wait)?;
+                report.deferred += 1;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let mut error = None;
+    for (i, copy) in copies.enumerate() {
+        if i > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        if let Err(e) = step(copy, &mut session).await {
+            error = Some(e);
+            break;
+        }
+    }
+    session.close().await;
+    (report, error)
 }
 
 fn send_error(e: SendError) -> Error {

@@ -15,13 +15,25 @@ use crate::crypto::seal::{self, SealedBody};
 use crate::error::{Error, Result};
 use crate::mime::build::{self, ProtectedHeaders};
 use crate::mime::parse::Content;
-use crate::store::{NewCopy, OutboxCopy};
+use crate::store::{CopyRef, NewCopy, OutboxCopy};
 
 use super::{List, Member, Opened, SignatureMode};
 
 impl List {
     /// Builds the list-signed entity for an opened post and fans it out.
     pub(crate) fn distribute(&mut self, post_id: i64, post: &Opened) -> Result<usize> {
+        self.distribute_to(post_id, post, None)
+    }
+
+    /// Like [`List::distribute`]; with `replacing`, the post is signed anew
+    /// and only the queued copies listed, (copy id, recipient), are replaced
+    /// with fresh ones, in one transaction.
+    pub(crate) fn distribute_to(
+        &mut self,
+        post_id: i64,
+        post: &Opened,
+        replacing: Option<&[CopyRef]>,
+    ) -> Result<usize> {
         let policy = super::Policy::load(&self.store)?;
         let now = self.now();
         let name = self.name()?;
@@ -82,7 +94,7 @@ impl List {
             ],
         };
         let entity = build::protected_entity(&headers, &parts, &boundary("mixed", &post.digest));
-        self.fan_out(post_id, &post.digest, &entity, now)
+        self.fan_out_to(post_id, &post.digest, &entity, now, replacing)
     }
 
     /// Signs `entity` once with the list key and queues one encrypted copy per
@@ -94,6 +106,17 @@ impl List {
         post_digest: &str,
         entity: &[u8],
         now: SystemTime,
+    ) -> Result<usize> {
+        self.fan_out_to(post_id, post_digest, entity, now, None)
+    }
+
+    fn fan_out_to(
+        &mut self,
+        post_id: i64,
+        post_digest: &str,
+        entity: &[u8],
+        now: SystemTime,
+        replacing: Option<&[CopyRef]>,
     ) -> Result<usize> {
         let signer = self.keystore()?.signer()?;
         let signature = seal::sign_detached(signer, entity, now)?;
@@ -117,6 +140,15 @@ impl List {
         let keydata = certs::autocrypt_keydata(&self.cert, &address, now)?;
         let common = common_headers(&name, &address, &request, &domain, &keydata);
 
+        // Copies are only replaced for people still subscribed; any other
+        // stays as it was signed.
+        let replacing: Option<Vec<CopyRef>> = replacing.map(|copies| {
+            copies
+                .iter()
+                .filter(|(_, r)| members.iter().any(|m| m.address == r))
+                .cloned()
+                .collect()
+        });
         let (v2, v1): (Vec<Member>, Vec<Member>) = members
             .iter()
             .partition(|m| certs::wants_seipd_v2(m.cert, now));
@@ -124,7 +156,18 @@ impl List {
         let mut skipped = Vec::new();
         let ts = self.unix();
         self.store.transaction(|store| {
+            let only = match &replacing {
+                Some(copies) => Some(store.drop_queued_unlocked(post_id, copies)?),
+                None => None,
+            };
             for (group, is_v2) in [(v1, false), (v2, true)] {
+                let group: Vec<Member> = match &only {
+                    Some(only) => group
+                        .into_iter()
+                        .filter(|m| only.iter().any(|a| a == m.address))
+                        .collect(),
+                    None => group,
+                };
                 if group.is_empty() {
                     continue;
                 }
@@ -149,6 +192,9 @@ impl List {
                     }
                 }
                 queued += store.queue_copies_unlocked(post_id, &body.seipd, &copies, ts)?;
+            }
+            if only.is_some() {
+                store.drop_unused_bodies_unlocked(post_id)?;
             }
             Ok(())
         })?;

@@ -103,6 +103,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("smtp.username", "", "the login for submission"),
     ("smtp.password_file", "", "a file (mode 0600) holding its password"),
     ("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)"),
+    ("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)"),
     ("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store"),
 ];
 
@@ -192,6 +193,7 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
         }
         "list.request_address" => value.contains('@') && !value.contains(char::is_whitespace),
         "smtp.rate_per_minute" => value.parse::<u32>().is_ok(),
+        "smtp.connections" => value.parse::<u8>().is_ok_and(|n| (1..=16).contains(&n)),
         "imap.port" | "smtp.port" => value.parse::<u16>().map(|p| p > 0).unwrap_or(false),
         "imap.security" | "smtp.security" => value == "tls" || value == "starttls",
         "imap.host" | "smtp.host" => {

@@ -101,6 +101,9 @@ pub struct StoredSubscriber {
     pub added_at: i64,
 }
 
+/// One queued copy, by its outbox id and recipient.
+pub type CopyRef = (i64, String);
+
 /// One queued copy, ready to be assembled into a message.
 #[derive(Debug, Clone)]
 pub struct OutboxCopy {
@@ -572,6 +575,68 @@ impl Store {
             .store("read the outbox")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("read the outbox")
+    }
+
+    /// The queued copies due at `now` whose body was sealed (and signed)
+    /// before `signed_before`, grouped by post: (post, [(copy id, recipient)]).
+    pub fn stale_copies(&self, now: i64, signed_before: i64) -> Result<Vec<(i64, Vec<CopyRef>)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.post_id, o.id, o.recipient FROM outbox o JOIN bodies b ON b.id = o.body_id
+                 WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND b.created_at < ?2
+                 ORDER BY o.post_id, o.id",
+            )
+            .store("read the outbox")?;
+        let rows = stmt
+            .query_map(params![now, signed_before], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .store("read the outbox")?;
+        let mut out: Vec<(i64, Vec<CopyRef>)> = Vec::new();
+        for row in rows {
+            let (post, id, recipient) = row.store("read the outbox")?;
+            match out.last_mut() {
+                Some((p, copies)) if *p == post => copies.push((id, recipient)),
+                _ => out.push((post, vec![(id, recipient)])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops queued copies that are being replaced, inside a transaction the
+    /// caller holds. A copy that went out meanwhile is kept. Returns the
+    /// recipients whose copies were dropped.
+    pub fn drop_queued_unlocked(&self, post_id: i64, copies: &[CopyRef]) -> Result<Vec<String>> {
+        let mut dropped = Vec::new();
+        for (id, recipient) in copies {
+            let n = self
+                .conn
+                .execute(
+                    "DELETE FROM outbox WHERE id = ?1 AND post_id = ?2 AND state = 'queued'",
+                    params![id, post_id],
+                )
+                .store("replace a queued copy")?;
+            if n > 0 {
+                dropped.push(recipient.clone());
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Deletes a post's bodies that no copy refers to any more.
+    pub fn drop_unused_bodies_unlocked(&self, post_id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM bodies WHERE post_id = ?1 AND id NOT IN (SELECT body_id FROM outbox WHERE post_id = ?1)",
+                [post_id],
+            )
+            .store("drop an unused body")?;
+        Ok(())
     }
 
     /// A post's shared encrypted body (an OpenPGP SEIPD packet).
