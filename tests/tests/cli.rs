@@ -46,6 +46,10 @@ fn every_command_has_help_with_an_example() {
         &["certs", "list"],
         &["certs", "show"],
         &["certs", "accept"],
+        &["card", "list"],
+        &["card", "use"],
+        &["card", "import"],
+        &["card", "generate"],
         &["certs", "forget"],
     ];
     for cmd in commands {

@@ -24,6 +24,12 @@ pub struct Cli {
         value_name = "F"
     )]
     pub passphrase_file: Option<PathBuf>,
+    /// A file (mode 0600) holding the user PIN of the list's OpenPGP card.
+    #[arg(long, global = true, env = "CONCLAVE_PIN_FILE", value_name = "F")]
+    pub pin_file: Option<PathBuf>,
+    /// A file (mode 0600) holding the admin PIN of the OpenPGP card.
+    #[arg(long, global = true, env = "CONCLAVE_ADMIN_PIN_FILE", value_name = "F")]
+    pub admin_pin_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -97,6 +103,14 @@ pub enum Command {
     Certs {
         #[command(subcommand)]
         cmd: CertsCmd,
+    },
+    /// The list key on an OpenPGP card (YubiKey, Nitrokey, Gnuk…).
+    #[command(
+        after_help = "Examples:\n  conclave card list\n  conclave --home DIR --passphrase-file pw --admin-pin-file apin card import 000F:0000ABCD\n  conclave --home DIR --pin-file pin card use 000F:0000ABCD\n  conclave --home DIR --pin-file pin --admin-pin-file apin card generate 000F:0000ABCD"
+    )]
+    Card {
+        #[command(subcommand)]
+        cmd: CardCmd,
     },
     /// The audit log: what happened to each post, never its content.
     #[command(after_help = "Example:\n  conclave --home DIR log --limit 20")]
@@ -269,5 +283,40 @@ pub enum CertsCmd {
     Forget {
         /// HOST:PORT
         endpoint: String,
+    },
+}
+
+/// `card` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CardCmd {
+    /// Show the readers' OpenPGP cards: ident, manufacturer, serial, key slots, PIN tries left, signature counter.
+    #[command(after_help = "Example:\n  conclave card list")]
+    List,
+    /// Keep the list key on the card IDENT, after checking that it holds the list's keys.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR --pin-file pin card use 000F:0000ABCD"
+    )]
+    Use {
+        /// The card, as MMMM:SSSSSSSS (see `card list`).
+        ident: String,
+    },
+    /// Move the list's file key onto the card IDENT (admin PIN), then use the card. The key file is deleted unless --keep-file.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR --passphrase-file pw --admin-pin-file apin card import 000F:0000ABCD"
+    )]
+    Import {
+        /// The card, as MMMM:SSSSSSSS.
+        ident: String,
+        /// Keep the (passphrase-protected) key file as a backup.
+        #[arg(long)]
+        keep_file: bool,
+    },
+    /// Generate a new list key on the card IDENT (Ed25519 + Cv25519) and make it the list's key; the old key file is kept, renamed.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR --pin-file pin --admin-pin-file apin card generate 000F:0000ABCD\n  conclave --home DIR key export > list.asc   # subscribers need the new key"
+    )]
+    Generate {
+        /// The card, as MMMM:SSSSSSSS.
+        ident: String,
     },
 }

@@ -12,8 +12,10 @@ use clap::Parser;
 use conclave_core::{KeySource, List, Password, SystemClock};
 
 use cli::{
-    CertsCmd, Cli, Command, ConfigCmd, HeldCmd, KeyCmd, OutboxCmd, ReachArgs, SubscriberCmd,
+    CardCmd, CertsCmd, Cli, Command, ConfigCmd, HeldCmd, KeyCmd, OutboxCmd, ReachArgs,
+    SubscriberCmd,
 };
+use conclave_core::crypto::card::{PinKind, PinRequest, PinSource};
 use conclave_core::net::tls::{self, Protocol, Security};
 
 fn main() {
@@ -70,11 +72,40 @@ fn open(cli: &Cli) -> Result<List> {
     Ok(List::open(&home(cli)?, Arc::new(SystemClock))?)
 }
 
+/// Opens the list with its key usable: on its card (PINs from the PIN
+/// files) or from the key file (the passphrase).
 fn open_unlocked(cli: &Cli) -> Result<List> {
     let mut list = open(cli)?;
-    let pw = passphrase(cli)?.ok_or(conclave_core::Error::PassphraseRequired)?;
-    list.unlock(&pw)?;
+    if list.card_ident()?.is_some() {
+        list.unlock_card(pins(cli)?)?;
+    } else {
+        let pw = passphrase(cli)?.ok_or(conclave_core::Error::PassphraseRequired)?;
+        list.unlock(&pw)?;
+    }
     Ok(list)
+}
+
+/// Answers the card's PIN requests from `--pin-file` / `--admin-pin-file`
+/// (or `CONCLAVE_PIN` / `CONCLAVE_ADMIN_PIN`). The files are read now, so a
+/// file with a loose mode is refused at once.
+fn pins(cli: &Cli) -> Result<PinSource> {
+    let read = |env: &str, file: &Option<PathBuf>| -> Result<Option<Password>> {
+        let path = file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_empty() && std::env::var(env).map(|v| v.is_empty()).unwrap_or(true) {
+            return Ok(None);
+        }
+        let pin = conclave_core::list::delivery::read_password(env, &path)?;
+        Ok(Some(Password::from(pin)))
+    };
+    let user = read("CONCLAVE_PIN", &cli.pin_file)?;
+    let admin = read("CONCLAVE_ADMIN_PIN", &cli.admin_pin_file)?;
+    Ok(Arc::new(move |req: &PinRequest| match req.kind {
+        PinKind::User => user.clone(),
+        PinKind::Admin => admin.clone(),
+    }))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -164,9 +195,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Outbox {
             cmd: OutboxCmd::Send,
         } => {
-            // With the passphrase, copies gone stale are signed again first.
+            // With the key usable, copies gone stale are signed again first.
             let mut list = open(&cli)?;
-            if let Some(pw) = passphrase(&cli)? {
+            if list.card_ident()?.is_some() {
+                list.unlock_card(pins(&cli)?)?;
+            } else if let Some(pw) = passphrase(&cli)? {
                 list.unlock(&pw)?;
             }
             let r = list.send_outbox()?;
@@ -285,6 +318,62 @@ fn run(cli: Cli) -> Result<()> {
                 })?;
             }
         }
+        Command::Card { cmd } => match cmd {
+            CardCmd::List => {
+                let cards = conclave_core::crypto::card::list_cards()?;
+                if cards.is_empty() {
+                    writeln!(out, "no OpenPGP card found")?;
+                }
+                for c in cards {
+                    writeln!(out, "{}\t{}\tserial {}", c.ident, c.manufacturer, c.serial)?;
+                    for (slot, fpr) in ["signature", "decryption", "authentication"]
+                        .iter()
+                        .zip(&c.slots)
+                    {
+                        writeln!(out, "  {slot:<14} {}", fpr.as_deref().unwrap_or("(empty)"))?;
+                    }
+                    writeln!(
+                        out,
+                        "  PIN tries left: user {}, reset code {}, admin {}",
+                        c.retries.0, c.retries.1, c.retries.2
+                    )?;
+                    writeln!(out, "  signatures made: {}", c.signature_count)?;
+                }
+            }
+            CardCmd::Use { ident } => {
+                let mut list = open(&cli)?;
+                list.card_use(ident, pins(&cli)?)?;
+                writeln!(
+                    out,
+                    "the list key is used from the card {}",
+                    ident.to_ascii_uppercase()
+                )?;
+            }
+            CardCmd::Import { ident, keep_file } => {
+                let mut list = open(&cli)?;
+                let pw = passphrase(&cli)?.ok_or(conclave_core::Error::PassphraseRequired)?;
+                list.card_import(ident, &pw, pins(&cli)?, *keep_file)?;
+                writeln!(
+                    out,
+                    "the list key is now on the card {}{}",
+                    ident.to_ascii_uppercase(),
+                    if *keep_file {
+                        " (the key file is kept)"
+                    } else {
+                        "; the key file was deleted"
+                    }
+                )?;
+            }
+            CardCmd::Generate { ident } => {
+                let mut list = open(&cli)?;
+                let fpr = list.card_generate(ident, pins(&cli)?)?;
+                writeln!(
+                    out,
+                    "new list key {fpr} on the card {}; give subscribers the new public key (conclave key export)",
+                    ident.to_ascii_uppercase()
+                )?;
+            }
+        },
         Command::Certs { cmd } => {
             let mut list = open(&cli)?;
             match cmd {

@@ -34,6 +34,12 @@ pub enum ErrorKind {
     NoStartTls,
     /// A connection failed.
     Network,
+    /// The OpenPGP card cannot be reached (pulled out, pcscd stopped) or
+    /// refused an operation: what was underway stays queued.
+    Card,
+    /// The card needs a PIN, or refused the one given (it says how many
+    /// tries are left), or its PIN is blocked: ask the owner.
+    Pin,
 }
 
 /// The engine's error.
@@ -87,6 +93,12 @@ pub enum Error {
     /// A TLS connection did not happen; see [`crate::net::tls::TlsError`].
     #[error(transparent)]
     Tls(#[from] crate::net::tls::TlsError),
+    /// See [`ErrorKind::Card`].
+    #[error("{0}")]
+    Card(String),
+    /// See [`ErrorKind::Pin`].
+    #[error("{0}")]
+    Pin(String),
     /// See [`ErrorKind::Crypto`].
     #[error("cannot {what}: {detail}")]
     Crypto {
@@ -112,6 +124,8 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Crypto { .. } => ErrorKind::Crypto,
             Error::Network(_) => ErrorKind::Network,
+            Error::Card(_) => ErrorKind::Card,
+            Error::Pin(_) => ErrorKind::Pin,
             Error::Tls(t) => match t {
                 crate::net::tls::TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
                 crate::net::tls::TlsError::Changed { .. } => ErrorKind::CertificateChanged,

@@ -28,13 +28,20 @@ pub trait ListKeystore: Send {
     fn signer(&mut self) -> Result<Box<dyn crypto::Signer + Send + Sync>>;
     /// A short name for the keystore kind (`file`, `card`).
     fn kind(&self) -> &'static str;
+    /// The keystore's own failure behind the last failed decryption or
+    /// signature (a card that was pulled, a wrong PIN), if there was one.
+    /// Sequoia reports a failing decryptor as "no key", so the engine asks
+    /// here before it blames the post.
+    fn take_failure(&mut self) -> Option<Error> {
+        None
+    }
 }
 
 /// The file name of the list key inside the list home.
 pub const KEY_FILE: &str = "list-key.asc";
 
 /// How long a generated list key is valid before it must be extended.
-const VALIDITY: Duration = Duration::from_secs(3 * 365 * 24 * 3600);
+pub(crate) const VALIDITY: Duration = Duration::from_secs(3 * 365 * 24 * 3600);
 
 /// Generates a v4 list key: an Ed25519 primary key that certifies and signs,
 /// and a Cv25519 encryption subkey, with the list address as its User ID.
@@ -175,6 +182,12 @@ impl FileKeystore {
             .insert_packets(packets)
             .map_err(|e| Error::crypto("unlock the list key", e))?;
         Ok(FileKeystore { unlocked, public })
+    }
+
+    /// The certificate with its secret parts decrypted, for moving them to
+    /// a card.
+    pub(crate) fn unlocked(&self) -> &openpgp::Cert {
+        &self.unlocked
     }
 }
 

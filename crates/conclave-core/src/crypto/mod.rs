@@ -1,6 +1,7 @@
 //! OpenPGP: the one policy, certificates, the list keystore, decrypting and
 //! verifying posts, and sealing copies (sign once, encrypt per subscriber).
 
+pub mod card;
 pub mod certs;
 pub mod decrypt;
 pub mod keystore;

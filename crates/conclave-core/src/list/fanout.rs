@@ -119,7 +119,10 @@ impl List {
         replacing: Option<&[CopyRef]>,
     ) -> Result<usize> {
         let signer = self.keystore()?.signer()?;
-        let signature = seal::sign_detached(signer, entity, now)?;
+        let signature = match seal::sign_detached(signer, entity, now) {
+            Ok(s) => s,
+            Err(e) => return Err(self.keystore()?.take_failure().unwrap_or(e)),
+        };
         let payload = build::signed_entity(
             entity,
             &signature,

@@ -146,9 +146,14 @@ impl List {
                     report(Ok(&r));
                     backoff = 1;
                 }
-                Err(e @ (Error::Tls(_) | Error::PassphraseRequired | Error::BadPassphrase)) => {
-                    return Err(e)
-                }
+                // What only the owner can mend stops the relay; a missing
+                // card or a broken connection is retried.
+                Err(
+                    e @ (Error::Tls(_)
+                    | Error::PassphraseRequired
+                    | Error::BadPassphrase
+                    | Error::Pin(_)),
+                ) => return Err(e),
                 Err(e) => {
                     report(Err(&e));
                     self.store

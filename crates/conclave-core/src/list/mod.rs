@@ -1,6 +1,7 @@
 //! The list: subscribers, policy, moderation, and `receive(bytes) -> Outcome`,
 //! the seam through which every post enters.
 
+pub mod card;
 pub mod delivery;
 pub mod fanout;
 pub mod intake;
@@ -538,9 +539,13 @@ impl List {
         let ts = self.clock.unix();
         let decision = match decision {
             Ok(d) => d,
-            Err(e @ (Error::PassphraseRequired | Error::Store { .. } | Error::Io { .. })) => {
-                return Err(e)
-            }
+            Err(
+                e @ (Error::PassphraseRequired
+                | Error::Store { .. }
+                | Error::Io { .. }
+                | Error::Card(_)
+                | Error::Pin(_)),
+            ) => return Err(e),
             Err(e) => Decision::Stop {
                 state: PostState::Rejected,
                 reason: e.to_string(),
@@ -651,7 +656,13 @@ impl List {
                         o.sigs,
                         o.sig_packets,
                     ),
-                    Err(e) => return stop(PostState::Rejected, e.to_string()),
+                    Err(e) => {
+                        // A card that was pulled is not the post's fault.
+                        if let Some(failure) = self.keystore()?.take_failure() {
+                            return Err(failure);
+                        }
+                        return stop(PostState::Rejected, e.to_string());
+                    }
                 }
             }
         };
@@ -829,9 +840,13 @@ impl List {
         let limit = usize::try_from(post.size)
             .unwrap_or(usize::MAX)
             .saturating_add(1);
-        decrypt::open(&post.raw, decryptors, &[], self.clock.now(), limit)
-            .map(|o| o.plaintext)
-            .map_err(|e| Error::crypto("unseal the stored post", e))
+        match decrypt::open(&post.raw, decryptors, &[], self.clock.now(), limit) {
+            Ok(o) => Ok(o.plaintext),
+            Err(e) => Err(self
+                .keystore()?
+                .take_failure()
+                .unwrap_or_else(|| Error::crypto("unseal the stored post", e))),
+        }
     }
 
     /// Opens a held post in memory for the owner to read.
