@@ -9,14 +9,18 @@ run: deps build
 	./scripts/demo.sh
 
 MAILHOST_DIR ?= /tmp/conclave-mh
+CARD_DIR ?= /tmp/conclave-card
 
 ## Install what is missing, then run every test suite (the loopback mail host
-## is started for them and stopped afterwards).
+## and the virtual OpenPGP card are started for them and stopped afterwards).
 test: deps build lint
 	tests/testbed/mailhost.sh stop $(MAILHOST_DIR)
+	tests/testbed/card.sh stop $(CARD_DIR)
 	tests/testbed/mailhost.sh start $(MAILHOST_DIR)
-	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) $(CARGO) test --workspace --locked; \
-	  status=$$?; tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
+	tests/testbed/card.sh start $(CARD_DIR)
+	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_CARD_DIR=$(CARD_DIR) $(CARGO) test --workspace --locked; \
+	  status=$$?; tests/testbed/card.sh stop $(CARD_DIR); \
+	  tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
 
 deps:
 	./scripts/install-deps.sh

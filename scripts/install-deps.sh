@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Conclave needs to build and test on Debian: the C libraries the
-# crypto backend binds to, and the subscriber clients the tests drive (GnuPG,
-# RNP, Sequoia sq). Installs only what is missing; needs root (or sudo) for that.
+# crypto backend binds to, the subscriber clients the tests drive (GnuPG,
+# RNP, Sequoia sq), and the smart card stack the card tests use (pcscd and its
+# library, vsmartcard's virtual reader, pcsc-tools and opensc for looking at the
+# card; see tests/testbed/card.sh). Installs only what is missing; needs root
+# (or sudo) for that.
 set -euo pipefail
 
-packages=(build-essential pkg-config clang libclang-dev nettle-dev gnupg rnp sq ca-certificates)
+packages=(build-essential pkg-config clang libclang-dev nettle-dev gnupg rnp sq ca-certificates
+    pcscd libpcsclite-dev pcsc-tools vsmartcard-vpcd opensc)
 
 missing=()
 for p in "${packages[@]}"; do

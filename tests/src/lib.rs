@@ -16,6 +16,7 @@
 //! * [`Conclave`]: runs `conclave --home HOME …` ([`conclave`]).
 
 pub mod bench;
+pub mod card;
 pub mod conclave;
 pub mod mailhost;
 pub mod mime;
@@ -23,6 +24,7 @@ pub mod pgp;
 pub mod programs;
 pub mod subscriber;
 
+pub use card::VirtualCard;
 pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
 pub use mailhost::{MailList, Mailhost};
 pub use mime::{first_text_plain, header, split_multipart_signed};

@@ -157,6 +157,8 @@ fn verify(
     for_signing: bool,
 ) -> Result<()> {
     let left = |tx: &mut Card<Transaction<'_>>| -> Result<u8> {
+        // The counters are cached with the application data: read afresh.
+        tx.invalidate_cache().map_err(|e| card_error(ident, e))?;
         let pw = tx.pw_status_bytes().map_err(|e| card_error(ident, e))?;
         Ok(match kind {
             PinKind::User => pw.err_count_pw1(),

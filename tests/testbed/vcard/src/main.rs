@@ -20,7 +20,7 @@ use std::{
     path::PathBuf,
     process::ExitCode,
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rand_chacha::{rand_core::SeedableRng as _, ChaCha8Rng};
@@ -56,6 +56,8 @@ struct Args {
     port: u16,
     serial: [u8; 4],
     manufacturer: [u8; 2],
+    /// Give up after this long without a vpcd connection (0: never).
+    reconnect: Duration,
     verbose: bool,
 }
 
@@ -66,12 +68,17 @@ const USAGE: &str = "usage: conclave-vcard [--state DIR] [--port N] [--serial HE
   --port N             vpcd port on 127.0.0.1 (default 35963, reader \"Virtual PCD 00 00\")
   --serial HEX8        card serial number in the AID (default 00000001)
   --manufacturer HEX4  manufacturer id in the AID (default FFFF, \"test card\")
+  --reconnect-secs N   keep trying to reach vpcd for N seconds, at start and after
+                       pcscd went away, then exit with status 1 (default 30; 0: forever)
   --verbose            log every command to stderr";
 
 fn parse_hex<const N: usize>(name: &str, text: &str) -> Result<[u8; N], String> {
     let text = text.trim_start_matches("0x");
     if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{name}: expected {} hex digits, got {text:?}", 2 * N));
+        return Err(format!(
+            "{name}: expected {} hex digits, got {text:?}",
+            2 * N
+        ));
     }
     let mut out = [0u8; N];
     for (i, byte) in out.iter_mut().enumerate() {
@@ -86,6 +93,7 @@ fn parse_args() -> Result<Args, String> {
         port: vpicc::DEFAULT_PORT,
         serial: [0, 0, 0, 1],
         manufacturer: [0xff, 0xff],
+        reconnect: Duration::from_secs(30),
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -93,13 +101,16 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--state" => args.state = Some(PathBuf::from(value()?)),
-            "--port" => {
-                args.port = value()?
-                    .parse()
-                    .map_err(|e| format!("--port: {e}"))?
-            }
+            "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--serial" => args.serial = parse_hex("--serial", &value()?)?,
             "--manufacturer" => args.manufacturer = parse_hex("--manufacturer", &value()?)?,
+            "--reconnect-secs" => {
+                args.reconnect = Duration::from_secs(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--reconnect-secs: {e}"))?,
+                )
+            }
             "--verbose" | "-v" => args.verbose = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -256,10 +267,9 @@ impl ExtensionDispatch for Dispatcher {
     ) -> Result<Reply, Error> {
         let core: &mut CoreContext = &mut ctx.core;
         match backend {
-            BackendIds::Auth => {
-                self.auth
-                    .request(core, &mut ctx.backends.auth, request, resources)
-            }
+            BackendIds::Auth => self
+                .auth
+                .request(core, &mut ctx.backends.auth, request, resources),
             BackendIds::Staging => {
                 self.staging
                     .request(core, &mut ctx.backends.staging, request, resources)
@@ -436,27 +446,31 @@ impl vpicc::VSmartCard for Reader<'_> {
 
 // ---------------------------------------------------------------------------
 
-fn serve(mut reader: Reader<'_>, addr: SocketAddr) -> ! {
-    let mut announced_wait = false;
+/// Attaches the card to vpcd and serves it; reconnects when pcscd restarts.
+/// Returns only when vpcd stayed unreachable for `patience`.
+fn serve(mut reader: Reader<'_>, addr: SocketAddr, patience: Duration) -> String {
+    let mut unreachable_since: Option<Instant> = None;
     loop {
-        let connection = match vpicc::connect_socket(addr) {
-            Ok(c) => c,
-            Err(err) => {
-                if !announced_wait {
-                    eprintln!("conclave-vcard: waiting for vpcd on {addr} ({err})");
-                    announced_wait = true;
-                }
-                thread::sleep(Duration::from_millis(200));
-                continue;
+        match vpicc::connect_socket(addr) {
+            Ok(connection) => {
+                eprintln!("conclave-vcard: connected to vpcd on {addr}");
+                unreachable_since = None;
+                // `run` returns only when the connection breaks (pcscd stopped).
+                let err = connection.run(&mut reader).unwrap_err();
+                eprintln!("conclave-vcard: vpcd connection lost ({err})");
+                reader.clear();
+                reader.card.reset();
             }
-        };
-        eprintln!("conclave-vcard: connected to vpcd on {addr}");
-        announced_wait = false;
-        // `run` only returns when the connection breaks (pcscd stopped).
-        let err = connection.run(&mut reader).unwrap_err();
-        eprintln!("conclave-vcard: vpcd connection lost ({err}); reconnecting");
-        reader.clear();
-        reader.card.reset();
+            Err(err) => {
+                let since = *unreachable_since.get_or_insert_with(|| {
+                    eprintln!("conclave-vcard: waiting for vpcd on {addr} ({err})");
+                    Instant::now()
+                });
+                if !patience.is_zero() && since.elapsed() >= patience {
+                    return format!("vpcd on {addr} unreachable for {patience:?}: {err}");
+                }
+            }
+        }
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -514,7 +528,7 @@ fn main() -> ExitCode {
         args.port
     );
 
-    store.with_store(|store| {
+    let failure = store.with_store(|store| {
         let platform = Platform {
             rng: os_rng(),
             store,
@@ -533,7 +547,9 @@ fn main() -> ExitCode {
                 pending: Vec::new(),
                 reply: heapless::Vec::new(),
             };
-            serve(reader, addr)
+            serve(reader, addr, args.reconnect)
         })
-    })
+    });
+    eprintln!("conclave-vcard: {failure}");
+    ExitCode::FAILURE
 }
