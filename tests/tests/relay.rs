@@ -272,3 +272,135 @@ fn a_crash_mid_delivery_loses_nothing() {
         .sum();
     assert_eq!(sent as usize, n + 3);
 }
+
+/// The list of `f` in an engine, unlocked, and the events it reports.
+fn engine_for(
+    f: &MailList,
+) -> (
+    conclave_core::engine::Engine,
+    std::sync::Arc<std::sync::Mutex<Vec<conclave_core::engine::Event>>>,
+) {
+    use conclave_core::engine::{Engine, Event};
+    use conclave_core::{List, Password, SystemClock};
+    use std::sync::{Arc, Mutex};
+    let mut list = List::open(f.list.home.path(), Arc::new(SystemClock)).unwrap();
+    list.unlock(&Password::from(conclave_tests::TEST_PASSPHRASE))
+        .unwrap();
+    let engine = Engine::new(list);
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let seen = events.clone();
+    engine.subscribe(Arc::new(move |e: &Event| {
+        seen.lock().unwrap().push(e.clone())
+    }));
+    (engine, events)
+}
+
+/// The engine the desktop app runs: the relay on its own thread reports
+/// each post, the progress of its copies and each pass as events; the list
+/// stays usable while the relay waits for mail; `stop` returns at once.
+#[test]
+fn the_engine_reports_events_and_stops_at_once() {
+    use conclave_core::engine::Event;
+    use conclave_core::Outcome;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    let (engine, events) = engine_for(&f);
+    let count =
+        |pred: &dyn Fn(&Event) -> bool| events.lock().unwrap().iter().filter(|e| pred(e)).count();
+    engine.start();
+    assert!(wait_until(10, || count(&|e| matches!(
+        e,
+        Event::Pass { .. }
+    )) >= 1));
+    let needle = format!("ENGINE-{}", std::process::id());
+    mh.inject(
+        "alice@example.test",
+        LIST,
+        &f.subs[0].compose_post(&f.cert, LIST, "...", &needle),
+    );
+    assert!(
+        wait_until(10, || count(&|e| matches!(
+            e,
+            Event::Pass { delivery, .. } if delivery.sent == 3
+        )) == 1),
+        "{:?}",
+        events.lock().unwrap()
+    );
+    assert_eq!(
+        count(&|e| matches!(e, Event::Post(Outcome::Distributed { copies: 3, .. }))),
+        1
+    );
+    assert_eq!(
+        count(&|e| matches!(e, Event::Progress { done: 3, total: 3 })),
+        1
+    );
+    // While the relay waits for mail, the owner's commands go through.
+    let t = Instant::now();
+    assert_eq!(engine.list().subscribers().unwrap().len(), 3);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    let t = Instant::now();
+    engine.stop();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(!engine.is_running());
+    assert!(matches!(
+        events.lock().unwrap().last(),
+        Some(Event::Stopped)
+    ));
+}
+
+/// A server nothing trusts stops the relay with an event that carries the
+/// certificate, for the app's accept-or-refuse dialog.
+#[test]
+fn the_engine_stops_on_an_untrusted_certificate_and_says_which() {
+    use conclave_core::engine::Event;
+    use conclave_core::net::tls::TlsError;
+    use conclave_core::ErrorKind;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    f.server(
+        "imap",
+        "MAILHOST_UNTRUSTED_HOST",
+        "MAILHOST_UNTRUSTED_IMAPS_PORT",
+        "tls",
+    );
+    let (engine, events) = engine_for(&f);
+    engine.start();
+    assert!(wait_until(10, || !engine.is_running()));
+    let events = events.lock().unwrap();
+    let (kind, tls) = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Error {
+                kind,
+                tls,
+                fatal: true,
+                ..
+            } => Some((*kind, tls.clone())),
+            _ => None,
+        })
+        .expect("a fatal error event");
+    assert_eq!(kind, ErrorKind::UntrustedCertificate);
+    let Some(TlsError::Untrusted { chain, .. }) = tls else {
+        panic!("no certificate in the event: {tls:?}")
+    };
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(mh.var("MAILHOST_SELFSIGNED_CERT"))
+        .output()
+        .unwrap();
+    let expected: String = String::from_utf8_lossy(&out.stdout)
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    assert_eq!(chain[0].sha256, expected, "the event names the certificate");
+    assert!(matches!(events.last(), Some(Event::Stopped)));
+}

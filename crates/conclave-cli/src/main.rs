@@ -273,32 +273,6 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run { once } => {
             let mut list = open_unlocked(&cli)?;
-            use conclave_core::list::{delivery::DeliveryReport, intake::IntakeReport};
-            let intake_lines = |r: &IntakeReport| {
-                let mut lines: Vec<String> = r
-                    .outcomes
-                    .iter()
-                    .map(|o| format!("post #{}: {o}", o.post()))
-                    .collect();
-                if r.taken_elsewhere > 0 {
-                    lines.push(format!(
-                        "{} posts taken by another instance",
-                        r.taken_elsewhere
-                    ));
-                }
-                lines
-            };
-            let delivery_line = |r: &DeliveryReport| {
-                format!(
-                    "sent {}, failed {}, deferred {}",
-                    r.sent, r.failed, r.deferred
-                )
-            };
-            let print = |r: &(IntakeReport, DeliveryReport)| {
-                let mut lines = intake_lines(&r.0);
-                lines.push(delivery_line(&r.1));
-                lines
-            };
             if *once {
                 // The intake's lines as soon as the posts are in the outbox,
                 // then the delivery's.
@@ -308,14 +282,23 @@ fn run(cli: Cli) -> Result<()> {
                 out.flush()?;
                 writeln!(out, "{}", delivery_line(&list.send_outbox()?))?;
             } else {
-                list.run(|r| match r {
-                    Ok(r) => {
-                        for l in print(r) {
+                use conclave_core::engine::{Engine, Event};
+                let engine = Engine::new(list);
+                engine.subscribe(Arc::new(move |e: &Event| match e {
+                    Event::Pass { intake, delivery } => {
+                        for l in intake_lines(intake) {
                             println!("{l}");
                         }
+                        println!("{}", delivery_line(delivery));
                     }
-                    Err(e) => eprintln!("conclave: {e} (retrying)"),
-                })?;
+                    Event::Error {
+                        message,
+                        fatal: false,
+                        ..
+                    } => eprintln!("conclave: {message} (retrying)"),
+                    _ => {}
+                }));
+                engine.run()?;
             }
         }
         Command::Card { cmd } => match cmd {
@@ -475,4 +458,28 @@ fn endpoint_arg(list: &List, endpoint: &str, reach: &ReachArgs) -> Result<tls::E
 
 fn unix(secs: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// What `run` prints of a pass over the mailbox: a line per post.
+fn intake_lines(r: &conclave_core::list::intake::IntakeReport) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .outcomes
+        .iter()
+        .map(|o| format!("post #{}: {o}", o.post()))
+        .collect();
+    if r.taken_elsewhere > 0 {
+        lines.push(format!(
+            "{} posts taken by another instance",
+            r.taken_elsewhere
+        ));
+    }
+    lines
+}
+
+/// What `run` prints of a pass over the outbox.
+fn delivery_line(r: &conclave_core::list::delivery::DeliveryReport) -> String {
+    format!(
+        "sent {}, failed {}, deferred {}",
+        r.sent, r.failed, r.deferred
+    )
 }

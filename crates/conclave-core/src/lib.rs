@@ -21,6 +21,7 @@
 
 pub mod clock;
 pub mod crypto;
+pub mod engine;
 pub mod error;
 pub mod list;
 pub mod mime;

@@ -199,6 +199,7 @@ impl List {
         let store = &self.store;
         let clock = &self.clock;
         let from = self.address.as_str();
+        let events = &self.events;
         tls::block_on(async {
             let due = store.due_copies(clock.unix())?;
             let mut report = DeliveryReport::default();
@@ -213,17 +214,28 @@ impl List {
                 futures::future::join_all((1..wanted).map(|_| SmtpSession::open(&settings))).await;
             sessions.extend(more.into_iter().flatten());
             let n = sessions.len();
+            let total = due.len();
+            let done = std::cell::Cell::new(0usize);
+            let tick = || {
+                done.set(done.get() + 1);
+                if let Some(sink) = events {
+                    sink(&crate::engine::Event::Progress {
+                        done: done.get(),
+                        total,
+                    });
+                }
+            };
             let workers = sessions.into_iter().enumerate().map(|(k, session)| {
                 let copies = due.iter().skip(k).step_by(n);
-                submit(
+                let job = Job {
                     store,
-                    clock.as_ref(),
-                    &settings,
+                    clock: clock.as_ref(),
+                    settings: &settings,
                     from,
-                    session,
-                    copies,
                     pause,
-                )
+                    tick: &tick,
+                };
+                submit(job, session, copies)
             });
             let mut first_error = None;
             for (part, error) in futures::future::join_all(workers).await {
@@ -252,18 +264,33 @@ impl List {
     }
 }
 
+/// What every connection of a delivery pass shares.
+struct Job<'a> {
+    store: &'a crate::store::Store,
+    clock: &'a dyn crate::clock::Clock,
+    settings: &'a SmtpSettings,
+    from: &'a str,
+    pause: Duration,
+    /// Called once a copy has its answer.
+    tick: &'a dyn Fn(),
+}
+
 /// One connection's share of a delivery pass: submits `copies` in turn and
 /// records each answer. Returns what it did and the error that stopped it
 /// early, if one did.
 async fn submit<'a>(
-    store: &crate::store::Store,
-    clock: &dyn crate::clock::Clock,
-    settings: &SmtpSettings,
-    from: &str,
+    job: Job<'_>,
     mut session: SmtpSession,
     copies: impl Iterator<Item = &'a crate::store::OutboxCopy>,
-    pause: Duration,
 ) -> (DeliveryReport, Option<Error>) {
+    let Job {
+        store,
+        clock,
+        settings,
+        from,
+        pause,
+        tick,
+    } = job;
     let mut report = DeliveryReport::default();
     let mut assembler = Assembler::new(store);
     let mut step = async |copy: &crate::store::OutboxCopy, session: &mut SmtpSession| {
@@ -296,6 +323,7 @@ async fn submit<'a>(
                 report.deferred += 1;
             }
         }
+        tick();
         Ok::<(), Error>(())
     };
     let mut error = None;

@@ -131,56 +131,6 @@ impl List {
         .map_err(|e| Error::io("start", "the network runtime", e))?
     }
 
-    /// Runs the list until the process is stopped: a pass over the mailbox
-    /// and the outbox, then waiting for new mail with IDLE (re-issued every
-    /// five minutes), reconnecting with backoff after errors. `report` is
-    /// told about every pass and every error.
-    pub fn run(
-        &mut self,
-        mut report: impl FnMut(std::result::Result<&(IntakeReport, DeliveryReport), &Error>),
-    ) -> Result<()> {
-        let mut backoff = 1u64;
-        loop {
-            match self.run_once() {
-                Ok(r) => {
-                    report(Ok(&r));
-                    backoff = 1;
-                }
-                // What only the owner can mend stops the relay; a missing
-                // card or a broken connection is retried.
-                Err(
-                    e @ (Error::Tls(_)
-                    | Error::PassphraseRequired
-                    | Error::BadPassphrase
-                    | Error::Pin(_)),
-                ) => return Err(e),
-                Err(e) => {
-                    report(Err(&e));
-                    self.store
-                        .audit(self.clock.unix(), None, "error", &e.to_string())?;
-                    std::thread::sleep(std::time::Duration::from_secs(backoff));
-                    backoff = (backoff * 2).min(300);
-                    continue;
-                }
-            }
-            let settings = self.imap_settings()?;
-            let waited = tls::block_on(imap::wait_for_mail(
-                &settings,
-                std::time::Duration::from_secs(300),
-            ))
-            .map_err(|e| Error::io("start", "the network runtime", e))?;
-            if let Err(e) = waited {
-                let e = imap_error(e);
-                if matches!(e, Error::Tls(_)) {
-                    return Err(e);
-                }
-                report(Err(&e));
-                std::thread::sleep(std::time::Duration::from_secs(backoff));
-                backoff = (backoff * 2).min(300);
-            }
-        }
-    }
-
     /// `run --once`: one pass over the mailbox, then the outbox.
     pub fn run_once(&mut self) -> Result<(IntakeReport, DeliveryReport)> {
         let intake = self.poll_mailbox()?;
@@ -205,7 +155,7 @@ async fn file(
     imap::refile(session, key, &folders.processed, uid, to).await
 }
 
-fn imap_error(e: ImapError) -> Error {
+pub(crate) fn imap_error(e: ImapError) -> Error {
     match e {
         ImapError::Tls(t) => Error::Tls(t),
         other => Error::Network(other.to_string()),

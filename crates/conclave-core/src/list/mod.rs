@@ -162,6 +162,7 @@ pub struct List {
     address: String,
     keystore: Option<Box<dyn ListKeystore>>,
     members: Option<Arc<Members>>,
+    events: Option<crate::engine::EventSink>,
 }
 
 impl std::fmt::Debug for List {
@@ -264,6 +265,7 @@ impl List {
             address,
             keystore: Some(Box::new(ks)),
             members: None,
+            events: None,
         })
     }
 
@@ -287,6 +289,7 @@ impl List {
             address,
             keystore: None,
             members: None,
+            events: None,
         })
     }
 
@@ -305,6 +308,17 @@ impl List {
         }
         self.keystore = Some(ks);
         Ok(())
+    }
+
+    /// Where the list reports what happens ([`crate::engine::Event`]).
+    pub fn set_event_sink(&mut self, sink: Option<crate::engine::EventSink>) {
+        self.events = sink;
+    }
+
+    pub(crate) fn emit(&self, event: &crate::engine::Event) {
+        if let Some(sink) = &self.events {
+            sink(event);
+        }
     }
 
     /// The list address.
@@ -594,6 +608,7 @@ impl List {
             Outcome::Discarded { reason, .. } => ("discarded", reason.clone()),
         };
         self.store.audit(ts, Some(post_id), event, &detail)?;
+        self.emit(&crate::engine::Event::Post(outcome.clone()));
         Ok(outcome)
     }
 

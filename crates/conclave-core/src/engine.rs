@@ -1,0 +1,303 @@
+//! The engine as a front end holds it: the list behind a lock, the relay on
+//! its own thread, and a stream of [`Event`]s. An [`Engine`] is a cheap clone
+//! of an `Arc`; the desktop app keeps one, the CLI's `run` uses one too.
+//!
+//! The relay loop: a pass over the mailbox and the outbox (holding the list
+//! only for the pass), then waiting for new mail with IDLE (re-issued every
+//! five minutes) without holding it, so the owner's commands go through
+//! while the relay waits. Errors the owner must act on (an untrusted or
+//! changed certificate, a locked key, a PIN refused) stop the loop and are
+//! reported; anything else is retried with backoff.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+use crate::list::delivery::DeliveryReport;
+use crate::list::intake::IntakeReport;
+use crate::list::{List, Outcome};
+use crate::net::{imap, tls};
+
+/// What the engine tells its front end.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The relay started.
+    Started,
+    /// The relay stopped: asked to, or because of `Error`.
+    Stopped,
+    /// A post was handled: distributed, held, rejected or discarded.
+    Post(Outcome),
+    /// Copies being submitted: `done` of `total` in this pass.
+    Progress {
+        /// Copies answered so far.
+        done: usize,
+        /// Copies due in this pass.
+        total: usize,
+    },
+    /// A pass over the mailbox and the outbox finished: both servers answered.
+    Pass {
+        /// What the mailbox gave.
+        intake: IntakeReport,
+        /// What the outbox did.
+        delivery: DeliveryReport,
+    },
+    /// Something went wrong. `fatal` means the relay stopped until the owner
+    /// acts (accept a certificate, give a PIN…); otherwise it retries.
+    Error {
+        /// What kind, for the front end to act on.
+        kind: ErrorKind,
+        /// One line for the owner.
+        message: String,
+        /// For certificate errors: the certificate and why, for the dialog.
+        tls: Option<tls::TlsError>,
+        /// Whether the relay stopped.
+        fatal: bool,
+    },
+}
+
+/// Receives events. Called on the engine's threads: keep it short.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Asks a waiting relay to stop.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<StopInner>);
+
+#[derive(Debug, Default)]
+struct StopInner {
+    stopped: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl StopSignal {
+    /// Stops the relay at its next wait (or now, if it is waiting).
+    pub fn stop(&self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.notify.notify_one();
+    }
+
+    /// Whether stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::SeqCst)
+    }
+
+    fn reset(&self) {
+        self.0.stopped.store(false, Ordering::SeqCst);
+    }
+
+    /// Waits for `d`, or less if stop is asked.
+    async fn sleep(&self, d: Duration) {
+        if self.is_stopped() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.0.notify.notified() => {}
+        }
+    }
+}
+
+/// The engine: a list, its relay and its events.
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+struct Inner {
+    list: Mutex<List>,
+    sinks: Mutex<Vec<EventSink>>,
+    stop: StopSignal,
+    relay: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// How long IDLE waits before it is re-issued.
+const IDLE_RENEW: Duration = Duration::from_secs(300);
+/// The longest wait between retries after an error.
+const MAX_BACKOFF: u64 = 300;
+
+impl Engine {
+    /// Wraps an opened (and, to relay, unlocked) list.
+    pub fn new(list: List) -> Engine {
+        let engine = Engine(Arc::new(Inner {
+            list: Mutex::new(list),
+            sinks: Mutex::new(Vec::new()),
+            stop: StopSignal::default(),
+            relay: Mutex::new(None),
+        }));
+        let weak = Arc::downgrade(&engine.0);
+        let sink: EventSink = Arc::new(move |e: &Event| {
+            if let Some(inner) = weak.upgrade() {
+                emit(&inner, e);
+            }
+        });
+        engine.list().set_event_sink(Some(sink));
+        engine
+    }
+
+    /// The list, for the owner's commands. Held only briefly by the relay.
+    pub fn list(&self) -> MutexGuard<'_, List> {
+        self.0.list.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a receiver of events.
+    pub fn subscribe(&self, sink: EventSink) {
+        self.0
+            .sinks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sink);
+    }
+
+    /// Starts the relay on its own thread (if it is not running).
+    pub fn start(&self) {
+        let mut relay = self.0.relay.lock().unwrap_or_else(|e| e.into_inner());
+        if relay.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.0.stop.reset();
+        let engine = self.clone();
+        *relay = Some(std::thread::spawn(move || {
+            let _ = engine.run();
+        }));
+    }
+
+    /// Stops the relay and waits for it: at once if it is waiting for mail,
+    /// after the current pass otherwise.
+    pub fn stop(&self) {
+        self.0.stop.stop();
+        let handle = self
+            .0
+            .relay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Whether the relay thread is running.
+    pub fn is_running(&self) -> bool {
+        self.0
+            .relay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
+    /// A handle that stops [`Engine::run`] from another thread (or a signal
+    /// handler's thread).
+    pub fn stop_signal(&self) -> StopSignal {
+        self.0.stop.clone()
+    }
+
+    /// Runs the relay on this thread until it is stopped or meets an error
+    /// the owner must act on, which it returns.
+    pub fn run(&self) -> Result<(), Error> {
+        let stop = &self.0.stop;
+        emit(&self.0, &Event::Started);
+        let mut backoff = 1u64;
+        let result = loop {
+            if stop.is_stopped() {
+                break Ok(());
+            }
+            let pass = self.list().run_once();
+            let wait = match pass {
+                Ok((intake, delivery)) => {
+                    backoff = 1;
+                    emit(&self.0, &Event::Pass { intake, delivery });
+                    None
+                }
+                Err(e) if is_fatal(&e) => {
+                    report(&self.0, &e, true);
+                    break Err(e);
+                }
+                Err(e) => {
+                    report(&self.0, &e, false);
+                    Some(Duration::from_secs(backoff))
+                }
+            };
+            if let Some(d) = wait {
+                let _ = tls::block_on(stop.sleep(d));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            let settings = match self.list().imap_settings() {
+                Ok(s) => s,
+                Err(e) => {
+                    report(&self.0, &e, true);
+                    break Err(e);
+                }
+            };
+            let waited = tls::block_on(async {
+                tokio::select! {
+                    r = imap::wait_for_mail(&settings, IDLE_RENEW) => r.map_err(Some),
+                    _ = stop.sleep(IDLE_RENEW * 2) => Err(None),
+                }
+            });
+            match waited {
+                Ok(Ok(())) | Ok(Err(None)) => {}
+                Ok(Err(Some(e))) => {
+                    let e = crate::list::intake::imap_error(e);
+                    if is_fatal(&e) {
+                        report(&self.0, &e, true);
+                        break Err(e);
+                    }
+                    report(&self.0, &e, false);
+                    let _ = tls::block_on(stop.sleep(Duration::from_secs(backoff)));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => break Err(Error::io("start", "the network runtime", e)),
+            }
+        };
+        emit(&self.0, &Event::Stopped);
+        result
+    }
+}
+
+/// Errors only the owner can mend: the relay stops for them.
+fn is_fatal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Tls(_) | Error::PassphraseRequired | Error::BadPassphrase | Error::Pin(_)
+    ) || matches!(
+        e.kind(),
+        ErrorKind::InvalidInput | ErrorKind::NotInitialised
+    )
+}
+
+fn report(inner: &Inner, e: &Error, fatal: bool) {
+    if let Ok(list) = inner.list.lock() {
+        let _ = list
+            .store()
+            .audit(list.unix(), None, "error", &e.to_string());
+    }
+    let tls = match e {
+        Error::Tls(t @ (tls::TlsError::Untrusted { .. } | tls::TlsError::Changed { .. })) => {
+            Some(t.clone())
+        }
+        _ => None,
+    };
+    emit(
+        inner,
+        &Event::Error {
+            kind: e.kind(),
+            message: e.to_string(),
+            tls,
+            fatal,
+        },
+    );
+}
+
+fn emit(inner: &Inner, e: &Event) {
+    let sinks: Vec<EventSink> = inner.sinks.lock().map(|s| s.clone()).unwrap_or_default();
+    for s in sinks {
+        s(e);
+    }
+}
