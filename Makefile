@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test deps build lint bench clean
+.PHONY: run test deps ui build lint bench clean
 
 ## Install what is missing, build, and run the demo walkthrough.
 run: deps build
@@ -21,17 +21,27 @@ test: deps build lint
 	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_CARD_DIR=$(CARD_DIR) $(CARGO) test --workspace --locked; \
 	  status=$$?; tests/testbed/card.sh stop $(CARD_DIR); \
 	  tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
+	@# `cargo test -p conclave-app` rewrites the UI's TypeScript types.
+	@git diff --exit-code --stat -- ui/src/bindings || \
+	  { echo "ui/src/bindings differ from the Rust types: commit the regenerated files"; exit 1; }
 
 deps:
 	./scripts/install-deps.sh
 
-# The tests drive the real `conclave` binary, so build it first.
-build:
+## The desktop app's UI (TypeScript + Vite): the app embeds ui/dist.
+ui:
+	cd ui && npm ci --no-audit --no-fund && npm run build
+
+# The tests drive the real `conclave` binary and app, so build them first.
+build: ui
 	$(CARGO) build --workspace --bins --locked
 
-lint:
+lint: ui
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@# The engine knows nothing of the desktop shell.
+	@if $(CARGO) tree -p conclave-core -e normal -i tauri --locked >/dev/null 2>&1; then \
+	  echo "conclave-core depends on tauri"; exit 1; fi
 
 ## The benchmarks, each printing Conclave beside GnuPG measured in the same
 ## run: the fan-out alone, then delivery through the loopback mail host

@@ -145,14 +145,12 @@ impl List {
         })
     }
 
-    /// A server's endpoint, trust, login and password from the settings
-    /// `PREFIX.host`, `.port`, `.security`, `.username`, `.password_file`
-    /// (or the variable `CONCLAVE_PREFIX_PASSWORD`).
-    pub(crate) fn server_login(
+    /// The endpoint of the server `PREFIX.host`, `.port`, `.security`.
+    pub(crate) fn configured_endpoint(
         &self,
         prefix: &str,
         protocol: Protocol,
-    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
+    ) -> Result<tls::Endpoint> {
         let upper = prefix.to_ascii_uppercase();
         let host = self.config_value(&format!("{prefix}.host"))?;
         if host.is_empty() {
@@ -166,7 +164,19 @@ impl List {
             .map_err(|_| Error::InvalidInput(format!("{prefix}.port is not a port")))?;
         let security = Security::parse(&self.config_value(&format!("{prefix}.security"))?)
             .unwrap_or(Security::Tls);
-        let endpoint = self.endpoint_for(&host, port, Some((security, protocol)))?;
+        self.endpoint_for(&host, port, Some((security, protocol)))
+    }
+
+    /// A server's endpoint, trust, login and password from the settings
+    /// `PREFIX.host`, `.port`, `.security`, `.username`, `.password_file`
+    /// (or the variable `CONCLAVE_PREFIX_PASSWORD`).
+    pub(crate) fn server_login(
+        &self,
+        prefix: &str,
+        protocol: Protocol,
+    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
+        let upper = prefix.to_ascii_uppercase();
+        let endpoint = self.configured_endpoint(prefix, protocol)?;
         let trust = self.trust_for(&endpoint)?;
         let username = self.config_value(&format!("{prefix}.username"))?;
         let password = read_password(

@@ -299,6 +299,11 @@ impl List {
         Ok(())
     }
 
+    /// Whether the list key is usable (unlocked, or on a bound card).
+    pub fn is_unlocked(&self) -> bool {
+        self.keystore.is_some()
+    }
+
     /// Uses another keystore (an OpenPGP card, say) for the list key.
     pub fn set_keystore(&mut self, ks: Box<dyn ListKeystore>) -> Result<()> {
         if ks.cert().fingerprint() != self.cert.fingerprint() {

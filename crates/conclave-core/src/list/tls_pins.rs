@@ -156,6 +156,23 @@ impl List {
         Ok(presented)
     }
 
+    /// Accepts the certificate that the list's IMAP or SMTP server at
+    /// `endpoint` (`host:port`) presents, if its SHA-256 is `sha256`: what
+    /// the app's dialog does when the owner clicks Accept.
+    pub fn accept_certificate(&mut self, endpoint: &str, sha256: &str) -> Result<CertInfo> {
+        for (prefix, protocol) in [("imap", Protocol::Imap), ("smtp", Protocol::Smtp)] {
+            let Ok(ep) = self.configured_endpoint(prefix, protocol) else {
+                continue;
+            };
+            if ep.key() == endpoint {
+                return self.certs_accept(&ep, sha256);
+            }
+        }
+        Err(Error::InvalidInput(format!(
+            "{endpoint} is neither the list's IMAP nor its SMTP server"
+        )))
+    }
+
     /// Forgets the pin of `host:port`.
     pub fn certs_forget(&mut self, host: &str, port: u16) -> Result<()> {
         let key = tls::endpoint_key(host, port);

@@ -1,0 +1,254 @@
+//! The UI's commands: each converts its arguments, calls the core, and maps
+//! the result. No list logic lives here.
+
+use std::sync::Arc;
+
+use conclave_core::clock::rfc5322;
+use conclave_core::engine::Engine;
+use conclave_core::{KeySource, List, Password, SystemClock};
+use tauri::State;
+
+use crate::dto::*;
+use crate::App;
+
+type Reply<T> = Result<T, Failure>;
+
+fn when(unix: i64) -> String {
+    rfc5322(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0)),
+    )
+}
+
+fn invalid(message: &str) -> Failure {
+    Failure {
+        kind: "InvalidInput".into(),
+        message: message.into(),
+        certificate: None,
+    }
+}
+
+/// Where the app stands.
+#[tauri::command]
+pub fn status(app: State<'_, App>) -> Status {
+    app.status()
+}
+
+/// The first-run wizard: creates the list, points it at its servers,
+/// stores the credentials, and starts the relay.
+#[tauri::command]
+pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
+    let pw = Password::from(setup.passphrase.as_str());
+    let key = match &setup.key {
+        KeyChoice::Generate => KeySource::Generate,
+        KeyChoice::Import { armored } => KeySource::Import(armored.as_bytes().to_vec()),
+    };
+    let mut list = List::init(
+        &app.home,
+        &setup.address,
+        &setup.name,
+        key,
+        &pw,
+        Arc::new(SystemClock),
+    )?;
+    for (prefix, server) in [("imap", &setup.imap), ("smtp", &setup.smtp)] {
+        let file = app.store_password(prefix, &server.password)?;
+        for (k, v) in [
+            ("host", server.host.clone()),
+            ("port", server.port.to_string()),
+            ("security", server.security.clone()),
+            ("username", server.username.clone()),
+            ("password_file", file),
+        ] {
+            list.config_set(&format!("{prefix}.{k}"), &v)?;
+        }
+    }
+    if !setup.ca_file.trim().is_empty() {
+        list.config_set("tls.ca_file", setup.ca_file.trim())?;
+    }
+    app.attach(Engine::new(list), true);
+    Ok(app.status())
+}
+
+/// Unlocks the list key with its passphrase and starts the relay.
+#[tauri::command]
+pub fn unlock(app: State<'_, App>, passphrase: String) -> Reply<Status> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    engine.list().unlock(&Password::from(passphrase.as_str()))?;
+    engine.start();
+    Ok(app.status())
+}
+
+/// Starts the relay (after the owner accepted a certificate, say).
+#[tauri::command]
+pub fn relay_start(app: State<'_, App>) -> Reply<Status> {
+    app.engine()
+        .ok_or_else(|| invalid("there is no list yet"))?
+        .start();
+    Ok(app.status())
+}
+
+/// The dashboard's figures and the latest activity.
+#[tauri::command]
+pub fn dashboard(app: State<'_, App>) -> Reply<Dashboard> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let list = engine.list();
+    let counts = list.store().outbox_counts()?;
+    let state = |s: &str| counts.iter().filter(|c| c.0 == s).map(|c| c.1).sum::<i64>();
+    Ok(Dashboard {
+        subscribers: u32::try_from(list.subscribers()?.len()).unwrap_or(0),
+        held: u32::try_from(list.held()?.len()).unwrap_or(0),
+        queued: u32::try_from(state("queued")).unwrap_or(0),
+        sent: u32::try_from(state("sent")).unwrap_or(0),
+        recent: log_lines(&list, 12)?,
+    })
+}
+
+fn log_lines(list: &List, n: i64) -> Reply<Vec<LogLine>> {
+    Ok(list
+        .store()
+        .audit_tail(n)?
+        .into_iter()
+        .rev()
+        .map(|a| LogLine {
+            at: when(a.at),
+            post: a.post_id,
+            event: a.event,
+            detail: a.detail,
+        })
+        .collect())
+}
+
+/// The activity log.
+#[tauri::command]
+pub fn activity(app: State<'_, App>) -> Reply<Vec<LogLine>> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let list = engine.list();
+    log_lines(&list, 200)
+}
+
+/// The posts waiting for the owner.
+#[tauri::command]
+pub fn held_list(app: State<'_, App>) -> Reply<Vec<HeldItem>> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let held = engine.list().held()?;
+    Ok(held
+        .into_iter()
+        .map(|p| HeldItem {
+            id: p.id,
+            sender: p.sender,
+            reason: p.reason,
+            received: when(p.received_at),
+        })
+        .collect())
+}
+
+/// Opens a held post in memory.
+#[tauri::command]
+pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let v = engine.list().held_show(id)?;
+    Ok(HeldDetail {
+        id: v.id,
+        sender: v.sender,
+        reason: v.reason,
+        subject: v.subject,
+        signature: v.signature,
+        text: v.text,
+    })
+}
+
+/// Approves, rejects (with a reason) or discards a held post.
+#[tauri::command]
+pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String) -> Reply<String> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let outcome = {
+        let mut list = engine.list();
+        match action.as_str() {
+            "approve" => list.held_approve(id)?,
+            "reject" => list.held_reject(id, &reason)?,
+            "discard" => list.held_discard(id)?,
+            _ => return Err(invalid("the action is approve, reject or discard")),
+        }
+    };
+    // Send the copies now rather than at the next pass.
+    engine.start();
+    Ok(outcome.to_string())
+}
+
+/// The subscribers.
+#[tauri::command]
+pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let subs = engine.list().subscribers()?;
+    Ok(subs
+        .into_iter()
+        .map(|s| Subscriber {
+            address: s.address,
+            fingerprint: s.fingerprint,
+            warning: s.warning,
+        })
+        .collect())
+}
+
+/// Adds a subscriber with their key (armored).
+#[tauri::command]
+pub fn subscriber_add(app: State<'_, App>, address: String, key: String) -> Reply<()> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    engine.list().add_subscriber(&address, key.as_bytes())?;
+    Ok(())
+}
+
+/// Removes a subscriber.
+#[tauri::command]
+pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    engine.list().remove_subscriber(&address)?;
+    Ok(())
+}
+
+/// The pinned certificates.
+#[tauri::command]
+pub fn certs(app: State<'_, App>) -> Reply<Vec<Pin>> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    let pins = engine.list().store().tls_pins()?;
+    Ok(pins
+        .into_iter()
+        .map(|(endpoint, sha256, subject, at)| Pin {
+            endpoint,
+            sha256,
+            subject,
+            accepted: when(at),
+        })
+        .collect())
+}
+
+/// Accepts (pins) the certificate the dialog showed, then starts the relay.
+#[tauri::command]
+pub fn cert_accept(app: State<'_, App>, endpoint: String, sha256: String) -> Reply<Status> {
+    let engine = app
+        .engine()
+        .ok_or_else(|| invalid("there is no list yet"))?;
+    engine.list().accept_certificate(&endpoint, &sha256)?;
+    engine.start();
+    Ok(app.status())
+}

@@ -1,0 +1,344 @@
+//! What crosses between the Rust side and the UI. The TypeScript twins in
+//! `ui/src/bindings/` are generated from these (`cargo test -p conclave-app`
+//! writes them; CI fails when the committed ones differ).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use conclave_core::engine::Event;
+use conclave_core::net::tls::{CertInfo, TlsError};
+use conclave_core::{Error, Outcome};
+
+/// Where the app stands.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Status {
+    /// A list exists in the app's folder.
+    pub initialised: bool,
+    /// Its key is usable (passphrase given, or card bound).
+    pub unlocked: bool,
+    /// The relay is running.
+    pub running: bool,
+    /// The list address ("" before setup).
+    pub address: String,
+    /// The list's name.
+    pub name: String,
+    /// The folder that holds the list.
+    pub home: String,
+}
+
+/// A mail server as the wizard asks for it.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(export)]
+pub struct Server {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `tls` (implicit TLS) or `starttls`.
+    pub security: String,
+    /// Login.
+    pub username: String,
+    /// Password (stored by the app, never shown again).
+    pub password: String,
+}
+
+/// The list key the wizard makes or takes.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[ts(export)]
+pub enum KeyChoice {
+    /// A new Ed25519 + Cv25519 key.
+    Generate,
+    /// An armored secret key the owner has.
+    Import {
+        /// The armored key.
+        armored: String,
+    },
+}
+
+/// Everything the first-run wizard gathers.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(export)]
+pub struct Setup {
+    /// The list address.
+    pub address: String,
+    /// Its display name.
+    pub name: String,
+    /// The passphrase that protects the list key on disk.
+    pub passphrase: String,
+    /// The list key.
+    pub key: KeyChoice,
+    /// Where the list mailbox is.
+    pub imap: Server,
+    /// Where copies are submitted.
+    pub smtp: Server,
+    /// An extra CA certificate file to trust ("" for none).
+    pub ca_file: String,
+}
+
+/// The dashboard's figures.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Dashboard {
+    /// Subscribers.
+    pub subscribers: u32,
+    /// Posts waiting for the owner.
+    pub held: u32,
+    /// Copies waiting to go out.
+    pub queued: u32,
+    /// Copies sent.
+    pub sent: u32,
+    /// The latest log lines, newest first.
+    pub recent: Vec<LogLine>,
+}
+
+/// One line of the activity log (never any content).
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct LogLine {
+    /// When (RFC 5322).
+    pub at: String,
+    /// The post it concerns.
+    #[ts(type = "number | null")]
+    pub post: Option<i64>,
+    /// What happened.
+    pub event: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// A held post in the moderation list.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct HeldItem {
+    /// Its number.
+    #[ts(type = "number")]
+    pub id: i64,
+    /// Who sent it.
+    pub sender: String,
+    /// Why it is held.
+    pub reason: String,
+    /// When it arrived (RFC 5322).
+    pub received: String,
+}
+
+/// A held post opened in memory for the owner.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct HeldDetail {
+    /// Its number.
+    #[ts(type = "number")]
+    pub id: i64,
+    /// Who sent it.
+    pub sender: String,
+    /// Why it is held.
+    pub reason: String,
+    /// Its subject.
+    pub subject: String,
+    /// Whether and by whom it is signed.
+    pub signature: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// A subscriber.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Subscriber {
+    /// Address.
+    pub address: String,
+    /// Key fingerprint.
+    pub fingerprint: String,
+    /// Expiring, expired or revoked.
+    pub warning: Option<String>,
+}
+
+/// A certificate as the accept-or-refuse dialog shows it.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Certificate {
+    /// `host:port`.
+    pub endpoint: String,
+    /// Subject.
+    pub subject: String,
+    /// Issuer.
+    pub issuer: String,
+    /// Valid from.
+    pub not_before: String,
+    /// Valid until.
+    pub not_after: String,
+    /// Names it is valid for.
+    pub names: Vec<String>,
+    /// SHA-256 of the certificate (what accepting pins).
+    pub sha256: String,
+    /// Why nothing trusts it, or that it changed.
+    pub reason: String,
+    /// A pinned certificate was replaced by this one: the alarm.
+    pub changed: bool,
+    /// The fingerprint that was pinned, when it changed.
+    pub pinned: Option<String>,
+}
+
+impl Certificate {
+    /// The dialog's data for a certificate error, if it is one.
+    pub fn from_tls(t: &TlsError) -> Option<Certificate> {
+        let (endpoint, chain, reason, pinned) = match t {
+            TlsError::Untrusted {
+                endpoint,
+                reason,
+                chain,
+            } => (endpoint, chain, reason.clone(), None),
+            TlsError::Changed {
+                endpoint,
+                pinned,
+                chain,
+            } => (
+                endpoint,
+                chain,
+                "the certificate differs from the one you accepted".to_string(),
+                Some(pinned.clone()),
+            ),
+            _ => return None,
+        };
+        let first: CertInfo = chain.first()?.clone();
+        Some(Certificate {
+            endpoint: endpoint.clone(),
+            subject: first.subject,
+            issuer: first.issuer,
+            not_before: first.not_before,
+            not_after: first.not_after,
+            names: first.names,
+            sha256: first.sha256,
+            reason,
+            changed: pinned.is_some(),
+            pinned,
+        })
+    }
+}
+
+/// A pinned certificate.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Pin {
+    /// `host:port`.
+    pub endpoint: String,
+    /// SHA-256.
+    pub sha256: String,
+    /// Subject.
+    pub subject: String,
+    /// When the owner accepted it.
+    pub accepted: String,
+}
+
+/// An error for the UI: a kind it can act on and one line for the owner.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Failure {
+    /// The kind (`UntrustedCertificate`, `CertificateChanged`, `Pin`, …).
+    pub kind: String,
+    /// One line for the owner.
+    pub message: String,
+    /// For certificate errors, what the dialog shows.
+    pub certificate: Option<Box<Certificate>>,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let certificate = match &e {
+            Error::Tls(t) => Certificate::from_tls(t).map(Box::new),
+            _ => None,
+        };
+        Failure {
+            kind: format!("{:?}", e.kind()),
+            message: e.to_string(),
+            certificate,
+        }
+    }
+}
+
+/// What the engine tells the UI, as the `conclave-event` event.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[ts(export)]
+pub enum UiEvent {
+    /// The relay started.
+    Started,
+    /// The relay stopped.
+    Stopped,
+    /// A post was handled.
+    Post {
+        /// Its number.
+        #[ts(type = "number")]
+        post: i64,
+        /// `distributed to 3`, `held: …`, …
+        outcome: String,
+        /// It waits for the owner.
+        held: bool,
+    },
+    /// Copies going out.
+    Progress {
+        /// Answered so far.
+        done: u32,
+        /// Due in this pass.
+        total: u32,
+    },
+    /// A pass over the mailbox and the outbox: both servers answered.
+    Pass {
+        /// Copies sent.
+        sent: u32,
+        /// Copies refused for good.
+        failed: u32,
+        /// Copies to retry.
+        deferred: u32,
+    },
+    /// Something went wrong.
+    Error {
+        /// What went wrong, for the UI.
+        failure: Failure,
+        /// The relay stopped until the owner acts.
+        fatal: bool,
+    },
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl UiEvent {
+    /// The UI's view of an engine event.
+    pub fn from_event(e: &Event) -> Option<UiEvent> {
+        Some(match e {
+            Event::Started => UiEvent::Started,
+            Event::Stopped => UiEvent::Stopped,
+            Event::Post(o) => UiEvent::Post {
+                post: o.post(),
+                outcome: o.to_string(),
+                held: matches!(o, Outcome::Held { .. }),
+            },
+            Event::Progress { done, total } => UiEvent::Progress {
+                done: count(*done),
+                total: count(*total),
+            },
+            Event::Pass { delivery, .. } => UiEvent::Pass {
+                sent: count(delivery.sent),
+                failed: count(delivery.failed),
+                deferred: count(delivery.deferred),
+            },
+            Event::Error {
+                kind,
+                message,
+                tls,
+                fatal,
+            } => UiEvent::Error {
+                failure: Failure {
+                    kind: format!("{kind:?}"),
+                    message: message.clone(),
+                    certificate: tls.as_ref().and_then(Certificate::from_tls).map(Box::new),
+                },
+                fatal: *fatal,
+            },
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! Conclave's desktop app: a thin Tauri shell over `conclave-core`. The
+//! engine runs inside the app; its events reach the UI as `conclave-event`.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod dto;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use conclave_core::engine::{Engine, Event};
+use conclave_core::{List, SystemClock};
+use tauri::{Emitter, Manager};
+
+/// The app's state: where the list lives, and its engine once there is one.
+pub struct App {
+    home: PathBuf,
+    engine: Mutex<Option<Engine>>,
+    handle: Mutex<Option<tauri::AppHandle>>,
+}
+
+impl App {
+    fn new(home: PathBuf) -> App {
+        App {
+            home,
+            engine: Mutex::new(None),
+            handle: Mutex::new(None),
+        }
+    }
+
+    /// The engine, if a list exists.
+    pub fn engine(&self) -> Option<Engine> {
+        self.engine.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Adopts an engine: its events go to the UI; `start` starts the relay.
+    pub fn attach(&self, engine: Engine, start: bool) {
+        if let Some(handle) = self.handle.lock().ok().and_then(|h| h.clone()) {
+            engine.subscribe(Arc::new(move |e: &Event| {
+                if let Some(ui) = dto::UiEvent::from_event(e) {
+                    let _ = handle.emit("conclave-event", ui);
+                }
+            }));
+        }
+        if start {
+            engine.start();
+        }
+        if let Ok(mut slot) = self.engine.lock() {
+            *slot = Some(engine);
+        }
+    }
+
+    /// Where the app stands.
+    pub fn status(&self) -> dto::Status {
+        let engine = self.engine();
+        let (address, name, unlocked) = match &engine {
+            Some(e) => {
+                let list = e.list();
+                (
+                    list.address().to_string(),
+                    list.name().unwrap_or_default(),
+                    list.is_unlocked(),
+                )
+            }
+            None => (String::new(), String::new(), false),
+        };
+        dto::Status {
+            initialised: engine.is_some(),
+            unlocked,
+            running: engine.as_ref().is_some_and(Engine::is_running),
+            address,
+            name,
+            home: self.home.display().to_string(),
+        }
+    }
+
+    /// Keeps a server password for the list in a file only its owner can
+    /// read, and returns the file's path for the settings.
+    pub fn store_password(&self, prefix: &str, password: &str) -> Result<String, dto::Failure> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = self.home.join(format!("{prefix}-password"));
+        let fail = |e: std::io::Error| dto::Failure {
+            kind: "Io".into(),
+            message: format!("cannot write {}: {e}", path.display()),
+            certificate: None,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail)?;
+        f.write_all(password.as_bytes()).map_err(fail)?;
+        Ok(path.display().to_string())
+    }
+}
+
+/// The list's folder: `$CONCLAVE_HOME`, else `$XDG_DATA_HOME/conclave`,
+/// else `~/.local/share/conclave`.
+fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("CONCLAVE_HOME") {
+        return PathBuf::from(h);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("conclave");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".local/share/conclave")
+}
+
+fn main() {
+    let app = App::new(home());
+    let result = tauri::Builder::default()
+        .manage(app)
+        .setup(|tauri_app| {
+            let state = tauri_app.state::<App>();
+            if let Ok(mut h) = state.handle.lock() {
+                *h = Some(tauri_app.handle().clone());
+            }
+            // An existing list opens locked: the UI asks for the passphrase.
+            if let Ok(list) = List::open(&state.home, Arc::new(SystemClock)) {
+                state.attach(Engine::new(list), false);
+            }
+            if let Some(icon) = tauri_app.default_window_icon().cloned() {
+                // No tray on a desktop without one (or under Xvfb): that is fine.
+                let _ = tauri::tray::TrayIconBuilder::new()
+                    .icon(icon)
+                    .tooltip("Conclave")
+                    .build(tauri_app);
+            }
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::setup,
+            commands::unlock,
+            commands::relay_start,
+            commands::dashboard,
+            commands::activity,
+            commands::held_list,
+            commands::held_show,
+            commands::held_decide,
+            commands::subscribers,
+            commands::subscriber_add,
+            commands::subscriber_remove,
+            commands::certs,
+            commands::cert_accept,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("conclave-app: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,43 @@
+// The Rust side's commands and events, typed with the generated bindings.
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import type { Dashboard } from "./bindings/Dashboard";
+import type { Failure } from "./bindings/Failure";
+import type { HeldDetail } from "./bindings/HeldDetail";
+import type { HeldItem } from "./bindings/HeldItem";
+import type { LogLine } from "./bindings/LogLine";
+import type { Pin } from "./bindings/Pin";
+import type { Setup } from "./bindings/Setup";
+import type { Status } from "./bindings/Status";
+import type { Subscriber } from "./bindings/Subscriber";
+import type { UiEvent } from "./bindings/UiEvent";
+
+export const api = {
+  status: () => invoke<Status>("status"),
+  setup: (setup: Setup) => invoke<Status>("setup", { setup }),
+  unlock: (passphrase: string) => invoke<Status>("unlock", { passphrase }),
+  relayStart: () => invoke<Status>("relay_start"),
+  dashboard: () => invoke<Dashboard>("dashboard"),
+  activity: () => invoke<LogLine[]>("activity"),
+  heldList: () => invoke<HeldItem[]>("held_list"),
+  heldShow: (id: number) => invoke<HeldDetail>("held_show", { id }),
+  heldDecide: (id: number, action: "approve" | "reject" | "discard", reason = "") =>
+    invoke<string>("held_decide", { id, action, reason }),
+  subscribers: () => invoke<Subscriber[]>("subscribers"),
+  subscriberAdd: (address: string, key: string) => invoke<void>("subscriber_add", { address, key }),
+  subscriberRemove: (address: string) => invoke<void>("subscriber_remove", { address }),
+  certs: () => invoke<Pin[]>("certs"),
+  certAccept: (endpoint: string, sha256: string) => invoke<Status>("cert_accept", { endpoint, sha256 }),
+};
+
+/** Calls `f` with every event the engine sends. */
+export function onEvent(f: (e: UiEvent) => void): void {
+  void listen<UiEvent>("conclave-event", (e) => f(e.payload));
+}
+
+/** A command's failure, whatever shape it came in. */
+export function failure(e: unknown): Failure {
+  if (e && typeof e === "object" && "message" in e && "kind" in e) return e as Failure;
+  return { kind: "Unknown", message: String(e), certificate: null };
+}

@@ -1,0 +1,599 @@
+// Conclave's window: the first-run wizard, then the screens of a running
+// list. Every action goes through `api`; every change the engine makes
+// arrives as an event.
+
+import { api, failure, onEvent } from "./api";
+import type { Certificate } from "./bindings/Certificate";
+import type { Failure } from "./bindings/Failure";
+import type { Status } from "./bindings/Status";
+import type { UiEvent } from "./bindings/UiEvent";
+import { field, h, mount, value } from "./dom";
+
+const app = document.getElementById("app") as HTMLElement;
+const overlay = document.getElementById("overlay") as HTMLElement;
+
+type Screen = "dashboard" | "moderation" | "subscribers" | "certificates" | "activity";
+let screen: Screen = "dashboard";
+let status: Status | null = null;
+/** What the dashboard shows of the servers, from the latest events. */
+const live = {
+  connection: "not connected yet",
+  ok: false,
+  progress: null as null | { done: number; total: number },
+  lastError: "",
+};
+
+// ---------------------------------------------------------------- start
+
+async function start(): Promise<void> {
+  status = await api.status();
+  if (!status.initialised) return wizard();
+  if (!status.unlocked) return unlockScreen();
+  return shell();
+}
+
+onEvent((e: UiEvent) => {
+  switch (e.type) {
+    case "pass":
+      live.connection = `connected; last pass sent ${e.sent}, failed ${e.failed}, deferred ${e.deferred}`;
+      live.ok = true;
+      live.progress = null;
+      live.lastError = "";
+      break;
+    case "progress":
+      live.progress = { done: e.done, total: e.total };
+      break;
+    case "error":
+      live.ok = false;
+      live.lastError = e.failure.message;
+      live.connection = e.fatal ? "stopped: needs you" : "retrying";
+      if (e.failure.certificate) certificateDialog(e.failure.certificate);
+      break;
+    case "post":
+      if (e.held) notify(`A post is waiting for you (#${e.post})`);
+      break;
+    case "stopped":
+      if (live.ok) live.connection = "stopped";
+      break;
+    default:
+      break;
+  }
+  if (status?.unlocked) void render();
+});
+
+function notify(text: string): void {
+  const n = h("div", { class: "toast" }, text);
+  document.body.append(n);
+  setTimeout(() => n.remove(), 6000);
+}
+
+function showError(e: unknown, where?: HTMLElement): void {
+  const f: Failure = failure(e);
+  if (f.certificate) {
+    certificateDialog(f.certificate);
+    return;
+  }
+  const box = h("p", { class: "error", role: "alert" }, f.message);
+  if (where) {
+    where.querySelector(".error")?.remove();
+    where.prepend(box);
+  } else {
+    notify(f.message);
+  }
+}
+
+// ---------------------------------------------------------------- wizard
+
+const PORTS: Record<string, Record<string, number>> = {
+  imap: { tls: 993, starttls: 143 },
+  smtp: { tls: 465, starttls: 587 },
+};
+
+function serverFields(kind: "imap" | "smtp", title: string): HTMLElement {
+  const port = h("input", { id: `wiz-${kind}-port`, type: "number", value: PORTS[kind].tls });
+  const security = h(
+    "select",
+    {
+      id: `wiz-${kind}-security`,
+      onchange: () => {
+        (port as HTMLInputElement).value = String(PORTS[kind][value(`wiz-${kind}-security`)]);
+      },
+    },
+    h("option", { value: "tls" }, "Implicit TLS (recommended)"),
+    h("option", { value: "starttls" }, "STARTTLS (mandatory)"),
+  );
+  return h(
+    "fieldset",
+    {},
+    h("legend", {}, title),
+    field(`wiz-${kind}-host`, "Server", { placeholder: `${kind}.example.org` }),
+    h("label", { class: "field" }, h("span", {}, "Security"), security),
+    h("label", { class: "field" }, h("span", {}, "Port"), port),
+    field(`wiz-${kind}-user`, "Login", { placeholder: "list@example.org" }),
+    field(`wiz-${kind}-password`, "Password", { type: "password" }),
+  );
+}
+
+function wizard(): void {
+  let step = 0;
+  const steps = [
+    h(
+      "section",
+      { class: "step", id: "wiz-step-list" },
+      h("h2", {}, "Your list"),
+      h("p", {}, "The list is an ordinary mailbox at your mail provider. Conclave watches it from this computer."),
+      field("wiz-address", "List address", { placeholder: "list@example.org", type: "email" }),
+      field("wiz-name", "Name", { placeholder: "Our list" }),
+    ),
+    h(
+      "section",
+      { class: "step", id: "wiz-step-servers" },
+      h("h2", {}, "Mail servers"),
+      serverFields("imap", "Incoming (IMAP): where posts arrive"),
+      serverFields("smtp", "Outgoing (SMTP): where copies are sent"),
+      field("wiz-ca-file", "Extra CA certificate (optional)", { placeholder: "/path/to/ca.pem" }),
+      h(
+        "p",
+        { class: "hint" },
+        "The passwords are kept in files only you can read, in the list's folder. A server whose certificate nothing vouches for is shown to you before anything is sent.",
+      ),
+    ),
+    h(
+      "section",
+      { class: "step", id: "wiz-step-key" },
+      h("h2", {}, "The list key"),
+      h(
+        "label",
+        { class: "choice" },
+        h("input", { type: "radio", name: "wiz-key", id: "wiz-key-generate", value: "generate", checked: true }),
+        " Make a new key (Ed25519 + Cv25519)",
+      ),
+      h(
+        "label",
+        { class: "choice" },
+        h("input", { type: "radio", name: "wiz-key", id: "wiz-key-import", value: "import" }),
+        " Use a key I have (paste the armored secret key)",
+      ),
+      h("textarea", { id: "wiz-key-armored", rows: 4, placeholder: "-----BEGIN PGP PRIVATE KEY BLOCK-----" }),
+      field("wiz-passphrase", "Passphrase that protects the key", { type: "password" }),
+      field("wiz-passphrase2", "Passphrase again", { type: "password" }),
+    ),
+  ];
+  const back = h("button", { id: "wiz-back", class: "secondary" }, "Back");
+  const next = h("button", { id: "wiz-next" }, "Next");
+  const body = h("div", { class: "wizard-body" });
+  const show = () => {
+    mount(body, steps[step]);
+    (back as HTMLButtonElement).disabled = step === 0;
+    next.textContent = step === steps.length - 1 ? "Create the list" : "Next";
+    next.id = step === steps.length - 1 ? "wiz-finish" : "wiz-next";
+  };
+  back.addEventListener("click", () => {
+    if (step > 0) step -= 1;
+    show();
+  });
+  next.addEventListener("click", async () => {
+    if (step === 0) {
+      const address = value("wiz-address").trim();
+      if (!address.includes("@")) return showError("The list address is an e-mail address.", body);
+      for (const kind of ["imap", "smtp"]) {
+        const user = document.getElementById(`wiz-${kind}-user`) as HTMLInputElement;
+        if (!user.value) user.value = address;
+      }
+    }
+    if (step < steps.length - 1) {
+      step += 1;
+      return show();
+    }
+    if (value("wiz-passphrase") !== value("wiz-passphrase2"))
+      return showError("The two passphrases differ.", body);
+    if (value("wiz-passphrase").length < 8) return showError("Use a passphrase of 8 characters or more.", body);
+    const importing = (document.getElementById("wiz-key-import") as HTMLInputElement).checked;
+    const server = (kind: "imap" | "smtp") => ({
+      host: value(`wiz-${kind}-host`).trim(),
+      port: Number(value(`wiz-${kind}-port`)),
+      security: value(`wiz-${kind}-security`),
+      username: value(`wiz-${kind}-user`).trim(),
+      password: value(`wiz-${kind}-password`),
+    });
+    next.setAttribute("disabled", "");
+    try {
+      status = await api.setup({
+        address: value("wiz-address").trim(),
+        name: value("wiz-name").trim() || value("wiz-address").trim(),
+        passphrase: value("wiz-passphrase"),
+        key: importing ? { kind: "import", armored: value("wiz-key-armored") } : { kind: "generate" },
+        imap: server("imap"),
+        smtp: server("smtp"),
+        ca_file: value("wiz-ca-file").trim(),
+      });
+      shell();
+    } catch (e) {
+      next.removeAttribute("disabled");
+      showError(e, body);
+    }
+  });
+  // The steps are built once, so what was typed survives Back and Next.
+  mount(
+    app,
+    h(
+      "main",
+      { class: "wizard", id: "wizard" },
+      h("h1", {}, "Welcome to Conclave"),
+      body,
+      h("div", { class: "actions" }, back, next),
+    ),
+  );
+  show();
+}
+
+function unlockScreen(): void {
+  const box = h(
+    "main",
+    { class: "wizard", id: "unlock" },
+    h("h1", {}, status?.name || "Conclave"),
+    h("p", {}, `The key of ${status?.address} is locked.`),
+    field("unlock-passphrase", "Passphrase", { type: "password" }),
+    h(
+      "div",
+      { class: "actions" },
+      h(
+        "button",
+        {
+          id: "unlock-button",
+          onclick: async () => {
+            try {
+              status = await api.unlock(value("unlock-passphrase"));
+              shell();
+            } catch (e) {
+              showError(e, box);
+            }
+          },
+        },
+        "Unlock",
+      ),
+    ),
+  );
+  mount(app, box);
+}
+
+// ---------------------------------------------------------------- shell
+
+const NAV: [Screen, string][] = [
+  ["dashboard", "Dashboard"],
+  ["moderation", "Moderation"],
+  ["subscribers", "Subscribers"],
+  ["certificates", "Certificates"],
+  ["activity", "Activity"],
+];
+
+const content = h("section", { class: "content", id: "content" });
+
+function shell(): void {
+  const nav = h(
+    "nav",
+    {},
+    h("div", { class: "brand" }, h("img", { src: "/icon.png", alt: "" }), h("span", {}, status?.name ?? "Conclave")),
+    ...NAV.map(([id, label]) =>
+      h(
+        "button",
+        {
+          id: `nav-${id}`,
+          class: id === screen ? "active" : "",
+          onclick: () => {
+            screen = id;
+            shell();
+          },
+        },
+        label,
+      ),
+    ),
+  );
+  mount(app, h("div", { class: "shell" }, nav, content));
+  void render();
+}
+
+async function render(): Promise<void> {
+  try {
+    switch (screen) {
+      case "dashboard":
+        return await dashboard();
+      case "moderation":
+        return await moderation();
+      case "subscribers":
+        return await subscribers();
+      case "certificates":
+        return await certificates();
+      case "activity":
+        return await activity();
+    }
+  } catch (e) {
+    showError(e, content);
+  }
+}
+
+async function dashboard(): Promise<void> {
+  const d = await api.dashboard();
+  status = await api.status();
+  const tile = (id: string, n: number, label: string) =>
+    h("div", { class: "tile", id }, h("strong", {}, String(n)), h("span", {}, label));
+  mount(
+    content,
+    h("h2", {}, "Dashboard"),
+    h(
+      "div",
+      { class: `connection ${live.ok ? "ok" : "bad"}`, id: "connection" },
+      h("strong", {}, status.running ? "Relay running" : "Relay stopped"),
+      " — IMAP and SMTP: ",
+      live.connection,
+    ),
+    live.lastError ? h("p", { class: "error" }, live.lastError) : null,
+    !status.running
+      ? h("button", { id: "relay-start", onclick: async () => { await api.relayStart(); void render(); } }, "Start the relay")
+      : null,
+    live.progress
+      ? h(
+          "div",
+          { class: "progress", id: "progress" },
+          h("progress", { max: live.progress.total, value: live.progress.done }),
+          ` ${live.progress.done} of ${live.progress.total} copies sent`,
+        )
+      : null,
+    h(
+      "div",
+      { class: "tiles" },
+      tile("count-subscribers", d.subscribers, "subscribers"),
+      tile("count-held", d.held, "held for you"),
+      tile("count-queued", d.queued, "copies queued"),
+      tile("count-sent", d.sent, "copies sent"),
+    ),
+    h("h3", {}, "Last activity"),
+    logTable(d.recent),
+  );
+}
+
+function logTable(lines: { at: string; post: number | null; event: string; detail: string }[]): HTMLElement {
+  return h(
+    "table",
+    { class: "log" },
+    h("tr", {}, h("th", {}, "When"), h("th", {}, "Post"), h("th", {}, "What"), h("th", {}, "Details")),
+    ...lines.map((l) =>
+      h("tr", {}, h("td", {}, l.at), h("td", {}, l.post === null ? "" : `#${l.post}`), h("td", {}, l.event), h("td", {}, l.detail)),
+    ),
+  );
+}
+
+async function moderation(): Promise<void> {
+  const held = await api.heldList();
+  const detail = h("div", { class: "detail", id: "held-detail" });
+  mount(
+    content,
+    h("h2", {}, "Moderation"),
+    held.length === 0 ? h("p", { id: "held-empty" }, "No post is waiting for you.") : null,
+    h(
+      "div",
+      { class: "held-list" },
+      ...held.map((p) =>
+        h(
+          "button",
+          {
+            class: "held-row",
+            "data-id": p.id,
+            onclick: async () => {
+              try {
+                const v = await api.heldShow(p.id);
+                const decide = (action: "approve" | "reject" | "discard") => async () => {
+                  try {
+                    await api.heldDecide(v.id, action, value("held-reason"));
+                    void render();
+                  } catch (e) {
+                    showError(e, detail);
+                  }
+                };
+                mount(
+                  detail,
+                  h("h3", { id: "held-subject" }, v.subject || "(no subject)"),
+                  h("p", {}, h("strong", {}, "From: "), v.sender),
+                  h("p", {}, h("strong", {}, "Held because: "), v.reason),
+                  h("p", { id: "held-signature" }, h("strong", {}, "Signature: "), v.signature),
+                  h("pre", { id: "held-text" }, v.text),
+                  field("held-reason", "Reason (for a rejection)"),
+                  h(
+                    "div",
+                    { class: "actions" },
+                    h("button", { id: "held-approve", onclick: decide("approve") }, "Approve"),
+                    h("button", { id: "held-reject", class: "secondary", onclick: decide("reject") }, "Reject"),
+                    h("button", { id: "held-discard", class: "danger", onclick: decide("discard") }, "Discard"),
+                  ),
+                );
+              } catch (e) {
+                showError(e, detail);
+              }
+            },
+          },
+          h("strong", {}, `#${p.id} ${p.sender || "(unknown sender)"}`),
+          h("span", {}, p.reason),
+          h("small", {}, p.received),
+        ),
+      ),
+    ),
+    detail,
+  );
+}
+
+async function subscribers(): Promise<void> {
+  const subs = await api.subscribers();
+  const form = h(
+    "div",
+    { class: "add" },
+    h("h3", {}, "Add a subscriber"),
+    field("sub-address", "Address", { type: "email" }),
+    h("textarea", { id: "sub-key", rows: 4, placeholder: "-----BEGIN PGP PUBLIC KEY BLOCK-----" }),
+    h(
+      "input",
+      {
+        type: "file",
+        id: "sub-key-file",
+        accept: ".asc,.gpg,.pgp,.txt",
+        onchange: async (e: Event) => {
+          const f = (e.target as HTMLInputElement).files?.[0];
+          if (f) (document.getElementById("sub-key") as HTMLTextAreaElement).value = await f.text();
+        },
+      },
+    ),
+    h(
+      "button",
+      {
+        id: "sub-add",
+        onclick: async () => {
+          try {
+            await api.subscriberAdd(value("sub-address").trim(), value("sub-key"));
+            void render();
+          } catch (e) {
+            showError(e, form);
+          }
+        },
+      },
+      "Add",
+    ),
+  );
+  mount(
+    content,
+    h("h2", {}, "Subscribers"),
+    h(
+      "table",
+      { class: "subs" },
+      h("tr", {}, h("th", {}, "Address"), h("th", {}, "Key"), h("th", {}, "")),
+      ...subs.map((s) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, s.address),
+          h("td", {}, h("code", {}, s.fingerprint), s.warning ? h("span", { class: "warning" }, ` ${s.warning}`) : null),
+          h(
+            "td",
+            {},
+            h(
+              "button",
+              {
+                class: "danger small",
+                onclick: async () => {
+                  if (!confirm(`Remove ${s.address}?`)) return;
+                  await api.subscriberRemove(s.address);
+                  void render();
+                },
+              },
+              "Remove",
+            ),
+          ),
+        ),
+      ),
+    ),
+    form,
+  );
+}
+
+async function certificates(): Promise<void> {
+  const pins = await api.certs();
+  mount(
+    content,
+    h("h2", {}, "Certificates"),
+    h(
+      "p",
+      {},
+      "Servers are trusted when the public certificate authorities, this computer, or your extra CA vouch for them. These are the certificates you accepted yourself:",
+    ),
+    pins.length === 0
+      ? h("p", { id: "pins-empty" }, "None.")
+      : h(
+          "table",
+          { class: "pins" },
+          h("tr", {}, h("th", {}, "Server"), h("th", {}, "Subject"), h("th", {}, "SHA-256"), h("th", {}, "Accepted")),
+          ...pins.map((p) =>
+            h("tr", {}, h("td", {}, p.endpoint), h("td", {}, p.subject), h("td", {}, h("code", {}, p.sha256)), h("td", {}, p.accepted)),
+          ),
+        ),
+  );
+}
+
+async function activity(): Promise<void> {
+  mount(content, h("h2", {}, "Activity"), logTable(await api.activity()));
+}
+
+// ---------------------------------------------------------------- certificates
+
+/** Groups a fingerprint in fours for reading aloud. */
+function spaced(hex: string): string {
+  return hex.toUpperCase().replace(/(.{4})/g, "$1 ").trim();
+}
+
+function certificateDialog(c: Certificate): void {
+  if (document.getElementById("cert-dialog") || document.getElementById("cert-alarm")) return;
+  const rows = h(
+    "dl",
+    {},
+    h("dt", {}, "Server"),
+    h("dd", { id: "cert-endpoint" }, c.endpoint),
+    h("dt", {}, "Subject"),
+    h("dd", {}, c.subject),
+    h("dt", {}, "Issuer"),
+    h("dd", {}, c.issuer),
+    h("dt", {}, "Valid"),
+    h("dd", {}, `${c.not_before} to ${c.not_after}`),
+    h("dt", {}, "Names"),
+    h("dd", {}, c.names.join(", ")),
+    h("dt", {}, "SHA-256"),
+    h("dd", { id: "cert-sha256" }, h("code", {}, spaced(c.sha256))),
+    c.pinned ? h("dt", {}, "You accepted") : null,
+    c.pinned ? h("dd", { id: "cert-pinned" }, h("code", {}, spaced(c.pinned))) : null,
+  );
+  const close = () => mount(overlay);
+  const accept = async () => {
+    try {
+      status = await api.certAccept(c.endpoint, c.sha256);
+      close();
+      void render();
+    } catch (e) {
+      showError(e, dialog);
+    }
+  };
+  const dialog = c.changed
+    ? h(
+        "div",
+        { class: "dialog alarm", id: "cert-alarm", role: "alertdialog" },
+        h("h2", {}, "⚠ The certificate of this server CHANGED"),
+        h(
+          "p",
+          {},
+          "The server now shows a different certificate from the one you accepted. Someone may be intercepting the connection. Conclave has stopped and sent nothing. Ask your provider whether they replaced their certificate before you do anything.",
+        ),
+        rows,
+        h("p", { class: "reason" }, c.reason),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { id: "cert-refuse", onclick: close }, "Keep the relay stopped"),
+        ),
+      )
+    : h(
+        "div",
+        { class: "dialog", id: "cert-dialog", role: "dialog" },
+        h("h2", {}, "Do you trust this server's certificate?"),
+        h(
+          "p",
+          {},
+          "Nothing on this computer vouches for it. Compare the SHA-256 fingerprint with the one your provider gives you before accepting it. Nothing was sent to the server.",
+        ),
+        rows,
+        h("p", { class: "reason" }, `Why: ${c.reason}`),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { id: "cert-refuse", class: "secondary", onclick: close }, "Refuse"),
+          h("button", { id: "cert-accept", onclick: accept }, "Accept this certificate"),
+        ),
+      );
+  mount(overlay, h("div", { class: "backdrop" }, dialog));
+}
+
+void start().catch((e) => showError(e));
