@@ -32,3 +32,9 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
     exit 1
 fi
+
+# The GUI tests drive the app through tauri-driver (WebDriver for Tauri).
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
+    echo "installing tauri-driver"
+    cargo install tauri-driver --locked --quiet
+fi

@@ -23,6 +23,7 @@ pub mod mime;
 pub mod pgp;
 pub mod programs;
 pub mod subscriber;
+pub mod webdriver;
 
 pub use card::VirtualCard;
 pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};

@@ -162,8 +162,13 @@ function wizard(): void {
   const back = h("button", { id: "wiz-back", class: "secondary" }, "Back");
   const next = h("button", { id: "wiz-next" }, "Next");
   const body = h("div", { class: "wizard-body" });
+  // All steps stay in the page (hidden but one), so what was typed survives
+  // Back and Next and every field can be read at the end.
+  mount(body, steps);
   const show = () => {
-    mount(body, steps[step]);
+    steps.forEach((s, i) => {
+      s.hidden = i !== step;
+    });
     (back as HTMLButtonElement).disabled = step === 0;
     next.textContent = step === steps.length - 1 ? "Create the list" : "Next";
     next.id = step === steps.length - 1 ? "wiz-finish" : "wiz-next";
@@ -213,7 +218,6 @@ function wizard(): void {
       showError(e, body);
     }
   });
-  // The steps are built once, so what was typed survives Back and Next.
   mount(
     app,
     h(
