@@ -2,11 +2,15 @@
 
 CARGO ?= cargo
 
-.PHONY: run test deps ui build lint bench clean
+.PHONY: run app test deps ui build lint bench clean
 
 ## Install what is missing, build, and run the demo walkthrough.
 run: deps build
 	./scripts/demo.sh
+
+## Build and start the desktop app.
+app: deps ui
+	$(CARGO) run -p conclave-app --locked
 
 MAILHOST_DIR ?= /tmp/conclave-mh
 CARD_DIR ?= /tmp/conclave-card

@@ -183,7 +183,7 @@ pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String)
         }
     };
     // Send the copies now rather than at the next pass.
-    engine.start();
+    engine.wake();
     Ok(outcome.to_string())
 }
 

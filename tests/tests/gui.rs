@@ -70,17 +70,7 @@ fn an_untrusted_certificate_is_shown_and_can_be_accepted() {
         ("MAILHOST_UNTRUSTED_HOST", "MAILHOST_UNTRUSTED_IMAPS_PORT"),
     );
     gui.wait("#cert-dialog", 30);
-    let out = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(mh.var("MAILHOST_SELFSIGNED_CERT"))
-        .output()
-        .unwrap();
-    let expected: String = String::from_utf8_lossy(&out.stdout)
-        .split('=')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .replace(':', "");
+    let expected = mh.var("MAILHOST_SELFSIGNED_CERT_SHA256");
     let shown: String = gui.text("#cert-sha256").split_whitespace().collect();
     assert_eq!(shown.to_ascii_uppercase(), expected.to_ascii_uppercase());
     gui.screenshot("06-certificate-dialog");
@@ -89,4 +79,107 @@ fn an_untrusted_certificate_is_shown_and_can_be_accepted() {
     gui.click("#nav-certificates");
     gui.wait_text(&mh.var("MAILHOST_UNTRUSTED_IMAPS_PORT"), 10);
     gui.screenshot("07-certificates-pinned");
+}
+
+/// The app opened on a list made beforehand (alice, bob and carol, the
+/// mail host's servers): the unlock screen takes the passphrase.
+fn open_prepared(f: &conclave_tests::MailList) -> Gui {
+    let home = tempfile::Builder::new()
+        .prefix("ctk-app")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", f.list.home.path().display()))
+        .arg(home.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let gui = Gui::start_in(home);
+    gui.wait("#unlock", 30);
+    gui.fill("#unlock-passphrase", conclave_tests::TEST_PASSPHRASE);
+    gui.screenshot("08-unlock");
+    gui.click("#unlock-button");
+    gui.wait("#nav-dashboard", 30);
+    gui
+}
+
+/// An unsigned post to a signed-only list waits under Moderation; the owner
+/// reads it, approves it, and alice's GnuPG decrypts her copy.
+#[test]
+fn a_held_post_is_approved_from_the_moderation_screen() {
+    let _guard = Gui::lock();
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = conclave_tests::MailList::new("Garden Club");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let gui = open_prepared(&f);
+    gui.wait_text("connected; last pass", 30);
+    let needle = format!("HELD-IN-GUI-{}", std::process::id());
+    mh.inject(
+        "bob@example.test",
+        "list@example.test",
+        &f.subs[1].compose_unsigned_post(&f.cert, "list@example.test", "Seed swap", &needle),
+    );
+    gui.wait_text("A post is waiting for you", 30);
+    gui.click("#nav-moderation");
+    gui.click(".held-row");
+    gui.wait("#held-approve", 20);
+    assert!(gui.text("#held-text").contains(&needle));
+    assert!(gui.text("#held-signature").contains("not signed"));
+    gui.screenshot("09-moderation");
+    gui.click("#held-approve");
+    gui.wait("#held-empty", 20);
+    let alice = &f.subs[0];
+    let delivered = conclave_tests::wait_until(30, || {
+        mh.inbox("alice").iter().any(|m| {
+            alice.decrypt(m).is_ok_and(|d| {
+                conclave_tests::mime::all_text_plain(&d.entity)
+                    .join("")
+                    .contains(&needle)
+            })
+        })
+    });
+    assert!(delivered, "alice did not get a copy she can decrypt");
+    gui.click("#nav-dashboard");
+    gui.wait_text("copies sent", 10);
+    gui.screenshot("10-dashboard-after-approval");
+}
+
+/// A pinned certificate that changed raises the alarm, which offers no way
+/// to accept the new one in passing.
+#[test]
+fn a_changed_certificate_shows_the_alarm() {
+    let _guard = Gui::lock();
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = conclave_tests::MailList::new("Garden Club");
+    f.server(
+        "imap",
+        "MAILHOST_UNTRUSTED_HOST",
+        "MAILHOST_UNTRUSTED_IMAPS_PORT",
+        "tls",
+    );
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    // The owner accepted a certificate in the past; the server now shows
+    // another one.
+    let ep = mh.endpoint("MAILHOST_UNTRUSTED_HOST", "MAILHOST_UNTRUSTED_IMAPS_PORT");
+    let store = conclave_core::store::Store::open(&f.list.home.path().join("list.db")).unwrap();
+    store
+        .set_tls_pin(&ep, &"5".repeat(64), "O=untrusted, CN=mail.example.test", 0)
+        .unwrap();
+    drop(store);
+    let gui = open_prepared(&f);
+    gui.wait("#cert-alarm", 30);
+    assert!(gui.find("#cert-accept").is_none());
+    assert!(gui.text("#cert-alarm").contains("CHANGED"));
+    let shown: String = gui.text("#cert-sha256").split_whitespace().collect();
+    assert_eq!(
+        shown.to_ascii_lowercase(),
+        mh.var("MAILHOST_SELFSIGNED_CERT_SHA256").to_ascii_lowercase()
+    );
+    let pinned: String = gui.text("#cert-pinned").split_whitespace().collect();
+    assert_eq!(pinned, "5".repeat(64));
+    gui.screenshot("11-certificate-changed-alarm");
 }

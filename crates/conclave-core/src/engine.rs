@@ -106,6 +106,8 @@ struct Inner {
     list: Mutex<List>,
     sinks: Mutex<Vec<EventSink>>,
     stop: StopSignal,
+    /// Cuts the wait for mail short: the outbox has new copies.
+    wake: tokio::sync::Notify,
     relay: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -127,6 +129,7 @@ impl Engine {
             list: Mutex::new(list),
             sinks: Mutex::new(Vec::new()),
             stop: StopSignal::default(),
+            wake: tokio::sync::Notify::new(),
             relay: Mutex::new(None),
         }));
         let weak = Arc::downgrade(&engine.0);
@@ -178,6 +181,16 @@ impl Engine {
             .take();
         if let Some(h) = handle {
             let _ = h.join();
+        }
+    }
+
+    /// Starts the relay, or, if it is waiting for mail, makes it do a pass
+    /// now: after the owner approved a post, say, its copies go out at once.
+    pub fn wake(&self) {
+        if self.is_running() {
+            self.0.wake.notify_one();
+        } else {
+            self.start();
         }
     }
 
@@ -239,6 +252,7 @@ impl Engine {
                 tokio::select! {
                     r = imap::wait_for_mail(&settings, IDLE_RENEW) => r.map_err(Some),
                     _ = stop.sleep(IDLE_RENEW * 2) => Err(None),
+                    _ = self.0.wake.notified() => Err(None),
                 }
             });
             match waited {
