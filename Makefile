@@ -33,8 +33,11 @@ deps:
 	./scripts/install-deps.sh
 
 ## The desktop app's UI (TypeScript + Vite): the app embeds ui/dist.
+# `npm install` keeps the versions package-lock.json pins; `npm ci` would
+# also insist on the optional rollup binaries of other platforms, which the
+# registry mirror here does not carry.
 ui:
-	cd ui && npm ci --no-audit --no-fund && npm run build
+	cd ui && npm install --no-audit --no-fund && npm run build
 
 # The tests drive the real `conclave` binary and app, so build them first.
 build: ui
