@@ -177,7 +177,8 @@ fn a_changed_certificate_shows_the_alarm() {
     let shown: String = gui.text("#cert-sha256").split_whitespace().collect();
     assert_eq!(
         shown.to_ascii_lowercase(),
-        mh.var("MAILHOST_SELFSIGNED_CERT_SHA256").to_ascii_lowercase()
+        mh.var("MAILHOST_SELFSIGNED_CERT_SHA256")
+            .to_ascii_lowercase()
     );
     let pinned: String = gui.text("#cert-pinned").split_whitespace().collect();
     assert_eq!(pinned, "5".repeat(64));

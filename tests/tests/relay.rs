@@ -389,7 +389,9 @@ fn the_engine_stops_on_an_untrusted_certificate_and_says_which() {
     let Some(TlsError::Untrusted { chain, .. }) = tls else {
         panic!("no certificate in the event: {tls:?}")
     };
-    let expected = mh.var("MAILHOST_SELFSIGNED_CERT_SHA256").to_ascii_lowercase();
+    let expected = mh
+        .var("MAILHOST_SELFSIGNED_CERT_SHA256")
+        .to_ascii_lowercase();
     assert_eq!(chain[0].sha256, expected, "the event names the certificate");
     assert!(matches!(events.last(), Some(Event::Stopped)));
 }
