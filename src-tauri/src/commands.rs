@@ -27,6 +27,12 @@ fn invalid(message: &str) -> Failure {
     }
 }
 
+/// The list's engine, or the failure the UI shows before setup.
+fn engine(app: &App) -> Reply<Engine> {
+    app.engine()
+        .ok_or_else(|| invalid("there is no list yet: complete the setup first"))
+}
+
 /// Where the app stands.
 #[tauri::command]
 pub fn status(app: State<'_, App>) -> Status {
@@ -72,9 +78,7 @@ pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
 /// Unlocks the list key with its passphrase and starts the relay.
 #[tauri::command]
 pub fn unlock(app: State<'_, App>, passphrase: String) -> Reply<Status> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     engine.list().unlock(&Password::from(passphrase.as_str()))?;
     engine.start();
     Ok(app.status())
@@ -83,18 +87,14 @@ pub fn unlock(app: State<'_, App>, passphrase: String) -> Reply<Status> {
 /// Starts the relay (after the owner accepted a certificate, say).
 #[tauri::command]
 pub fn relay_start(app: State<'_, App>) -> Reply<Status> {
-    app.engine()
-        .ok_or_else(|| invalid("there is no list yet"))?
-        .start();
+    engine(&app)?.start();
     Ok(app.status())
 }
 
 /// The dashboard's figures and the latest activity.
 #[tauri::command]
 pub fn dashboard(app: State<'_, App>) -> Reply<Dashboard> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let list = engine.list();
     let counts = list.store().outbox_counts()?;
     let state = |s: &str| counts.iter().filter(|c| c.0 == s).map(|c| c.1).sum::<i64>();
@@ -125,9 +125,7 @@ fn log_lines(list: &List, n: i64) -> Reply<Vec<LogLine>> {
 /// The activity log.
 #[tauri::command]
 pub fn activity(app: State<'_, App>) -> Reply<Vec<LogLine>> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let list = engine.list();
     log_lines(&list, 200)
 }
@@ -135,9 +133,7 @@ pub fn activity(app: State<'_, App>) -> Reply<Vec<LogLine>> {
 /// The posts waiting for the owner.
 #[tauri::command]
 pub fn held_list(app: State<'_, App>) -> Reply<Vec<HeldItem>> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let held = engine.list().held()?;
     Ok(held
         .into_iter()
@@ -153,9 +149,7 @@ pub fn held_list(app: State<'_, App>) -> Reply<Vec<HeldItem>> {
 /// Opens a held post in memory.
 #[tauri::command]
 pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let v = engine.list().held_show(id)?;
     Ok(HeldDetail {
         id: v.id,
@@ -170,9 +164,7 @@ pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
 /// Approves, rejects (with a reason) or discards a held post.
 #[tauri::command]
 pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String) -> Reply<String> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let outcome = {
         let mut list = engine.list();
         match action.as_str() {
@@ -190,9 +182,7 @@ pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String)
 /// The subscribers.
 #[tauri::command]
 pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let subs = engine.list().subscribers()?;
     Ok(subs
         .into_iter()
@@ -207,9 +197,7 @@ pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
 /// Adds a subscriber with their key (armored).
 #[tauri::command]
 pub fn subscriber_add(app: State<'_, App>, address: String, key: String) -> Reply<()> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     engine.list().add_subscriber(&address, key.as_bytes())?;
     Ok(())
 }
@@ -217,9 +205,7 @@ pub fn subscriber_add(app: State<'_, App>, address: String, key: String) -> Repl
 /// Removes a subscriber.
 #[tauri::command]
 pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     engine.list().remove_subscriber(&address)?;
     Ok(())
 }
@@ -227,9 +213,7 @@ pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {
 /// The pinned certificates.
 #[tauri::command]
 pub fn certs(app: State<'_, App>) -> Reply<Vec<Pin>> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     let pins = engine.list().store().tls_pins()?;
     Ok(pins
         .into_iter()
@@ -245,10 +229,52 @@ pub fn certs(app: State<'_, App>) -> Reply<Vec<Pin>> {
 /// Accepts (pins) the certificate the dialog showed, then starts the relay.
 #[tauri::command]
 pub fn cert_accept(app: State<'_, App>, endpoint: String, sha256: String) -> Reply<Status> {
-    let engine = app
-        .engine()
-        .ok_or_else(|| invalid("there is no list yet"))?;
+    let engine = engine(&app)?;
     engine.list().accept_certificate(&endpoint, &sha256)?;
     engine.start();
     Ok(app.status())
+}
+
+/// The list's options (not the server settings, which the wizard set).
+#[tauri::command]
+pub fn settings(app: State<'_, App>) -> Reply<Vec<Setting>> {
+    let engine = engine(&app)?;
+    let values = engine.list().config_show()?;
+    Ok(conclave_core::list::policy::OPTIONS
+        .iter()
+        .filter(|(k, _, _)| {
+            !k.contains('.') || k.starts_with("smtp.rate") || k.starts_with("smtp.conn")
+        })
+        .map(|(k, default, help)| Setting {
+            key: (*k).to_string(),
+            value: values
+                .get(*k)
+                .cloned()
+                .unwrap_or_else(|| (*default).to_string()),
+            default: (*default).to_string(),
+            help: (*help).to_string(),
+        })
+        .collect())
+}
+
+/// Changes one option.
+#[tauri::command]
+pub fn setting_set(app: State<'_, App>, key: String, value: String) -> Reply<()> {
+    let engine = engine(&app)?;
+    engine.list().config_set(&key, &value)?;
+    Ok(())
+}
+
+/// The list key: fingerprint, expiry, where it lives, the public key.
+#[tauri::command]
+pub fn list_key(app: State<'_, App>) -> Reply<ListKey> {
+    let engine = engine(&app)?;
+    let list = engine.list();
+    let armored = String::from_utf8_lossy(&list.export_public_key()?).into_owned();
+    Ok(ListKey {
+        fingerprint: list.cert().fingerprint().to_hex(),
+        expires: list.key_expiry()?.map(rfc5322),
+        holder: list.card_ident()?.unwrap_or_else(|| "file".into()),
+        armored,
+    })
 }

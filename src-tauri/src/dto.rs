@@ -342,3 +342,31 @@ impl UiEvent {
         })
     }
 }
+
+/// One of the list's options, for the Settings screen.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Setting {
+    /// The option's name (`receive_signed_only`, …).
+    pub key: String,
+    /// Its value in force.
+    pub value: String,
+    /// Its default.
+    pub default: String,
+    /// What it means.
+    pub help: String,
+}
+
+/// The list key, for the List key screen.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ListKey {
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// When it expires (RFC 5322), if it does.
+    pub expires: Option<String>,
+    /// Where the secret lives: `file` or the card's ident.
+    pub holder: String,
+    /// The armored public key, for subscribers.
+    pub armored: String,
+}

@@ -150,6 +150,9 @@ fn main() {
             commands::subscriber_remove,
             commands::certs,
             commands::cert_accept,
+            commands::settings,
+            commands::setting_set,
+            commands::list_key,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -50,11 +50,42 @@ fn the_wizard_sets_up_a_list_that_relays() {
     assert!(gui.text("#connection").contains("Relay running"));
     assert!(gui.home().join("list.db").exists());
     gui.screenshot("04-dashboard");
-    for screen in ["moderation", "subscribers", "certificates", "activity"] {
+    for screen in [
+        "moderation",
+        "subscribers",
+        "key",
+        "certificates",
+        "settings",
+        "activity",
+    ] {
         gui.click(&format!("#nav-{screen}"));
         gui.wait(&format!("#nav-{screen}.active"), 10);
         gui.screenshot(&format!("05-{screen}"));
     }
+    // The List key screen shows the key the wizard made.
+    gui.click("#nav-key");
+    let shown: String = gui.text("#key-fingerprint").split_whitespace().collect();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(conclave_tests::conclave_bin())
+            .arg("--home")
+            .arg(gui.home())
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cert = cli(&["key", "export"]);
+    assert_eq!(
+        Some(shown),
+        conclave_tests::cert_fingerprint(cert.as_bytes()).ok()
+    );
+    // A setting changed on the Settings screen is the list's setting.
+    gui.click("#nav-settings");
+    gui.select("#set-receive_signed_only", "reject");
+    gui.wait_text("receive_signed_only is now reject", 10);
+    assert!(cli(&["config", "show"])
+        .lines()
+        .any(|l| l.trim() == "receive_signed_only = reject"));
 }
 
 /// A self-signed server: the dialog shows its SHA-256; accepting it pins it

@@ -6,8 +6,10 @@ import type { Dashboard } from "./bindings/Dashboard";
 import type { Failure } from "./bindings/Failure";
 import type { HeldDetail } from "./bindings/HeldDetail";
 import type { HeldItem } from "./bindings/HeldItem";
+import type { ListKey } from "./bindings/ListKey";
 import type { LogLine } from "./bindings/LogLine";
 import type { Pin } from "./bindings/Pin";
+import type { Setting } from "./bindings/Setting";
 import type { Setup } from "./bindings/Setup";
 import type { Status } from "./bindings/Status";
 import type { Subscriber } from "./bindings/Subscriber";
@@ -29,6 +31,9 @@ export const api = {
   subscriberRemove: (address: string) => invoke<void>("subscriber_remove", { address }),
   certs: () => invoke<Pin[]>("certs"),
   certAccept: (endpoint: string, sha256: string) => invoke<Status>("cert_accept", { endpoint, sha256 }),
+  settings: () => invoke<Setting[]>("settings"),
+  settingSet: (key: string, value: string) => invoke<void>("setting_set", { key, value }),
+  listKey: () => invoke<ListKey>("list_key"),
 };
 
 /** Calls `f` with every event the engine sends. */

@@ -12,7 +12,7 @@ import { field, h, mount, value } from "./dom";
 const app = document.getElementById("app") as HTMLElement;
 const overlay = document.getElementById("overlay") as HTMLElement;
 
-type Screen = "dashboard" | "moderation" | "subscribers" | "certificates" | "activity";
+type Screen = "dashboard" | "moderation" | "subscribers" | "key" | "certificates" | "settings" | "activity";
 let screen: Screen = "dashboard";
 let status: Status | null = null;
 /** What the dashboard shows of the servers, from the latest events. */
@@ -267,7 +267,9 @@ const NAV: [Screen, string][] = [
   ["dashboard", "Dashboard"],
   ["moderation", "Moderation"],
   ["subscribers", "Subscribers"],
+  ["key", "List key"],
   ["certificates", "Certificates"],
+  ["settings", "Settings"],
   ["activity", "Activity"],
 ];
 
@@ -306,8 +308,12 @@ async function render(): Promise<void> {
         return await moderation();
       case "subscribers":
         return await subscribers();
+      case "key":
+        return await listKey();
       case "certificates":
         return await certificates();
+      case "settings":
+        return await settings();
       case "activity":
         return await activity();
     }
@@ -517,6 +523,80 @@ async function certificates(): Promise<void> {
             h("tr", {}, h("td", {}, p.endpoint), h("td", {}, p.subject), h("td", {}, h("code", {}, p.sha256)), h("td", {}, p.accepted)),
           ),
         ),
+  );
+}
+
+async function listKey(): Promise<void> {
+  const k = await api.listKey();
+  mount(
+    content,
+    h("h2", {}, "List key"),
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "Fingerprint"),
+      h("dd", { id: "key-fingerprint" }, h("code", {}, spaced(k.fingerprint))),
+      h("dt", {}, "Expires"),
+      h("dd", {}, k.expires ?? "never"),
+      h("dt", {}, "Secret key"),
+      h("dd", {}, k.holder === "file" ? "in a passphrase-protected file in the list's folder" : `on the OpenPGP card ${k.holder}`),
+    ),
+    h("h3", {}, "Public key for subscribers"),
+    h("p", { class: "hint" }, "Subscribers encrypt their posts to this key and check the list's signatures with it."),
+    h("textarea", { id: "key-armored", rows: 10, readonly: true }, k.armored),
+    h(
+      "div",
+      { class: "actions" },
+      h(
+        "button",
+        {
+          id: "key-copy",
+          onclick: async () => {
+            await navigator.clipboard.writeText(k.armored);
+            notify("The public key is on the clipboard.");
+          },
+        },
+        "Copy the public key",
+      ),
+    ),
+  );
+}
+
+async function settings(): Promise<void> {
+  const list = await api.settings();
+  const ACTIONS = ["distribute", "hold", "reject", "discard"];
+  mount(
+    content,
+    h("h2", {}, "Settings"),
+    h(
+      "table",
+      { class: "settings" },
+      ...list.map((s) => {
+        const id = `set-${s.key.replace(/\./g, "-")}`;
+        const isAction = ACTIONS.includes(s.default) || s.key.endsWith("_action");
+        const input = isAction
+          ? h(
+              "select",
+              { id },
+              // Larger posts cannot simply go through.
+              ...ACTIONS.filter((a) => !(s.key === "max_message_size_action" && a === "distribute")).map((a) =>
+                h("option", { value: a, selected: a === s.value }, a),
+              ),
+            )
+          : h("input", { id, value: s.value });
+        const save = async () => {
+          try {
+            await api.settingSet(s.key, value(id));
+            notify(`${s.key} is now ${value(id)}`);
+          } catch (e) {
+            showError(e, content);
+            void render();
+          }
+        };
+        input.addEventListener("change", save);
+        return h("tr", {}, h("td", {}, h("strong", {}, s.key), h("br"), h("small", {}, s.help)), h("td", {}, input));
+      }),
+    ),
   );
 }
 

@@ -336,6 +336,15 @@ impl List {
         &self.cert
     }
 
+    /// When the list key expires, if it does.
+    pub fn key_expiry(&self) -> Result<Option<SystemTime>> {
+        let valid = self
+            .cert
+            .with_policy(crate::crypto::policy(), self.clock.now())
+            .map_err(|e| Error::BadKey(format!("the list key is not valid now: {e}")))?;
+        Ok(valid.primary_key().key_expiration_time())
+    }
+
     /// The store, for front ends that show its contents.
     pub fn store(&self) -> &Store {
         &self.store
