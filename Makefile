@@ -2,15 +2,20 @@
 
 CARGO ?= cargo
 
-.PHONY: run app test deps ui build lint bench clean
+.PHONY: run app demo walkthrough test deps ui build lint bench clean
 
-## Install what is missing, build, and run the demo walkthrough.
+## Install what is missing, build, and start the desktop app.
 run: deps build
-	./scripts/demo.sh
+	./target/debug/conclave-app
 
-## Build and start the desktop app.
-app: deps ui
-	$(CARGO) run -p conclave-app --locked
+## The app on a demo list of three subscribers, on the loopback mail host
+## (root), with a script that sends a signed, encrypted post from alice.
+demo: deps build
+	./scripts/demo-app.sh
+
+## A walkthrough of the command line: a demo list, one post in, copies out.
+walkthrough: deps build
+	./scripts/demo.sh
 
 MAILHOST_DIR ?= /tmp/conclave-mh
 CARD_DIR ?= /tmp/conclave-card

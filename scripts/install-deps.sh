@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(build-essential pkg-config clang libclang-dev nettle-dev gnupg rnp sq ca-certificates
     pcscd libpcsclite-dev pcsc-tools vsmartcard-vpcd opensc
     libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev
-    libayatana-appindicator3-dev libxdo-dev libssl-dev xvfb xauth webkit2gtk-driver imagemagick)
+    libayatana-appindicator3-dev libxdo-dev libssl-dev xvfb xauth webkit2gtk-driver imagemagick curl)
 # The UI builds with Node.js and npm; Debian's are recent enough for Vite 5.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
