@@ -62,7 +62,8 @@ printf 'Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n' "\$text" > "\$inn
 curl -s --url "smtp://$MAILHOST_HOST:$MAILHOST_SMTP_PORT" --mail-from alice@example.test \
     --mail-rcpt $LIST --upload-file "\$post"
 rm -f "\$inner" "\$post"
-echo "sent; watch the app's dashboard, then: gpg --homedir $DEMO/g-bob -d \$(ls -t $MH/mail/bob/Maildir/new/* | head -1)"
+echo 'sent. Watch the dashboard; once the copies are out, bob can read his:'
+echo '    gpg --homedir $DEMO/g-bob -d "\$(ls -t $MH/mail/bob/Maildir/new/* | head -1)"'
 SEND
 chmod +x "$DEMO/send-post.sh"
 
