@@ -14,7 +14,7 @@ LIST=list@example.test
 
 tests/testbed/mailhost.sh stop "$MH" >/dev/null 2>&1 || true
 tests/testbed/mailhost.sh start "$MH"
-# shellcheck disable=SC1091
+# shellcheck disable=SC1090
 source <(sed 's/^/export /' "$MH/mailhost.env")
 
 rm -rf "$DEMO"; mkdir -p "$DEMO"
