@@ -58,8 +58,22 @@ onEvent((e: UiEvent) => {
     default:
       break;
   }
-  if (status?.unlocked) void render();
+  // Only the dashboard follows events live; other screens keep what the
+  // owner is reading or typing.
+  if (status?.unlocked && screen === "dashboard") scheduleRender();
 });
+
+/** Re-renders at most four times a second: a post to 1000 subscribers sends
+ * 1000 progress events. */
+let renderPending = false;
+function scheduleRender(): void {
+  if (renderPending) return;
+  renderPending = true;
+  setTimeout(() => {
+    renderPending = false;
+    void render();
+  }, 250);
+}
 
 function notify(text: string): void {
   const n = h("div", { class: "toast" }, text);
