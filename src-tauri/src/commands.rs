@@ -34,14 +34,14 @@ fn engine(app: &App) -> Reply<Engine> {
 }
 
 /// Where the app stands.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn status(app: State<'_, App>) -> Status {
     app.status()
 }
 
 /// The first-run wizard: creates the list, points it at its servers,
 /// stores the credentials, and starts the relay.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
     let pw = Password::from(setup.passphrase.as_str());
     let key = match &setup.key {
@@ -76,7 +76,7 @@ pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
 }
 
 /// Unlocks the list key with its passphrase and starts the relay.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn unlock(app: State<'_, App>, passphrase: String) -> Reply<Status> {
     let engine = engine(&app)?;
     engine.list().unlock(&Password::from(passphrase.as_str()))?;
@@ -85,14 +85,14 @@ pub fn unlock(app: State<'_, App>, passphrase: String) -> Reply<Status> {
 }
 
 /// Starts the relay (after the owner accepted a certificate, say).
-#[tauri::command]
+#[tauri::command(async)]
 pub fn relay_start(app: State<'_, App>) -> Reply<Status> {
     engine(&app)?.start();
     Ok(app.status())
 }
 
 /// The dashboard's figures and the latest activity.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn dashboard(app: State<'_, App>) -> Reply<Dashboard> {
     let engine = engine(&app)?;
     let list = engine.list();
@@ -123,7 +123,7 @@ fn log_lines(list: &List, n: i64) -> Reply<Vec<LogLine>> {
 }
 
 /// The activity log.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn activity(app: State<'_, App>) -> Reply<Vec<LogLine>> {
     let engine = engine(&app)?;
     let list = engine.list();
@@ -131,7 +131,7 @@ pub fn activity(app: State<'_, App>) -> Reply<Vec<LogLine>> {
 }
 
 /// The posts waiting for the owner.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn held_list(app: State<'_, App>) -> Reply<Vec<HeldItem>> {
     let engine = engine(&app)?;
     let held = engine.list().held()?;
@@ -147,7 +147,7 @@ pub fn held_list(app: State<'_, App>) -> Reply<Vec<HeldItem>> {
 }
 
 /// Opens a held post in memory.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
     let engine = engine(&app)?;
     let v = engine.list().held_show(id)?;
@@ -162,7 +162,7 @@ pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
 }
 
 /// Approves, rejects (with a reason) or discards a held post.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String) -> Reply<String> {
     let engine = engine(&app)?;
     let outcome = {
@@ -180,7 +180,7 @@ pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String)
 }
 
 /// The subscribers.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
     let engine = engine(&app)?;
     let subs = engine.list().subscribers()?;
@@ -195,7 +195,7 @@ pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
 }
 
 /// Adds a subscriber with their key (armored).
-#[tauri::command]
+#[tauri::command(async)]
 pub fn subscriber_add(app: State<'_, App>, address: String, key: String) -> Reply<()> {
     let engine = engine(&app)?;
     engine.list().add_subscriber(&address, key.as_bytes())?;
@@ -203,7 +203,7 @@ pub fn subscriber_add(app: State<'_, App>, address: String, key: String) -> Repl
 }
 
 /// Removes a subscriber.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {
     let engine = engine(&app)?;
     engine.list().remove_subscriber(&address)?;
@@ -211,7 +211,7 @@ pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {
 }
 
 /// The pinned certificates.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn certs(app: State<'_, App>) -> Reply<Vec<Pin>> {
     let engine = engine(&app)?;
     let pins = engine.list().store().tls_pins()?;
@@ -227,16 +227,25 @@ pub fn certs(app: State<'_, App>) -> Reply<Vec<Pin>> {
 }
 
 /// Accepts (pins) the certificate the dialog showed, then starts the relay.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn cert_accept(app: State<'_, App>, endpoint: String, sha256: String) -> Reply<Status> {
     let engine = engine(&app)?;
-    engine.list().accept_certificate(&endpoint, &sha256)?;
+    // The core connects with its own runtime: not from this one's threads.
+    std::thread::scope(|s| {
+        s.spawn(|| engine.list().accept_certificate(&endpoint, &sha256))
+            .join()
+            .unwrap_or_else(|_| {
+                Err(conclave_core::Error::Network(
+                    "the connection thread failed".into(),
+                ))
+            })
+    })?;
     engine.start();
     Ok(app.status())
 }
 
 /// The list's options (not the server settings, which the wizard set).
-#[tauri::command]
+#[tauri::command(async)]
 pub fn settings(app: State<'_, App>) -> Reply<Vec<Setting>> {
     let engine = engine(&app)?;
     let values = engine.list().config_show()?;
@@ -258,7 +267,7 @@ pub fn settings(app: State<'_, App>) -> Reply<Vec<Setting>> {
 }
 
 /// Changes one option.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn setting_set(app: State<'_, App>, key: String, value: String) -> Reply<()> {
     let engine = engine(&app)?;
     engine.list().config_set(&key, &value)?;
@@ -266,7 +275,7 @@ pub fn setting_set(app: State<'_, App>, key: String, value: String) -> Reply<()>
 }
 
 /// The list key: fingerprint, expiry, where it lives, the public key.
-#[tauri::command]
+#[tauri::command(async)]
 pub fn list_key(app: State<'_, App>) -> Reply<ListKey> {
     let engine = engine(&app)?;
     let list = engine.list();
@@ -277,4 +286,10 @@ pub fn list_key(app: State<'_, App>) -> Reply<ListKey> {
         holder: list.card_ident()?.unwrap_or_else(|| "file".into()),
         armored,
     })
+}
+
+/// The owner's answer to a PIN request: the PIN, or nothing to refuse.
+#[tauri::command(async)]
+pub fn pin_answer(app: State<'_, App>, pin: Option<String>) {
+    app.pins().answer(pin);
 }

@@ -299,6 +299,15 @@ pub enum UiEvent {
         /// The relay stopped until the owner acts.
         fatal: bool,
     },
+    /// The OpenPGP card needs a PIN: answer with `pin_answer`.
+    PinNeeded {
+        /// The card, `MMMM:SSSSSSSS`.
+        ident: String,
+        /// `user` or `admin`.
+        kind: String,
+        /// Tries the card still allows.
+        tries_left: u8,
+    },
 }
 
 fn count(n: usize) -> u32 {

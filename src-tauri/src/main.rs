@@ -5,6 +5,7 @@
 
 mod commands;
 mod dto;
+mod pin;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ pub struct App {
     home: PathBuf,
     engine: Mutex<Option<Engine>>,
     handle: Mutex<Option<tauri::AppHandle>>,
+    pins: Arc<pin::Pins>,
 }
 
 impl App {
@@ -26,7 +28,13 @@ impl App {
             home,
             engine: Mutex::new(None),
             handle: Mutex::new(None),
+            pins: Arc::new(pin::Pins::default()),
         }
+    }
+
+    /// Where the card's PIN requests wait for the owner's answer.
+    pub fn pins(&self) -> &pin::Pins {
+        &self.pins
     }
 
     /// The engine, if a list exists.
@@ -123,8 +131,13 @@ fn main() {
                 *h = Some(tauri_app.handle().clone());
             }
             // An existing list opens locked: the UI asks for the passphrase.
-            if let Ok(list) = List::open(&state.home, Arc::new(SystemClock)) {
-                state.attach(Engine::new(list), false);
+            // A list whose key is on a card starts at once; the card's PIN
+            // is asked for in a dialog when the card first needs it.
+            if let Ok(mut list) = List::open(&state.home, Arc::new(SystemClock)) {
+                let on_card = matches!(list.card_ident(), Ok(Some(_)));
+                let handle = tauri_app.handle().clone();
+                let unlocked = on_card && list.unlock_card(state.pins.source(handle)).is_ok();
+                state.attach(Engine::new(list), unlocked);
             }
             if let Some(icon) = tauri_app.default_window_icon().cloned() {
                 // No tray on a desktop without one (or under Xvfb): that is fine.
@@ -153,6 +166,7 @@ fn main() {
             commands::settings,
             commands::setting_set,
             commands::list_key,
+            commands::pin_answer,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

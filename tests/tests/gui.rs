@@ -112,9 +112,8 @@ fn an_untrusted_certificate_is_shown_and_can_be_accepted() {
     gui.screenshot("07-certificates-pinned");
 }
 
-/// The app opened on a list made beforehand (alice, bob and carol, the
-/// mail host's servers): the unlock screen takes the passphrase.
-fn open_prepared(f: &conclave_tests::MailList) -> Gui {
+/// A copy of the folder of a list made beforehand, for the app to open.
+fn copy_home(f: &conclave_tests::MailList) -> tempfile::TempDir {
     let home = tempfile::Builder::new()
         .prefix("ctk-app")
         .tempdir_in("/tmp")
@@ -126,6 +125,13 @@ fn open_prepared(f: &conclave_tests::MailList) -> Gui {
         .status()
         .unwrap();
     assert!(status.success());
+    home
+}
+
+/// The app opened on a list made beforehand (alice, bob and carol, the
+/// mail host's servers): the unlock screen takes the passphrase.
+fn open_prepared(f: &conclave_tests::MailList) -> Gui {
+    let home = copy_home(f);
     let gui = Gui::start_in(home);
     gui.wait("#unlock", 30);
     gui.fill("#unlock-passphrase", conclave_tests::TEST_PASSPHRASE);
@@ -214,4 +220,55 @@ fn a_changed_certificate_shows_the_alarm() {
     let pinned: String = gui.text("#cert-pinned").split_whitespace().collect();
     assert_eq!(pinned, "5".repeat(64));
     gui.screenshot("11-certificate-changed-alarm");
+}
+
+/// A list whose key is on the OpenPGP card: the app starts the relay, and
+/// when a post needs the card it asks for the PIN in a dialog, once; the
+/// post goes out and bob's GnuPG reads his copy.
+#[test]
+fn the_card_pin_is_asked_in_a_dialog() {
+    use conclave_tests::card::{pin_flags, ADMIN_PIN, USER_PIN};
+    use conclave_tests::VirtualCard;
+    let _guard = Gui::lock();
+    let _card = VirtualCard::lock();
+    let (_, ident) = VirtualCard::fresh();
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = conclave_tests::MailList::new("Garden Club");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let flags = pin_flags(&f.list, USER_PIN, ADMIN_PIN);
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["card", "import", &ident]);
+    f.list.run_ok(&args);
+    let home = copy_home(&f);
+    let gui = Gui::start_in(home);
+    // The relay starts with the app, before the page listens for events.
+    gui.wait_text("Relay running", 30);
+    let needle = format!("CARD-IN-GUI-{}", std::process::id());
+    mh.inject(
+        "alice@example.test",
+        "list@example.test",
+        &f.subs[0].compose_post(&f.cert, "list@example.test", "...", &needle),
+    );
+    gui.wait("#pin-dialog", 30);
+    assert!(gui.text("#pin-dialog").contains(&ident));
+    assert!(gui.text("#pin-dialog").contains("3 tries are left"));
+    gui.screenshot("12-card-pin");
+    gui.fill("#pin-input", USER_PIN);
+    gui.click("#pin-ok");
+    gui.wait_text("last pass sent 3", 30);
+    let bob = &f.subs[1];
+    let read = conclave_tests::wait_until(30, || {
+        mh.inbox("bob").iter().any(|m| {
+            bob.decrypt(m).is_ok_and(|d| {
+                conclave_tests::mime::all_text_plain(&d.entity)
+                    .join("")
+                    .contains(&needle)
+            })
+        })
+    });
+    assert!(read, "bob reads the post");
+    // The PIN was asked once for the post (decryption and signature).
+    assert!(gui.find("#pin-dialog").is_none());
 }

@@ -34,6 +34,7 @@ export const api = {
   settings: () => invoke<Setting[]>("settings"),
   settingSet: (key: string, value: string) => invoke<void>("setting_set", { key, value }),
   listKey: () => invoke<ListKey>("list_key"),
+  pinAnswer: (pin: string | null) => invoke<void>("pin_answer", { pin }),
 };
 
 /** Calls `f` with every event the engine sends. */

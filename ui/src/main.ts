@@ -52,6 +52,9 @@ onEvent((e: UiEvent) => {
     case "post":
       if (e.held) notify(`A post is waiting for you (#${e.post})`);
       break;
+    case "pin_needed":
+      pinDialog(e.ident, e.kind, e.tries_left);
+      break;
     case "stopped":
       if (live.ok) live.connection = "stopped";
       break;
@@ -616,6 +619,44 @@ async function settings(): Promise<void> {
 
 async function activity(): Promise<void> {
   mount(content, h("h2", {}, "Activity"), logTable(await api.activity()));
+}
+
+// ---------------------------------------------------------------- card PIN
+
+function pinDialog(ident: string, kind: string, triesLeft: number): void {
+  const answer = async (pin: string | null) => {
+    mount(overlay);
+    await api.pinAnswer(pin);
+  };
+  const input = h("input", { id: "pin-input", type: "password", autocomplete: "off" });
+  input.addEventListener("keydown", (e: Event) => {
+    if ((e as KeyboardEvent).key === "Enter") void answer((input as HTMLInputElement).value);
+  });
+  mount(
+    overlay,
+    h(
+      "div",
+      { class: "backdrop" },
+      h(
+        "div",
+        { class: "dialog", id: "pin-dialog", role: "dialog" },
+        h("h2", {}, `The OpenPGP card ${ident} needs its ${kind} PIN`),
+        h(
+          "p",
+          {},
+          `${triesLeft} ${triesLeft === 1 ? "try is" : "tries are"} left before the card blocks the PIN. Conclave keeps the PIN in memory only, until it closes.`,
+        ),
+        h("label", { class: "field" }, h("span", {}, "PIN"), input),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { id: "pin-cancel", class: "secondary", onclick: () => void answer(null) }, "Cancel"),
+          h("button", { id: "pin-ok", onclick: () => void answer((input as HTMLInputElement).value) }, "Unlock"),
+        ),
+      ),
+    ),
+  );
+  (input as HTMLInputElement).focus();
 }
 
 // ---------------------------------------------------------------- certificates

@@ -44,4 +44,16 @@ failure: Failure,
 /**
  * The relay stopped until the owner acts.
  */
-fatal: boolean, };
+fatal: boolean, } | { "type": "pin_needed", 
+/**
+ * The card, `MMMM:SSSSSSSS`.
+ */
+ident: string, 
+/**
+ * `user` or `admin`.
+ */
+kind: string, 
+/**
+ * Tries the card still allows.
+ */
+tries_left: number, };
