@@ -225,12 +225,17 @@ impl Gui {
         if v != Value::Bool(true) {
             return None;
         }
-        let v = self.call(
+        // The page may redraw in between: then there is nothing (yet).
+        let (status, v) = self.try_call(
             "POST",
             &self.at("/element"),
             Some(json!({"using": "css selector", "value": css})),
-        );
-        v.as_object()
+        )?;
+        if !status.contains(" 200") {
+            return None;
+        }
+        v["value"]
+            .as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .map(str::to_owned)
@@ -268,12 +273,21 @@ impl Gui {
 
     /// Clicks the element matching `css` (waiting for it).
     pub fn click(&self, css: &str) {
-        let e = self.wait(css, 20);
-        self.call(
-            "POST",
-            &self.at(&format!("/element/{e}/click")),
-            Some(json!({})),
-        );
+        // The page may redraw between finding and clicking: find it again.
+        for _ in 0..10 {
+            let e = self.wait(css, 20);
+            let url = self.at(&format!("/element/{e}/click"));
+            match self.try_call("POST", &url, Some(json!({}))) {
+                Some((status, _)) if status.contains(" 200") => return,
+                // A stale element, or tauri-driver dropped the connection.
+                None => std::thread::sleep(Duration::from_millis(200)),
+                Some((_, v)) if v.to_string().contains("stale element") => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => panic!("WebDriver click on {css}: {other:?}"),
+            }
+        }
+        panic!("{css} kept going stale");
     }
 
     /// Types `text` into the input matching `css`, replacing what was there.

@@ -74,7 +74,7 @@ function scheduleRender(): void {
   renderPending = true;
   setTimeout(() => {
     renderPending = false;
-    void render();
+    if (screen === "dashboard") void render();
   }, 250);
 }
 
