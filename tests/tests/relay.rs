@@ -110,7 +110,7 @@ fn two_instances_never_both_distribute_a_post() {
         .status()
         .unwrap();
     assert!(status.success());
-    let n = 6;
+    let n = 12;
     for i in 0..n {
         let post = f.subs[i % 3].compose_post(
             &f.cert,

@@ -203,13 +203,27 @@ pub async fn try_claim(session: &mut Session, endpoint: &str, uid: u32) -> Resul
                         .into(),
             }),
         };
-    let (_, status) = raw_command(
+    // Not .SILENT: the server answers with a FETCH for each message the
+    // store changed. A store on a UID that another instance has just moved
+    // away changes nothing and still ends in OK: only that FETCH proves the
+    // claim.
+    let (lines, status) = raw_command(
         session,
         endpoint,
-        &format!("UID STORE {uid} (UNCHANGEDSINCE {modseq}) +FLAGS.SILENT ({CLAIMED})"),
+        &format!("UID STORE {uid} (UNCHANGEDSINCE {modseq}) +FLAGS ({CLAIMED})"),
     )
     .await?;
-    Ok(status.starts_with("OK") && !status.contains("[MODIFIED"))
+    let applied = lines
+        .iter()
+        .any(|l| l.contains(" FETCH ") && l.contains(CLAIMED) && fetch_uid(l) == Some(uid));
+    Ok(status.starts_with("OK") && !status.contains("[MODIFIED") && applied)
+}
+
+/// The UID in an untagged FETCH response, e.g. `* 3 FETCH (UID 17 FLAGS (…))`.
+fn fetch_uid(line: &str) -> Option<u32> {
+    let rest = line.split("UID ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The hierarchy delimiter, from the raw reply to `LIST "" ""`
@@ -337,6 +351,16 @@ pub async fn wait_for_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_uid_of_a_fetch() {
+        assert_eq!(
+            fetch_uid("* 3 FETCH (UID 17 MODSEQ (9) FLAGS ($ConclaveClaimed))"),
+            Some(17)
+        );
+        assert_eq!(fetch_uid("* 3 FETCH (FLAGS (\\Seen) UID 170)"), Some(170));
+        assert_eq!(fetch_uid("* 3 EXISTS"), None);
+    }
 
     #[test]
     fn reads_copyuid() {
