@@ -25,6 +25,9 @@ pub struct Status {
     pub name: String,
     /// The folder that holds the list.
     pub home: String,
+    /// The latest word from the relay: its last pass or error, if any yet
+    /// (events sent before the page listened are not lost on it).
+    pub last: Option<UiEvent>,
 }
 
 /// A mail server as the wizard asks for it.

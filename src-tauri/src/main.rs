@@ -20,6 +20,7 @@ pub struct App {
     engine: Mutex<Option<Engine>>,
     handle: Mutex<Option<tauri::AppHandle>>,
     pins: Arc<pin::Pins>,
+    last: Arc<Mutex<Option<dto::UiEvent>>>,
 }
 
 impl App {
@@ -29,6 +30,7 @@ impl App {
             engine: Mutex::new(None),
             handle: Mutex::new(None),
             pins: Arc::new(pin::Pins::default()),
+            last: Arc::default(),
         }
     }
 
@@ -45,8 +47,14 @@ impl App {
     /// Adopts an engine: its events go to the UI; `start` starts the relay.
     pub fn attach(&self, engine: Engine, start: bool) {
         if let Some(handle) = self.handle.lock().ok().and_then(|h| h.clone()) {
+            let last = self.last.clone();
             engine.subscribe(Arc::new(move |e: &Event| {
                 if let Some(ui) = dto::UiEvent::from_event(e) {
+                    if matches!(ui, dto::UiEvent::Pass { .. } | dto::UiEvent::Error { .. }) {
+                        if let Ok(mut l) = last.lock() {
+                            *l = Some(ui.clone());
+                        }
+                    }
                     let _ = handle.emit("conclave-event", ui);
                 }
             }));
@@ -80,6 +88,7 @@ impl App {
             address,
             name,
             home: self.home.display().to_string(),
+            last: self.last.lock().ok().and_then(|l| l.clone()),
         }
     }
 

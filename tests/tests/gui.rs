@@ -243,8 +243,9 @@ fn the_card_pin_is_asked_in_a_dialog() {
     f.list.run_ok(&args);
     let home = copy_home(&f);
     let gui = Gui::start_in(home);
-    // The relay starts with the app, before the page listens for events.
-    gui.wait_text("Relay running", 30);
+    // The relay starts with the app, before the page listens for events:
+    // the page still learns that both servers answered.
+    gui.wait_text("connected; last pass", 30);
     let needle = format!("CARD-IN-GUI-{}", std::process::id());
     mh.inject(
         "alice@example.test",

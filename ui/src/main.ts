@@ -33,6 +33,14 @@ async function start(): Promise<void> {
 }
 
 onEvent((e: UiEvent) => {
+  follow(e);
+  // Only the dashboard follows events live; other screens keep what the
+  // owner is reading or typing.
+  if (status?.unlocked && screen === "dashboard") scheduleRender();
+});
+
+/** Updates what the dashboard shows of the relay from one event. */
+function follow(e: UiEvent): void {
   switch (e.type) {
     case "pass":
       live.connection = `connected; last pass sent ${e.sent}, failed ${e.failed}, deferred ${e.deferred}`;
@@ -61,10 +69,7 @@ onEvent((e: UiEvent) => {
     default:
       break;
   }
-  // Only the dashboard follows events live; other screens keep what the
-  // owner is reading or typing.
-  if (status?.unlocked && screen === "dashboard") scheduleRender();
-});
+}
 
 /** Re-renders at most four times a second: a post to 1000 subscribers sends
  * 1000 progress events. */
@@ -342,6 +347,8 @@ async function render(): Promise<void> {
 async function dashboard(): Promise<void> {
   const d = await api.dashboard();
   status = await api.status();
+  // The relay may have spoken before this page listened.
+  if (!live.ok && !live.lastError && status.last) follow(status.last);
   const tile = (id: string, n: number, label: string) =>
     h("div", { class: "tile", id }, h("strong", {}, String(n)), h("span", {}, label));
   mount(
