@@ -395,3 +395,34 @@ fn the_engine_stops_on_an_untrusted_certificate_and_says_which() {
     assert_eq!(chain[0].sha256, expected, "the event names the certificate");
     assert!(matches!(events.last(), Some(Event::Stopped)));
 }
+
+/// A mail host that cannot be reached is not the owner's to mend: the relay
+/// reports it and keeps retrying with backoff, and does not stop.
+#[test]
+fn the_engine_keeps_retrying_when_the_server_is_unreachable() {
+    use conclave_core::engine::Event;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let f = fixture();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    f.list.config_set("imap.port", &port.to_string());
+    let (engine, events) = engine_for(&f);
+    engine.start();
+    assert!(wait_until(10, || events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Error { fatal: false, .. }))));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(engine.is_running(), "{:?}", events.lock().unwrap());
+    assert!(!events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Error { fatal: true, .. })));
+    engine.stop();
+    assert!(!engine.is_running());
+}

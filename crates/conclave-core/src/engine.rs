@@ -275,14 +275,19 @@ impl Engine {
     }
 }
 
-/// Errors only the owner can mend: the relay stops for them.
+/// Errors only the owner can mend: the relay stops for them. A server that
+/// cannot be reached (a TLS `Connect` error is `Network` too) is retried.
 fn is_fatal(e: &Error) -> bool {
     matches!(
-        e,
-        Error::Tls(_) | Error::PassphraseRequired | Error::BadPassphrase | Error::Pin(_)
-    ) || matches!(
         e.kind(),
-        ErrorKind::InvalidInput | ErrorKind::NotInitialised
+        ErrorKind::UntrustedCertificate
+            | ErrorKind::CertificateChanged
+            | ErrorKind::NoStartTls
+            | ErrorKind::PassphraseRequired
+            | ErrorKind::BadPassphrase
+            | ErrorKind::Pin
+            | ErrorKind::InvalidInput
+            | ErrorKind::NotInitialised
     )
 }
 
