@@ -76,13 +76,24 @@ fn open(cli: &Cli) -> Result<List> {
 /// files) or from the key file (the passphrase).
 fn open_unlocked(cli: &Cli) -> Result<List> {
     let mut list = open(cli)?;
-    if list.card_ident()?.is_some() {
-        list.unlock_card(pins(cli)?)?;
-    } else {
-        let pw = passphrase(cli)?.ok_or(conclave_core::Error::PassphraseRequired)?;
-        list.unlock(&pw)?;
+    if !unlock(&mut list, cli)? {
+        return Err(conclave_core::Error::PassphraseRequired.into());
     }
     Ok(list)
+}
+
+/// Makes the list key usable if the command line allows: on its card (PINs
+/// from the PIN files), or from the key file with the passphrase. Returns
+/// whether it is usable.
+fn unlock(list: &mut List, cli: &Cli) -> Result<bool> {
+    if list.card_ident()?.is_some() {
+        list.unlock_card(pins(cli)?)?;
+    } else if let Some(pw) = passphrase(cli)? {
+        list.unlock(&pw)?;
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Answers the card's PIN requests from `--pin-file` / `--admin-pin-file`
@@ -197,11 +208,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             // With the key usable, copies gone stale are signed again first.
             let mut list = open(&cli)?;
-            if list.card_ident()?.is_some() {
-                list.unlock_card(pins(&cli)?)?;
-            } else if let Some(pw) = passphrase(&cli)? {
-                list.unlock(&pw)?;
-            }
+            unlock(&mut list, &cli)?;
             let r = list.send_outbox()?;
             let left: i64 = list
                 .store()

@@ -216,16 +216,20 @@ impl Engine {
         let stop = &self.0.stop;
         emit(&self.0, &Event::Started);
         let mut backoff = 1u64;
+        // Waits before the next try, twice as long each time, up to a limit.
+        let retry = |backoff: &mut u64| {
+            let _ = tls::block_on(stop.sleep(Duration::from_secs(*backoff)));
+            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        };
         let result = loop {
             if stop.is_stopped() {
                 break Ok(());
             }
             let pass = self.list().run_once();
-            let wait = match pass {
+            match pass {
                 Ok((intake, delivery)) => {
                     backoff = 1;
                     emit(&self.0, &Event::Pass { intake, delivery });
-                    None
                 }
                 Err(e) if is_fatal(&e) => {
                     report(&self.0, &e, true);
@@ -233,13 +237,9 @@ impl Engine {
                 }
                 Err(e) => {
                     report(&self.0, &e, false);
-                    Some(Duration::from_secs(backoff))
+                    retry(&mut backoff);
+                    continue;
                 }
-            };
-            if let Some(d) = wait {
-                let _ = tls::block_on(stop.sleep(d));
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
             }
             let settings = match self.list().imap_settings() {
                 Ok(s) => s,
@@ -264,8 +264,7 @@ impl Engine {
                         break Err(e);
                     }
                     report(&self.0, &e, false);
-                    let _ = tls::block_on(stop.sleep(Duration::from_secs(backoff)));
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    retry(&mut backoff);
                 }
                 Err(e) => break Err(Error::io("start", "the network runtime", e)),
             }

@@ -106,7 +106,6 @@ fn info(tx: &mut Card<Transaction<'_>>) -> Result<CardInfo> {
         .map_err(|e| card_error("?", e))?;
     let ident = aid.ident();
     let fprs = tx.fingerprints().map_err(|e| card_error(&ident, e))?;
-    let hex = |f: Option<&Fingerprint>| f.map(|f| super::hex(f.as_bytes()));
     let pw = tx.pw_status_bytes().map_err(|e| card_error(&ident, e))?;
     let signature_count = tx
         .digital_signature_count()
@@ -132,6 +131,11 @@ fn with_card<T>(ident: &str, f: impl FnOnce(&mut Card<Transaction<'_>>) -> Resul
         Card::<Open>::open_by_ident(backends, ident).map_err(|e| unreachable(ident, e))?;
     let mut tx = card.transaction().map_err(|e| unreachable(ident, e))?;
     f(&mut tx)
+}
+
+/// A slot's fingerprint as `card list` shows it, if the slot holds a key.
+fn hex(f: Option<&Fingerprint>) -> Option<String> {
+    f.map(|f| super::hex(f.as_bytes()))
 }
 
 fn unreachable(ident: &str, e: impl std::fmt::Display) -> Error {
@@ -253,7 +257,6 @@ impl CardKeystore {
         let ident = ident.trim().to_ascii_uppercase();
         let (sig, dec) = with_card(&ident, |tx| {
             let fprs = tx.fingerprints().map_err(|e| card_error(&ident, e))?;
-            let hex = |f: Option<&Fingerprint>| f.map(|f| super::hex(f.as_bytes()));
             Ok((hex(fprs.signature()), hex(fprs.decryption())))
         })?;
         Self::bound(&ident, cert, sig.as_deref(), dec.as_deref(), pins)
