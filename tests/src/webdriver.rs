@@ -43,6 +43,7 @@ pub struct Gui {
     /// The list folder the app uses.
     pub home: tempfile::TempDir,
     xvfb: Child,
+    display: u32,
     driver: Child,
     port: u16,
     session: String,
@@ -101,6 +102,7 @@ impl Gui {
         let mut gui = Gui {
             home,
             xvfb,
+            display,
             driver,
             port,
             session: String::new(),
@@ -362,8 +364,18 @@ impl Drop for Gui {
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = self.xvfb.kill();
-        let _ = self.xvfb.wait();
+        // SIGTERM, so Xvfb removes its lock file; and remove what a killed
+        // one leaves, or the displays run out over many runs.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.xvfb.id().to_string())
+            .status();
+        if !crate::wait_until(5, || matches!(self.xvfb.try_wait(), Ok(Some(_)))) {
+            let _ = self.xvfb.kill();
+            let _ = self.xvfb.wait();
+        }
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.display));
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.display));
     }
 }
 
