@@ -20,7 +20,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
@@ -184,6 +184,7 @@ pub struct Subscriber {
     fingerprint: String,
     public_key: Vec<u8>,
     seq: AtomicU32,
+    clock_ahead: AtomicI64,
 }
 
 impl fmt::Debug for Subscriber {
@@ -244,6 +245,7 @@ impl Subscriber {
             fingerprint: String::new(),
             public_key: Vec::new(),
             seq: AtomicU32::new(0),
+            clock_ahead: AtomicI64::new(0),
         };
         s.generate()?;
         Ok(s)
@@ -421,7 +423,23 @@ impl Subscriber {
             .arg("--homedir")
             .arg(self.home())
             .args(GPG_COMMON);
+        let ahead = self.clock_ahead.load(Ordering::Relaxed);
+        if ahead != 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            c.arg("--faked-system-time").arg((now + ahead).to_string());
+        }
         c
+    }
+
+    /// Sets this subscriber's clock `secs` ahead of the real one (GnuPG
+    /// only, through `--faked-system-time`): what it signs from now on
+    /// carries that creation time.
+    pub fn set_clock_ahead(&self, secs: i64) {
+        assert_eq!(self.engine, Engine::Gpg, "only GnuPG can fake its clock");
+        self.clock_ahead.store(secs, Ordering::Relaxed);
     }
 
     fn rnp(&self) -> Command {

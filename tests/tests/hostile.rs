@@ -358,6 +358,33 @@ fn non_subscriber_is_held() {
     );
 }
 
+/// A subscriber whose clock runs a little ahead of the list's still gets
+/// through: the signature is "made in the future" by ten minutes, inside the
+/// skew OpenPGP implementations allow. Two hours ahead is refused, with the
+/// reason, and the post is kept.
+#[test]
+fn a_sender_clock_a_little_ahead_is_tolerated() {
+    let f = fixture();
+    f.alice.set_clock_ahead(10 * 60);
+    let msg = f
+        .alice
+        .compose_post(&f.cert, LIST, "ten minutes ahead", "my clock is fast");
+    assert_eq!(f.list.process(&msg), "distributed to 2");
+    f.alice.set_clock_ahead(2 * 3600);
+    let msg = f
+        .alice
+        .compose_post(&f.cert, LIST, "two hours ahead", "my clock is far off");
+    let line = f.list.process(&msg);
+    assert!(
+        line.starts_with(&format!(
+            "rejected: bad signature by key {}",
+            f.alice.fingerprint()
+        )) && line.contains("made 120 minutes ahead of this machine's clock"),
+        "{line}"
+    );
+    kept(&f, 2, PostState::Rejected, &msg);
+}
+
 /// After posts carrying a unique canary (distributed, held, and one sent in
 /// clear and refused), no file under the list home and no exported copy
 /// contains it.

@@ -102,7 +102,7 @@ pub fn open(
     limit: usize,
 ) -> Result<Opened, OpenError> {
     prescan(message)?;
-    let helper = Helper::new(decryptors, certs);
+    let helper = Helper::new(decryptors, certs, now);
     let builder =
         DecryptorBuilder::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;
     let mut decryptor =
@@ -138,7 +138,7 @@ pub fn verify_detached(
     certs: &[Cert],
     now: SystemTime,
 ) -> (Vec<SigStatus>, Vec<Signature>) {
-    let helper = Helper::new(Vec::new(), certs);
+    let helper = Helper::new(Vec::new(), certs, now);
     let result = DetachedVerifierBuilder::from_bytes(sig)
         .and_then(|b| b.with_policy(policy(), now, helper))
         .and_then(|mut v| v.verify_bytes(data).map(|()| v));
@@ -159,7 +159,7 @@ pub fn verify_detached(
 
 /// Verifies a cleartext-signed text (`-----BEGIN PGP SIGNED MESSAGE-----`).
 pub fn verify_cleartext(text: &[u8], certs: &[Cert], now: SystemTime) -> Vec<SigStatus> {
-    let helper = Helper::new(Vec::new(), certs);
+    let helper = Helper::new(Vec::new(), certs, now);
     let result =
         VerifierBuilder::from_bytes(text).and_then(|b| b.with_policy(policy(), now, helper));
     match result {
@@ -268,19 +268,70 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 struct Helper<'a> {
     decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
     certs: &'a [Cert],
+    now: SystemTime,
     sigs: Vec<SigStatus>,
     sig_packets: Vec<Signature>,
 }
 
 impl<'a> Helper<'a> {
-    fn new(decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>, certs: &'a [Cert]) -> Self {
+    fn new(
+        decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
+        certs: &'a [Cert],
+        now: SystemTime,
+    ) -> Self {
         Helper {
             decryptors,
             certs,
+            now,
             sigs: Vec::new(),
             sig_packets: Vec::new(),
         }
     }
+}
+
+impl Helper<'_> {
+    fn good(&mut self, cert: Fingerprint, sig: &Signature) {
+        let digest = sig.computed_digest().map(hex).unwrap_or_else(|| {
+            hex(&openpgp::serialize::MarshalInto::to_vec(sig.mpis()).unwrap_or_default())
+        });
+        self.sigs.push(SigStatus::Good {
+            replay_digest: format!("{cert}:{digest}"),
+            cert,
+        });
+        self.sig_packets.push(sig.clone());
+    }
+}
+
+/// How far ahead of the list's clock a subscriber's clock may run: a
+/// signature made up to this long "in the future" still counts.
+pub const CLOCK_SKEW: std::time::Duration =
+    openpgp::packet::signature::subpacket::CLOCK_SKEW_TOLERANCE;
+
+/// Sequoia checks signatures with no tolerance when it is given the time, as
+/// the engine always does (its clock is pluggable). A signature it refused
+/// is good all the same if the only fault was a creation time a little ahead
+/// of ours: alive within [`CLOCK_SKEW`], valid over the document, and
+/// acceptable to the policy.
+fn made_within_skew(
+    sig: &Signature,
+    ka: &openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
+        '_,
+        openpgp::packet::key::PublicParts,
+    >,
+    now: SystemTime,
+) -> bool {
+    sig.signature_alive(now, std::time::Duration::ZERO).is_err()
+        && sig.signature_alive(now, CLOCK_SKEW).is_ok()
+        && sig.verify_document(ka.key()).is_ok()
+        && openpgp::policy::Policy::signature(policy(), sig, Default::default()).is_ok()
+}
+
+/// How far ahead of `now` a signature says it was made, if it is.
+fn ahead_of(sig: &Signature, now: SystemTime) -> Option<std::time::Duration> {
+    sig.signature_creation_time()?
+        .duration_since(now)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 impl VerificationHelper for Helper<'_> {
@@ -301,17 +352,11 @@ impl VerificationHelper for Helper<'_> {
             if let MessageLayer::SignatureGroup { results } = layer {
                 for r in results {
                     match r {
-                        Ok(good) => {
-                            let cert = good.ka.cert().fingerprint();
-                            let digest = good.sig.computed_digest().map(hex).unwrap_or_else(|| {
-                                hex(&openpgp::serialize::MarshalInto::to_vec(good.sig.mpis())
-                                    .unwrap_or_default())
-                            });
-                            self.sigs.push(SigStatus::Good {
-                                cert: cert.clone(),
-                                replay_digest: format!("{cert}:{digest}"),
-                            });
-                            self.sig_packets.push(good.sig.clone());
+                        Ok(good) => self.good(good.ka.cert().fingerprint(), good.sig),
+                        Err(VerificationError::BadSignature { sig, ka, .. })
+                            if made_within_skew(sig, &ka, self.now) =>
+                        {
+                            self.good(ka.cert().fingerprint(), sig)
                         }
                         Err(VerificationError::MissingKey { sig }) => {
                             self.sigs.push(SigStatus::UnknownKey {
@@ -323,9 +368,17 @@ impl VerificationHelper for Helper<'_> {
                         | Err(VerificationError::BadKey { sig, error, .. })
                         | Err(VerificationError::UnboundKey { sig, error, .. })
                         | Err(VerificationError::MalformedSignature { sig, error }) => {
+                            let error = match ahead_of(sig, self.now) {
+                                Some(ahead) => format!(
+                                    "made {} minutes ahead of this machine's clock; the sender's clock is probably wrong ({})",
+                                    (ahead.as_secs() + 30) / 60,
+                                    one_line(&error)
+                                ),
+                                None => one_line(&error),
+                            };
                             self.sigs.push(SigStatus::Bad {
                                 issuer: issuer(sig),
-                                error: one_line(&error),
+                                error,
                             });
                         }
                         Err(e) => self.sigs.push(SigStatus::Bad {
