@@ -19,16 +19,20 @@ walkthrough: deps build
 
 MAILHOST_DIR ?= /tmp/conclave-mh
 CARD_DIR ?= /tmp/conclave-card
+KEYRING_DIR ?= /tmp/conclave-keyring
 
-## Install what is missing, then run every test suite (the loopback mail host
-## and the virtual OpenPGP card are started for them and stopped afterwards).
+## Install what is missing, then run every test suite (the loopback mail host,
+## the virtual OpenPGP card and an OS keyring on a private session bus are
+## started for them and stopped afterwards).
 test: deps build lint
 	tests/testbed/mailhost.sh stop $(MAILHOST_DIR)
 	tests/testbed/card.sh stop $(CARD_DIR)
 	tests/testbed/mailhost.sh start $(MAILHOST_DIR)
 	tests/testbed/card.sh start $(CARD_DIR)
-	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_CARD_DIR=$(CARD_DIR) $(CARGO) test --workspace --locked; \
-	  status=$$?; tests/testbed/card.sh stop $(CARD_DIR); \
+	bus=$$(tests/testbed/keyring.sh start $(KEYRING_DIR)) && \
+	  DBUS_SESSION_BUS_ADDRESS=$$bus CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_CARD_DIR=$(CARD_DIR) \
+	  $(CARGO) test --workspace --locked; \
+	  status=$$?; tests/testbed/keyring.sh stop $(KEYRING_DIR); tests/testbed/card.sh stop $(CARD_DIR); \
 	  tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
 	@# `cargo test -p conclave-app` rewrites the UI's TypeScript types.
 	@git diff --exit-code --stat -- ui/src/bindings || \

@@ -3,14 +3,16 @@
 # crypto backend binds to, the subscriber clients the tests drive (GnuPG,
 # RNP, Sequoia sq), and the smart card stack the card tests use (pcscd and its
 # library, vsmartcard's virtual reader, pcsc-tools and opensc for looking at the
-# card; see tests/testbed/card.sh). Installs only what is missing; needs root
+# card; see tests/testbed/card.sh), and the OS keyring (D-Bus and GNOME Keyring,
+# for the keyring tests: tests/testbed/keyring.sh). Installs only what is missing; needs root
 # (or sudo) for that.
 set -euo pipefail
 
 packages=(build-essential pkg-config clang libclang-dev nettle-dev gnupg rnp sq ca-certificates
     pcscd libpcsclite-dev pcsc-tools vsmartcard-vpcd opensc
     libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev
-    libayatana-appindicator3-dev libxdo-dev libssl-dev xvfb xauth webkit2gtk-driver imagemagick curl)
+    libayatana-appindicator3-dev libxdo-dev libssl-dev xvfb xauth webkit2gtk-driver imagemagick curl
+    dbus-daemon dbus-bin gnome-keyring)
 # The UI builds with Node.js and npm; Debian's are recent enough for Vite 5.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 

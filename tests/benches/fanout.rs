@@ -155,6 +155,10 @@ impl ListKeystore for CountingKeystore {
     fn kind(&self) -> &'static str {
         "counting"
     }
+
+    fn update_cert(&mut self, cert: &openpgp::Cert) -> conclave_core::Result<()> {
+        self.inner.update_cert(cert)
+    }
 }
 
 struct CountingSigner {

@@ -44,6 +44,28 @@ macro_rules! require_programs {
     };
 }
 
+/// The session bus of the test keyring (`tests/testbed/keyring.sh`), which
+/// `make test` starts and passes on in `DBUS_SESSION_BUS_ADDRESS`. Panics,
+/// saying how to start it, when it is not there.
+pub fn keyring_bus() -> String {
+    let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").unwrap_or_default();
+    let script = conclave::workspace_root().join("tests/testbed/keyring.sh");
+    let running = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("address")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match running {
+        Some(addr) if addr == bus => bus,
+        _ => panic!(
+            "no test keyring on DBUS_SESSION_BUS_ADDRESS ({bus:?}): run `bash {} start` and export the address it prints (make test does both)",
+            script.display()
+        ),
+    }
+}
+
 /// Polls `f` every 10 ms for up to `secs` seconds; true once it holds.
 pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

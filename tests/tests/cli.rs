@@ -28,11 +28,14 @@ fn every_command_has_help_with_an_example() {
         &[],
         &["init"],
         &["key", "export"],
+        &["key", "extend"],
+        &["key", "backup"],
         &["subscriber", "add"],
         &["subscriber", "list"],
         &["subscriber", "remove"],
         &["config", "set"],
         &["config", "show"],
+        &["config", "password"],
         &["process"],
         &["outbox", "export"],
         &["outbox", "send"],
@@ -195,4 +198,81 @@ fn config_show_lists_every_option() {
     ] {
         assert!(out.contains(k), "{k} missing:\n{out}");
     }
+}
+
+/// `key extend` moves the expiry of the primary key and the encryption
+/// subkey; the exported key shows it, posts still go out signed by it, and
+/// GnuPG takes the new date. `key backup` writes the key file as kept: mode
+/// 0600, every secret part encrypted, opening with the list passphrase.
+#[test]
+fn the_list_key_is_extended_and_backed_up() {
+    use openpgp::parse::Parse;
+    use sequoia_openpgp as openpgp;
+    use std::time::{Duration, SystemTime};
+    let c = Conclave::new();
+    c.init("list@example.test", "Keys");
+    let alice = Subscriber::new(Engine::Gpg, "alice@example.test");
+    c.add_subscriber(&alice);
+    let policy = openpgp::policy::StandardPolicy::new();
+    let expiry = |armored: &[u8]| {
+        let cert = openpgp::Cert::from_bytes(armored).unwrap();
+        let vc = cert.with_policy(&policy, None).unwrap();
+        let primary = vc.primary_key().key_expiration_time().unwrap();
+        let subs: Vec<SystemTime> = vc
+            .keys()
+            .subkeys()
+            .map(|k| k.key_expiration_time().unwrap())
+            .collect();
+        (primary, subs)
+    };
+    let (before, _) = expiry(&c.list_cert());
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert!(before < SystemTime::now() + 4 * year);
+
+    let out = c.run_ok(&["key", "extend", "--years", "5"]);
+    assert!(out.contains("now expires"), "{out}");
+    let cert = c.list_cert();
+    let (primary, subs) = expiry(&cert);
+    let want = SystemTime::now() + 5 * year;
+    let near = |t: SystemTime| {
+        t.duration_since(want)
+            .or_else(|e| Ok::<_, ()>(e.duration()))
+            .unwrap()
+            < Duration::from_secs(2 * 24 * 3600)
+    };
+    assert!(near(primary), "{primary:?}");
+    assert_eq!(subs.len(), 1);
+    assert!(subs.iter().all(|&t| near(t)), "{subs:?}");
+
+    // GnuPG takes the extended key, and the list still signs with it.
+    alice.import_cert(&cert).unwrap();
+    let post = alice.compose_post(&cert, "list@example.test", "...", "after the extension");
+    assert_eq!(c.process(&post), "distributed to 1");
+    let copy = c.export_outbox().into_values().next().unwrap();
+    let d = alice.decrypt(&copy).unwrap();
+    let (signed, sig) = d.split_signed().unwrap();
+    alice.verify_detached(&signed, &sig, &cert).unwrap();
+    // The key file has the new signatures too: a fresh unlock signs with
+    // the new expiry in force (the copy above came from one).
+    let file = std::fs::read(c.home.path().join("list-key.asc")).unwrap();
+    assert_eq!(expiry(&file).0, primary);
+
+    let backup = c.home.path().join("backup.asc");
+    let out = c.run_ok(&["key", "backup", backup.to_str().unwrap()]);
+    assert!(out.contains("encrypted backup written to"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let tsk = openpgp::Cert::from_bytes(&std::fs::read(&backup).unwrap()).unwrap();
+    assert_eq!(tsk.keys().secret().count(), 2);
+    let pw = openpgp::crypto::Password::from(conclave_tests::TEST_PASSPHRASE);
+    for k in tsk.keys().secret() {
+        assert!(k.key().secret().is_encrypted());
+        k.key().clone().decrypt_secret(&pw).unwrap();
+    }
+    one_line_error(
+        &c,
+        &["key", "backup", backup.to_str().unwrap()],
+        "exists already",
+    );
 }

@@ -93,6 +93,86 @@ fn a_post_goes_from_smtp_through_imap_to_every_subscriber() {
     assert_eq!(again.trim(), "sent 0, failed 0, deferred 0", "{again}");
 }
 
+/// The server passwords live in the OS keyring (the Secret Service on the
+/// session bus), not in files: the relay reads them from there, a wrong one
+/// there is what the server gets, and with no keyring to reach the relay
+/// stops with a reason and leaves the post in the mailbox.
+#[test]
+fn server_passwords_come_from_the_os_keyring() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    conclave_tests::keyring_bus();
+    let mh = Mailhost::get();
+    let f = fixture();
+    let password = mh.var("MAILHOST_PASSWORD");
+    for server in ["imap", "smtp"] {
+        let out = f.list.run_ok_stdin(
+            &["config", "password", server],
+            format!("{password}\n").as_bytes(),
+        );
+        let account = format!(
+            "{server}://list@{}:{}",
+            mh.var("MAILHOST_HOST"),
+            mh.var(if server == "imap" {
+                "MAILHOST_IMAPS_PORT"
+            } else {
+                "MAILHOST_SUBMISSION_PORT"
+            })
+        );
+        assert_eq!(
+            out.trim(),
+            format!("the {server} password is kept in the OS keyring (Conclave/{account})")
+        );
+        let show = f.list.run_ok(&["config", "show"]);
+        assert!(
+            show.contains(&format!("{server}.password_file = \n")),
+            "{show}"
+        );
+    }
+    // No password file anywhere in the list's folder.
+    let files: Vec<_> = std::fs::read_dir(f.list.home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!files.iter().any(|n| n.contains("password")), "{files:?}");
+
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", "through the keyring");
+    mh.inject("alice@example.test", LIST, &post);
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+
+    // No keyring to reach: a clear error, and the post stays where it is.
+    let out = f
+        .list
+        .cmd()
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("the OS keyring cannot be reached"), "{err}");
+    assert_eq!(mh.count("list", ""), 1);
+
+    // A wrong password in the keyring is the one the server sees.
+    f.list
+        .run_ok_stdin(&["config", "password", "imap"], b"not-the-password\n");
+    let (_, err) = f.list.run_err(&["run", "--once"]);
+    assert!(
+        err.contains("cannot log in") && err.contains("AUTHENTICATIONFAILED"),
+        "{err}"
+    );
+    assert_eq!(mh.count("list", ""), 1);
+
+    f.list
+        .run_ok_stdin(&["config", "password", "imap"], password.as_bytes());
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(out.contains("post #1: distributed to 3"), "{out}");
+    assert!(out.contains("sent 3, failed 0"), "{out}");
+    assert!(wait_until(10, || copies_with(
+        &f.subs[1],
+        "through the keyring"
+    ) == 1));
+}
+
 #[test]
 fn two_instances_never_both_distribute_a_post() {
     let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());

@@ -144,6 +144,23 @@ pub enum KeyCmd {
     /// Print the list's armored public key.
     #[command(after_help = "Example:\n  conclave --home DIR key export > list.asc")]
     Export,
+    /// Move the list key's expiry to YEARS years from now (signed with the list key, on its card too); then send subscribers the public key again.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR key extend --years 2\n  conclave --home DIR key export > list.asc"
+    )]
+    Extend {
+        /// Years from now (1 to 10).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10))]
+        years: u64,
+    },
+    /// Write an encrypted backup of the list's secret key (protected by the list passphrase, mode 0600) to FILE.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR key backup /media/usb/list-key-backup.asc"
+    )]
+    Backup {
+        /// The new file.
+        file: PathBuf,
+    },
 }
 
 /// `subscriber` subcommands.
@@ -185,6 +202,21 @@ pub enum ConfigCmd {
     /// Show every option with its value in force.
     #[command(after_help = "Example:\n  conclave --home DIR config show")]
     Show,
+    /// Keep a server's password (read from standard input, one line) in the OS keyring, or with --file in a file of mode 0600 in the list's folder. Set the server's host, port and username first.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR config password imap < imap-password.txt\n  conclave --home DIR config password smtp --file < smtp-password.txt\n  conclave --home DIR config password imap --show"
+    )]
+    Password {
+        /// imap or smtp.
+        #[arg(value_parser = ["imap", "smtp"])]
+        server: String,
+        /// Keep it in a file (mode 0600) instead of the OS keyring.
+        #[arg(long)]
+        file: bool,
+        /// Only say where the password comes from.
+        #[arg(long, conflicts_with = "file")]
+        show: bool,
+    },
 }
 
 /// `outbox` subcommands.

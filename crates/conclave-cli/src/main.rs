@@ -108,7 +108,7 @@ fn pins(cli: &Cli) -> Result<PinSource> {
         if path.is_empty() && std::env::var(env).map(|v| v.is_empty()).unwrap_or(true) {
             return Ok(None);
         }
-        let pin = conclave_core::list::delivery::read_password(env, &path)?;
+        let pin = conclave_core::secrets::read_password(env, &path)?;
         Ok(Some(Password::from(pin)))
     };
     let user = read("CONCLAVE_PIN", &cli.pin_file)?;
@@ -139,12 +139,40 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(out, "created list {} in {}", list.address(), home.display())?;
             writeln!(out, "list key {}", list.cert().fingerprint())?;
         }
-        Command::Key {
-            cmd: KeyCmd::Export,
-        } => {
-            let list = open(&cli)?;
-            out.write_all(&list.export_public_key()?)?;
-        }
+        Command::Key { cmd } => match cmd {
+            KeyCmd::Export => {
+                let list = open(&cli)?;
+                out.write_all(&list.export_public_key()?)?;
+            }
+            KeyCmd::Extend { years } => {
+                let mut list = open_unlocked(&cli)?;
+                let until = std::time::SystemTime::now()
+                    + std::time::Duration::from_secs(years * 365 * 24 * 3600 + 24 * 3600);
+                list.extend_key(until)?;
+                let when = list
+                    .key_expiry()?
+                    .map(conclave_core::clock::rfc5322)
+                    .unwrap_or_else(|| "never".into());
+                writeln!(
+                    out,
+                    "list key {} now expires {when}",
+                    list.cert().fingerprint()
+                )?;
+                writeln!(
+                    out,
+                    "send subscribers the public key again: conclave key export"
+                )?;
+            }
+            KeyCmd::Backup { file } => {
+                let list = open(&cli)?;
+                list.backup_key(file)?;
+                writeln!(
+                    out,
+                    "encrypted backup written to {} (it opens with the list passphrase)",
+                    file.display()
+                )?;
+            }
+        },
         Command::Subscriber { cmd } => {
             let mut list = open(&cli)?;
             match cmd {
@@ -181,6 +209,20 @@ fn run(cli: Cli) -> Result<()> {
                     for (k, v) in list.config_show()? {
                         writeln!(out, "{k} = {v}")?;
                     }
+                }
+                ConfigCmd::Password { server, file, show } => {
+                    if !*show {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        let password = line.trim_end_matches(['\n', '\r']);
+                        list.set_server_password(server, password, *file)?;
+                    }
+                    writeln!(
+                        out,
+                        "the {server} password {} {}",
+                        if *show { "comes from" } else { "is kept in" },
+                        list.password_source(server)?
+                    )?;
                 }
             }
         }

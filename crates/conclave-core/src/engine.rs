@@ -285,6 +285,7 @@ fn is_fatal(e: &Error) -> bool {
             | ErrorKind::PassphraseRequired
             | ErrorKind::BadPassphrase
             | ErrorKind::Pin
+            | ErrorKind::Keyring
             | ErrorKind::InvalidInput
             | ErrorKind::NotInitialised
     )

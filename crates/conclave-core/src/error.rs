@@ -40,6 +40,9 @@ pub enum ErrorKind {
     /// The card needs a PIN, or refused the one given (it says how many
     /// tries are left), or its PIN is blocked: ask the owner.
     Pin,
+    /// The OS keyring (Secret Service) cannot be reached, is locked, or
+    /// holds no password for a server: the owner has to act.
+    Keyring,
 }
 
 /// The engine's error.
@@ -99,6 +102,9 @@ pub enum Error {
     /// See [`ErrorKind::Pin`].
     #[error("{0}")]
     Pin(String),
+    /// See [`ErrorKind::Keyring`].
+    #[error("{0}")]
+    Keyring(String),
     /// See [`ErrorKind::Crypto`].
     #[error("cannot {what}: {detail}")]
     Crypto {
@@ -126,6 +132,7 @@ impl Error {
             Error::Network(_) => ErrorKind::Network,
             Error::Card(_) => ErrorKind::Card,
             Error::Pin(_) => ErrorKind::Pin,
+            Error::Keyring(_) => ErrorKind::Keyring,
             Error::Tls(t) => match t {
                 crate::net::tls::TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
                 crate::net::tls::TlsError::Changed { .. } => ErrorKind::CertificateChanged,

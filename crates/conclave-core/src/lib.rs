@@ -26,6 +26,7 @@ pub mod error;
 pub mod list;
 pub mod mime;
 pub mod net;
+pub mod secrets;
 pub mod store;
 
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};

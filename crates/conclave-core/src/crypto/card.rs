@@ -372,6 +372,11 @@ impl ListKeystore for CardKeystore {
     fn take_failure(&mut self) -> Option<Error> {
         self.failure.lock().ok().and_then(|mut f| f.take())
     }
+
+    fn update_cert(&mut self, cert: &openpgp::Cert) -> Result<()> {
+        self.cert = cert.clone().strip_secret_key_material();
+        Ok(())
+    }
 }
 
 /// One card operation: a decryption or a signature with one slot's key.

@@ -35,6 +35,9 @@ pub trait ListKeystore: Send {
     fn take_failure(&mut self) -> Option<Error> {
         None
     }
+    /// Takes new public signatures of the same key (a longer expiry, say):
+    /// `cert` is the list certificate with them merged in.
+    fn update_cert(&mut self, cert: &openpgp::Cert) -> Result<()>;
 }
 
 /// The file name of the list key inside the list home.
@@ -244,6 +247,17 @@ impl ListKeystore for FileKeystore {
 
     fn kind(&self) -> &'static str {
         "file"
+    }
+
+    fn update_cert(&mut self, cert: &openpgp::Cert) -> Result<()> {
+        let public = cert.clone().strip_secret_key_material();
+        self.unlocked = self
+            .unlocked
+            .clone()
+            .merge_public(public.clone())
+            .map_err(|e| Error::crypto("update the list key", e))?;
+        self.public = public;
+        Ok(())
     }
 }
 

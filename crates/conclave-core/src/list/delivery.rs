@@ -3,12 +3,13 @@
 //! backoff; a permanent one (5xx) fails that copy and tells the owner. The
 //! list signature is made at fan-out time, so copies go out promptly.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
 use crate::net::tls::{self, Protocol, Security};
+use crate::crypto::keystore::write_private;
+use crate::secrets::{account, keyring_get, keyring_set, read_password};
 use crate::store::CopyRef;
 
 use super::fanout::Assembler;
@@ -25,52 +26,31 @@ pub struct DeliveryReport {
     pub deferred: usize,
 }
 
+/// Where a server password comes from; see [`List::password_source`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// This environment variable.
+    Environment(String),
+    /// This file, of mode 0600.
+    File(String),
+    /// The OS keyring, under this account (`imap://USER@HOST:PORT`).
+    Keyring(String),
+}
+
+impl std::fmt::Display for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::Environment(v) => write!(f, "the environment variable {v}"),
+            PasswordSource::File(p) => write!(f, "the file {p}"),
+            PasswordSource::Keyring(a) => {
+                write!(f, "the OS keyring ({}/{a})", crate::secrets::SERVICE)
+            }
+        }
+    }
+}
+
 /// The first retry waits this long; each further one twice as long, up to an hour.
 const FIRST_RETRY: i64 = 60;
-
-/// Reads a password: from the environment variable `env` if set, else from
-/// `file`, which must be readable by its owner only.
-pub fn read_password(env: &str, file: &str) -> Result<String> {
-    if let Ok(p) = std::env::var(env) {
-        if !p.is_empty() {
-            return Ok(p);
-        }
-    }
-    if file.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "no password: set {env} or the password_file setting"
-        )));
-    }
-    let path = Path::new(file);
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::InvalidInput(format!(
-                "refusing the password file {}: its mode is {mode:04o}; make it 0600 (chmod 600 {})",
-                path.display(),
-                path.display()
-            )));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    let password = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text)
-        .to_owned();
-    if password.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "the password file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(password)
-}
 
 /// A copy whose list signature is older than this, in seconds, when it is
 /// about to go out is signed again first: clients such as Thunderbird flag a
@@ -168,22 +148,110 @@ impl List {
     }
 
     /// A server's endpoint, trust, login and password from the settings
-    /// `PREFIX.host`, `.port`, `.security`, `.username`, `.password_file`
-    /// (or the variable `CONCLAVE_PREFIX_PASSWORD`).
+    /// `PREFIX.host`, `.port`, `.security`, `.username`, and the password
+    /// from [`List::password_source`].
     pub(crate) fn server_login(
         &self,
         prefix: &str,
         protocol: Protocol,
     ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
-        let upper = prefix.to_ascii_uppercase();
         let endpoint = self.configured_endpoint(prefix, protocol)?;
         let trust = self.trust_for(&endpoint)?;
         let username = self.config_value(&format!("{prefix}.username"))?;
-        let password = read_password(
-            &format!("CONCLAVE_{upper}_PASSWORD"),
-            &self.config_value(&format!("{prefix}.password_file"))?,
-        )?;
+        let password = match self.password_source(prefix)? {
+            PasswordSource::Environment(var) => read_password(&var, "")?,
+            PasswordSource::File(file) => read_password("", &file)?,
+            PasswordSource::Keyring(account) => keyring_get(&account)?.ok_or_else(|| {
+                Error::Keyring(format!(
+                    "the OS keyring holds no password for {account}: enter it in the app's Settings, or run `conclave config password {prefix}`"
+                ))
+            })?,
+        };
         Ok((endpoint, trust, username, password))
+    }
+
+    /// Where the password of server `prefix` (`imap` or `smtp`) comes from:
+    /// the variable `CONCLAVE_PREFIX_PASSWORD` if set, else the file
+    /// `PREFIX.password_file` if set, else the OS keyring.
+    pub fn password_source(&self, prefix: &str) -> Result<PasswordSource> {
+        let var = format!("CONCLAVE_{}_PASSWORD", prefix.to_ascii_uppercase());
+        if std::env::var(&var).is_ok_and(|v| !v.is_empty()) {
+            return Ok(PasswordSource::Environment(var));
+        }
+        let file = self.config_value(&format!("{prefix}.password_file"))?;
+        if !file.is_empty() {
+            return Ok(PasswordSource::File(file));
+        }
+        let host = self.config_value(&format!("{prefix}.host"))?;
+        let port = self
+            .config_value(&format!("{prefix}.port"))?
+            .parse()
+            .unwrap_or(0);
+        let username = self.config_value(&format!("{prefix}.username"))?;
+        Ok(PasswordSource::Keyring(account(
+            prefix, &username, &host, port,
+        )))
+    }
+
+    /// Keeps the password of server `prefix` in the OS keyring (the
+    /// default), or, if the owner chooses `in_file`, in `PREFIX-password`
+    /// (mode 0600) in the list's folder; the setting `PREFIX.password_file`
+    /// follows. The server's host, port and login must be set first: the
+    /// keyring entry is named after them.
+    pub fn set_server_password(
+        &mut self,
+        prefix: &str,
+        password: &str,
+        in_file: bool,
+    ) -> Result<PasswordSource> {
+        if !matches!(prefix, "imap" | "smtp") {
+            return Err(Error::InvalidInput(format!(
+                "no server {prefix:?}: imap or smtp"
+            )));
+        }
+        if password.is_empty() || password.contains(['\n', '\r']) {
+            return Err(Error::InvalidInput(
+                "the password is empty or has a line break".into(),
+            ));
+        }
+        let key = format!("{prefix}.password_file");
+        if in_file {
+            let path = self.home.join(format!("{prefix}-password"));
+            write_private(&path, format!("{password}\n").as_bytes())?;
+            self.config_set(&key, &path.display().to_string())?;
+        } else {
+            self.config_set(&key, "")?;
+            let PasswordSource::Keyring(account) = self.password_source(prefix)? else {
+                // The environment overrides; store it in the keyring anyway.
+                let port = self
+                    .config_value(&format!("{prefix}.port"))?
+                    .parse()
+                    .unwrap_or(0);
+                let a = account(
+                    prefix,
+                    &self.config_value(&format!("{prefix}.username"))?,
+                    &self.config_value(&format!("{prefix}.host"))?,
+                    port,
+                );
+                keyring_set(&a, password)?;
+                return self.password_source(prefix);
+            };
+            keyring_set(&account, password)?;
+        }
+        self.store.audit(
+            self.clock.unix(),
+            None,
+            "config",
+            &format!(
+                "{prefix} password kept {}",
+                if in_file {
+                    "in a file"
+                } else {
+                    "in the OS keyring"
+                }
+            ),
+        )?;
+        self.password_source(prefix)
     }
 
     /// Submits every copy that is due, over `smtp.connections` connections

@@ -5,6 +5,7 @@ pub mod card;
 pub mod delivery;
 pub mod fanout;
 pub mod intake;
+pub mod key;
 pub mod policy;
 pub mod tls_pins;
 

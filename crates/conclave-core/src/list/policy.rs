@@ -96,12 +96,12 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("imap.port", "993", "its port (993 for implicit TLS, 143 for STARTTLS)"),
     ("imap.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)"),
     ("imap.username", "", "the login of the list mailbox"),
-    ("imap.password_file", "", "a file (mode 0600) holding its password"),
+    ("imap.password_file", "", "a file (mode 0600) holding its password; empty: the OS keyring holds it"),
     ("smtp.host", "", "the SMTP submission server"),
     ("smtp.port", "465", "its port (465 for implicit TLS, 587 for STARTTLS)"),
     ("smtp.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)"),
     ("smtp.username", "", "the login for submission"),
-    ("smtp.password_file", "", "a file (mode 0600) holding its password"),
+    ("smtp.password_file", "", "a file (mode 0600) holding its password; empty: the OS keyring holds it"),
     ("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)"),
     ("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)"),
     ("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store"),
@@ -199,7 +199,9 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
         "imap.host" | "smtp.host" => {
             !value.is_empty() && !value.contains(char::is_whitespace) && !value.contains('/')
         }
-        "tls.ca_file" | "imap.password_file" | "smtp.password_file" => !value.is_empty(),
+        "tls.ca_file" => !value.is_empty(),
+        // Empty: the password is in the OS keyring.
+        "imap.password_file" | "smtp.password_file" => !value.chars().any(char::is_control),
         _ => !value.chars().any(char::is_control),
     };
     if ok {

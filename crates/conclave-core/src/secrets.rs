@@ -1,0 +1,111 @@
+//! Server passwords and other small secrets: from the environment, from a
+//! file only its owner can read (mode 0600), or from the OS keyring (the
+//! Secret Service on Linux: GNOME Keyring, KeePassXC, KWallet).
+//!
+//! The keyring is the default. A file is there for the owner who chooses it,
+//! and for headless machines with no keyring. Nothing here is ever written
+//! to the list's store or log.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The service name under which Conclave's passwords sit in the keyring.
+pub const SERVICE: &str = "Conclave";
+
+/// The keyring account of a server login: `imap://USER@HOST:PORT`. It names
+/// the server and the login, so a list that moves to another server does not
+/// send the old password to it.
+pub fn account(protocol: &str, username: &str, host: &str, port: u16) -> String {
+    format!("{protocol}://{username}@{host}:{port}")
+}
+
+fn entry(account: &str) -> Result<keyring::Entry> {
+    keyring::Entry::new(SERVICE, account).map_err(|e| keyring_error(account, &e))
+}
+
+fn keyring_error(account: &str, e: &keyring::Error) -> Error {
+    let why = match e {
+        keyring::Error::PlatformFailure(_) | keyring::Error::NoStorageAccess(_) => format!(
+            "the OS keyring cannot be reached ({e}); is a Secret Service (GNOME Keyring, KeePassXC) running and unlocked? Otherwise keep the password in a file of mode 0600 (the password_file setting)"
+        ),
+        other => other.to_string(),
+    };
+    Error::Keyring(format!("keyring entry {SERVICE}/{account}: {why}"))
+}
+
+/// The password the keyring holds for `account`, if any.
+pub fn keyring_get(account: &str) -> Result<Option<String>> {
+    match entry(account)?.get_password() {
+        Ok(p) => Ok(Some(p)),
+        Err(keyring::Error::NoEntry) => Ok(None),
+        Err(e) => Err(keyring_error(account, &e)),
+    }
+}
+
+/// Stores `password` for `account` in the keyring, replacing any earlier one.
+pub fn keyring_set(account: &str, password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(Error::InvalidInput("the password is empty".into()));
+    }
+    entry(account)?
+        .set_password(password)
+        .map_err(|e| keyring_error(account, &e))
+}
+
+/// Removes the keyring's password for `account`; true if there was one.
+pub fn keyring_delete(account: &str) -> Result<bool> {
+    match entry(account)?.delete_credential() {
+        Ok(()) => Ok(true),
+        Err(keyring::Error::NoEntry) => Ok(false),
+        Err(e) => Err(keyring_error(account, &e)),
+    }
+}
+
+/// Reads a password: from the environment variable `env` if set, else from
+/// `file`, which must be readable by its owner only.
+pub fn read_password(env: &str, file: &str) -> Result<String> {
+    if !env.is_empty() {
+        if let Ok(p) = std::env::var(env) {
+            if !p.is_empty() {
+                return Ok(p);
+            }
+        }
+    }
+    if file.is_empty() {
+        return Err(Error::InvalidInput(if env.is_empty() {
+            "no password file given".to_string()
+        } else {
+            format!("no password: set {env} or give a file")
+        }));
+    }
+    let path = Path::new(file);
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::InvalidInput(format!(
+                "refusing the password file {}: its mode is {mode:04o}; make it 0600 (chmod 600 {})",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text)
+        .to_owned();
+    if password.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "the password file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(password)
+}
