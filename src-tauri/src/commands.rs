@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use conclave_core::clock::rfc5322;
 use conclave_core::engine::Engine;
-use conclave_core::{KeySource, List, Password, SystemClock};
+use conclave_core::list::delivery::PasswordSource;
+use conclave_core::{secrets, KeySource, List, Password, SystemClock};
 use tauri::State;
 
 use crate::dto::*;
@@ -44,8 +45,16 @@ pub fn status(app: State<'_, App>) -> Status {
 #[tauri::command(async)]
 pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
     let pw = Password::from(setup.passphrase.as_str());
+    // Try the keyring before anything is created, so a desktop without one
+    // stops the wizard with the reason, not a half-made list.
+    if !setup.passwords_in_files {
+        for (prefix, server) in [("imap", &setup.imap), ("smtp", &setup.smtp)] {
+            let account = secrets::account(prefix, &server.username, &server.host, server.port);
+            secrets::keyring_set(&account, &server.password)?;
+        }
+    }
     let key = match &setup.key {
-        KeyChoice::Generate => KeySource::Generate,
+        KeyChoice::Generate | KeyChoice::Card { .. } => KeySource::Generate,
         KeyChoice::Import { armored } => KeySource::Import(armored.as_bytes().to_vec()),
     };
     let mut list = List::init(
@@ -57,19 +66,24 @@ pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
         Arc::new(SystemClock),
     )?;
     for (prefix, server) in [("imap", &setup.imap), ("smtp", &setup.smtp)] {
-        let file = app.store_password(prefix, &server.password)?;
         for (k, v) in [
             ("host", server.host.clone()),
             ("port", server.port.to_string()),
             ("security", server.security.clone()),
             ("username", server.username.clone()),
-            ("password_file", file),
         ] {
             list.config_set(&format!("{prefix}.{k}"), &v)?;
         }
+        list.set_server_password(prefix, &server.password, setup.passwords_in_files)?;
     }
     if !setup.ca_file.trim().is_empty() {
         list.config_set("tls.ca_file", setup.ca_file.trim())?;
+    }
+    if let KeyChoice::Card { ident } = &setup.key {
+        // The list exists now; if the card refuses, the owner can move the
+        // key later from the List key page.
+        let pins = app.pin_source();
+        list.card_import(ident, &pw, pins, false)?;
     }
     app.attach(Engine::new(list), true);
     Ok(app.status())
@@ -158,6 +172,15 @@ pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
         subject: v.subject,
         signature: v.signature,
         text: v.text,
+        keys: v
+            .keys
+            .into_iter()
+            .map(|k| HeldKey {
+                fingerprint: k.fingerprint,
+                addresses: k.addresses,
+                armored: k.armored,
+            })
+            .collect(),
     })
 }
 
@@ -277,8 +300,10 @@ pub fn setting_set(app: State<'_, App>, key: String, value: String) -> Reply<()>
 /// The list key: fingerprint, expiry, where it lives, the public key.
 #[tauri::command(async)]
 pub fn list_key(app: State<'_, App>) -> Reply<ListKey> {
-    let engine = engine(&app)?;
-    let list = engine.list();
+    key_facts(&engine(&app)?.list())
+}
+
+fn key_facts(list: &List) -> Reply<ListKey> {
     let armored = String::from_utf8_lossy(&list.export_public_key()?).into_owned();
     Ok(ListKey {
         fingerprint: list.cert().fingerprint().to_hex(),
@@ -292,4 +317,115 @@ pub fn list_key(app: State<'_, App>) -> Reply<ListKey> {
 #[tauri::command(async)]
 pub fn pin_answer(app: State<'_, App>, pin: Option<String>) {
     app.pins().answer(pin);
+}
+
+/// Moves the list key's expiry to `years` years from now.
+#[tauri::command(async)]
+pub fn key_extend(app: State<'_, App>, years: u64) -> Reply<ListKey> {
+    if !(1..=10).contains(&years) {
+        return Err(invalid("choose 1 to 10 years"));
+    }
+    let engine = engine(&app)?;
+    let mut list = engine.list();
+    let until = std::time::SystemTime::now()
+        + std::time::Duration::from_secs(years * 365 * 24 * 3600 + 24 * 3600);
+    list.extend_key(until)?;
+    key_facts(&list)
+}
+
+/// Writes an encrypted backup of the list key to `path`.
+#[tauri::command(async)]
+pub fn key_backup(app: State<'_, App>, path: String) -> Reply<String> {
+    let path = std::path::PathBuf::from(path.trim());
+    if !path.is_absolute() {
+        return Err(invalid("give the backup's full path, from /"));
+    }
+    engine(&app)?.list().backup_key(&path)?;
+    Ok(path.display().to_string())
+}
+
+/// Moves the list key from its file onto the card `ident`.
+#[tauri::command(async)]
+pub fn key_to_card(
+    app: State<'_, App>,
+    ident: String,
+    passphrase: String,
+    keep_file: bool,
+) -> Reply<ListKey> {
+    if ident.trim().is_empty() {
+        return Err(invalid("choose the card"));
+    }
+    let engine = engine(&app)?;
+    let pins = app.pin_source();
+    let mut list = engine.list();
+    list.card_import(
+        &ident,
+        &Password::from(passphrase.as_str()),
+        pins,
+        keep_file,
+    )?;
+    key_facts(&list)
+}
+
+/// The OpenPGP cards the readers see.
+#[tauri::command(async)]
+pub fn cards(app: State<'_, App>) -> Reply<Vec<Card>> {
+    let ours = match app.engine() {
+        Some(e) => e.list().card_ident()?,
+        None => None,
+    };
+    Ok(conclave_core::crypto::card::list_cards()?
+        .into_iter()
+        .map(|c| Card {
+            holds_list_key: ours.as_deref() == Some(c.ident.as_str()),
+            ident: c.ident,
+            manufacturer: c.manufacturer,
+            serial: c.serial,
+            slots: c.slots.to_vec(),
+            user_pin_tries: c.retries.0,
+            reset_code_tries: c.retries.1,
+            admin_pin_tries: c.retries.2,
+            signature_count: c.signature_count,
+        })
+        .collect())
+}
+
+/// Where the server passwords come from.
+#[tauri::command(async)]
+pub fn passwords(app: State<'_, App>) -> Reply<Vec<PasswordInfo>> {
+    let engine = engine(&app)?;
+    let list = engine.list();
+    ["imap", "smtp"]
+        .into_iter()
+        .map(|server| {
+            let source = list.password_source(server)?;
+            let kind = match source {
+                PasswordSource::Environment(_) => "environment",
+                PasswordSource::File(_) => "file",
+                PasswordSource::Keyring(_) => "keyring",
+            };
+            Ok(PasswordInfo {
+                server: server.into(),
+                source: source.to_string(),
+                kind: kind.into(),
+            })
+        })
+        .collect()
+}
+
+/// Changes a server password, kept in the OS keyring or (if `in_file`) a
+/// 0600 file; wakes the relay so it tries the new one.
+#[tauri::command(async)]
+pub fn password_set(
+    app: State<'_, App>,
+    server: String,
+    password: String,
+    in_file: bool,
+) -> Reply<String> {
+    let engine = engine(&app)?;
+    let source = engine
+        .list()
+        .set_server_password(&server, &password, in_file)?;
+    engine.start();
+    Ok(source.to_string())
 }

@@ -58,6 +58,12 @@ pub enum KeyChoice {
         /// The armored key.
         armored: String,
     },
+    /// A new key, moved at once onto the OpenPGP card with this ident (its
+    /// admin PIN is asked for in the PIN dialog); no key file remains.
+    Card {
+        /// The card's ident (`MMMM:SSSSSSSS`).
+        ident: String,
+    },
 }
 
 /// Everything the first-run wizard gathers.
@@ -78,6 +84,9 @@ pub struct Setup {
     pub smtp: Server,
     /// An extra CA certificate file to trust ("" for none).
     pub ca_file: String,
+    /// Keep the server passwords in 0600 files in the list's folder rather
+    /// than in the OS keyring.
+    pub passwords_in_files: bool,
 }
 
 /// The dashboard's figures.
@@ -143,6 +152,56 @@ pub struct HeldDetail {
     pub signature: String,
     /// Its text.
     pub text: String,
+    /// Public keys attached to it.
+    pub keys: Vec<HeldKey>,
+}
+
+/// A public key attached to a held post.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct HeldKey {
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Its valid addresses.
+    pub addresses: Vec<String>,
+    /// The key, armored.
+    pub armored: String,
+}
+
+/// Where a server password is kept.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct PasswordInfo {
+    /// `imap` or `smtp`.
+    pub server: String,
+    /// Where its password comes from, in words.
+    pub source: String,
+    /// `keyring`, `file` or `environment`.
+    pub kind: String,
+}
+
+/// An OpenPGP card the readers see.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Card {
+    /// `MMMM:SSSSSSSS`.
+    pub ident: String,
+    /// The manufacturer.
+    pub manufacturer: String,
+    /// The serial number, in hex.
+    pub serial: String,
+    /// Fingerprints in the signature, decryption and authentication slots.
+    pub slots: Vec<Option<String>>,
+    /// Tries left for the user PIN.
+    pub user_pin_tries: u8,
+    /// Tries left for the reset code.
+    pub reset_code_tries: u8,
+    /// Tries left for the admin PIN.
+    pub admin_pin_tries: u8,
+    /// Signatures made.
+    pub signature_count: u32,
+    /// Whether this card holds the list key.
+    pub holds_list_key: bool,
 }
 
 /// A subscriber.

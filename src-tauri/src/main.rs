@@ -55,6 +55,14 @@ impl App {
                             *l = Some(ui.clone());
                         }
                     }
+                    if let dto::UiEvent::Post {
+                        post,
+                        outcome,
+                        held: true,
+                    } = &ui
+                    {
+                        notify_held(&handle, *post, outcome);
+                    }
                     let _ = handle.emit("conclave-event", ui);
                 }
             }));
@@ -92,26 +100,12 @@ impl App {
         }
     }
 
-    /// Keeps a server password for the list in a file only its owner can
-    /// read, and returns the file's path for the settings.
-    pub fn store_password(&self, prefix: &str, password: &str) -> Result<String, dto::Failure> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let path = self.home.join(format!("{prefix}-password"));
-        let fail = |e: std::io::Error| dto::Failure {
-            kind: "Io".into(),
-            message: format!("cannot write {}: {e}", path.display()),
-            certificate: None,
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(fail)?;
-        f.write_all(password.as_bytes()).map_err(fail)?;
-        Ok(path.display().to_string())
+    /// A `PinSource` that asks the owner in the PIN dialog.
+    pub fn pin_source(&self) -> conclave_core::crypto::card::PinSource {
+        match self.handle.lock().ok().and_then(|h| h.clone()) {
+            Some(handle) => self.pins.source(handle),
+            None => Arc::new(|_: &conclave_core::crypto::card::PinRequest| None),
+        }
     }
 }
 
@@ -130,9 +124,49 @@ fn home() -> PathBuf {
     home.join(".local/share/conclave")
 }
 
+/// A desktop notification that a post waits for the owner: who sent it and
+/// why it is held, never its content.
+fn notify_held(handle: &tauri::AppHandle, post: i64, outcome: &str) {
+    use tauri_plugin_notification::NotificationExt;
+    let _ = handle
+        .notification()
+        .builder()
+        .title(format!("Conclave: post #{post} is held"))
+        .body(outcome.strip_prefix("held: ").unwrap_or(outcome))
+        .show();
+}
+
+/// The tray icon, with a menu to bring the window back or quit.
+fn tray(app: &tauri::AppHandle) -> tauri::Result<()> {
+    use tauri::menu::{Menu, MenuItem};
+    let show = MenuItem::with_id(app, "show", "Open Conclave", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit (stops the relay)", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&show, &quit])?;
+    let mut tray = tauri::tray::TrayIconBuilder::with_id("conclave")
+        .tooltip("Conclave")
+        .menu(&menu)
+        .on_menu_event(|app, event| match event.id().as_ref() {
+            "show" => {
+                if let Some(w) = app.get_webview_window("main") {
+                    let _ = w.show();
+                    let _ = w.unminimize();
+                    let _ = w.set_focus();
+                }
+            }
+            "quit" => app.exit(0),
+            _ => {}
+        });
+    if let Some(icon) = app.default_window_icon().cloned() {
+        tray = tray.icon(icon);
+    }
+    tray.build(app)?;
+    Ok(())
+}
+
 fn main() {
     let app = App::new(home());
     let result = tauri::Builder::default()
+        .plugin(tauri_plugin_notification::init())
         .manage(app)
         .setup(|tauri_app| {
             let state = tauri_app.state::<App>();
@@ -148,13 +182,8 @@ fn main() {
                 let unlocked = on_card && list.unlock_card(state.pins.source(handle)).is_ok();
                 state.attach(Engine::new(list), unlocked);
             }
-            if let Some(icon) = tauri_app.default_window_icon().cloned() {
-                // No tray on a desktop without one (or under Xvfb): that is fine.
-                let _ = tauri::tray::TrayIconBuilder::new()
-                    .icon(icon)
-                    .tooltip("Conclave")
-                    .build(tauri_app);
-            }
+            // No tray on a desktop without one (or under Xvfb): that is fine.
+            let _ = tray(tauri_app.handle());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -176,6 +205,12 @@ fn main() {
             commands::setting_set,
             commands::list_key,
             commands::pin_answer,
+            commands::key_extend,
+            commands::key_backup,
+            commands::key_to_card,
+            commands::cards,
+            commands::passwords,
+            commands::password_set,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

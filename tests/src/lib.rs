@@ -30,7 +30,8 @@ pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
 pub use mailhost::{MailList, Mailhost};
 pub use mime::{first_text_plain, header, split_multipart_signed};
 pub use pgp::{
-    cert_fingerprint, cert_has_key, cert_key_ids, extract_armored_message, pkesk_recipients,
+    cert_expiry, cert_fingerprint, cert_has_key, cert_key_ids, extract_armored_message,
+    pkesk_recipients,
 };
 pub use programs::{find_program, require_all_engines, require_programs};
 pub use subscriber::{Decrypted, Engine, Post, Signing, Subscriber};

@@ -621,6 +621,36 @@ pub fn text_plain_entity(body: &str) -> Vec<u8> {
     out
 }
 
+/// A `multipart/mixed` entity of `first` and the armored public key
+/// `key`, attached as Thunderbird's "Attach my public key" does
+/// (`application/pgp-keys`, `OpenPGP_0xKEYID.asc`).
+pub fn with_key_attached(first: &[u8], key: &[u8], keyid: &str) -> Vec<u8> {
+    let b = new_boundary();
+    let mut out = format!(
+        "Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n\
+         This is a multi-part message in MIME format.\r\n--{b}\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(first);
+    out.extend_from_slice(
+        format!(
+            "\r\n--{b}\r\n\
+             Content-Type: application/pgp-keys; name=\"OpenPGP_0x{keyid}.asc\"\r\n\
+             Content-Disposition: attachment; filename=\"OpenPGP_0x{keyid}.asc\"\r\n\
+             Content-Description: OpenPGP public key\r\n\
+             Content-Transfer-Encoding: 7bit\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let mut k = to_crlf(key);
+    if !k.ends_with(b"\r\n") {
+        k.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(&k);
+    out.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+    out
+}
+
 /// Builds an RFC 3156 §5 `multipart/signed` entity from the exact bytes of
 /// the signed part (`signed_part`, which must not end in the CRLF that
 /// belongs to the boundary; a trailing CRLF *inside* the part is kept) and

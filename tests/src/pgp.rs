@@ -26,6 +26,17 @@ pub fn cert_fingerprint(cert: &[u8]) -> Result<String, String> {
     Ok(parse_cert(cert)?.fingerprint().to_hex())
 }
 
+/// When a certificate's primary key expires (under the standard policy,
+/// now), if it does.
+pub fn cert_expiry(cert: &[u8]) -> Result<std::time::SystemTime, String> {
+    let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    let cert = parse_cert(cert)?;
+    let vc = cert.with_policy(&policy, None).map_err(|e| e.to_string())?;
+    vc.primary_key()
+        .key_expiration_time()
+        .ok_or_else(|| "the key does not expire".to_string())
+}
+
 /// Key IDs (16 hex digits) of the primary key and all subkeys of a cert.
 pub fn cert_key_ids(cert: &[u8]) -> Result<Vec<String>, String> {
     Ok(parse_cert(cert)?

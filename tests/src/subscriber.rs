@@ -103,6 +103,9 @@ pub struct Post {
     pub from: Option<String>,
     /// Extra outer headers, appended after the standard ones.
     pub extra_headers: Vec<(String, String)>,
+    /// Attach the author's public key, as Thunderbird's "Attach my public
+    /// key" does.
+    pub attach_key: bool,
 }
 
 impl Post {
@@ -116,7 +119,14 @@ impl Post {
             date: None,
             from: None,
             extra_headers: Vec::new(),
+            attach_key: false,
         }
+    }
+
+    /// Attaches the author's public key.
+    pub fn with_key(mut self) -> Self {
+        self.attach_key = true;
+        self
     }
 
     /// Sets the signing mode.
@@ -605,7 +615,12 @@ impl Subscriber {
     /// entity, for [`Signing::MimeSigned`] a `multipart/signed` whose
     /// first part is that `text/plain` entity.
     pub fn compose_inner(&self, post: &Post) -> Vec<u8> {
-        let text = mime::text_plain_entity(&post.body);
+        let mut text = mime::text_plain_entity(&post.body);
+        if post.attach_key {
+            let fpr = self.fingerprint();
+            let keyid = fpr.get(fpr.len().saturating_sub(16)..).unwrap_or(fpr);
+            text = mime::with_key_attached(&text, &self.public_key_armored(), keyid);
+        }
         match post.signing {
             Signing::Inline | Signing::Unsigned => text,
             Signing::MimeSigned => {

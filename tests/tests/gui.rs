@@ -41,6 +41,7 @@ fn complete_wizard(gui: &Gui, imap: (&str, &str)) {
 #[test]
 fn the_wizard_sets_up_a_list_that_relays() {
     let _guard = Gui::lock();
+    conclave_tests::keyring_bus();
     let mh = Mailhost::get();
     mh.clear();
     let gui = Gui::start();
@@ -54,6 +55,7 @@ fn the_wizard_sets_up_a_list_that_relays() {
         "moderation",
         "subscribers",
         "key",
+        "card",
         "certificates",
         "settings",
         "activity",
@@ -79,8 +81,40 @@ fn the_wizard_sets_up_a_list_that_relays() {
         Some(shown),
         conclave_tests::cert_fingerprint(cert.as_bytes()).ok()
     );
+    // The passwords went to the OS keyring, not to files.
+    for server in ["imap", "smtp"] {
+        let out = cli(&["config", "password", server, "--show"]);
+        assert!(
+            out.contains(&format!(
+                "comes from the OS keyring (Conclave/{server}://list@"
+            )),
+            "{out}"
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(gui.home())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("password")), "{names:?}");
+    // The expiry moves five years out, signed by the list key.
+    gui.select("#key-years", "5");
+    gui.click("#key-extend");
+    gui.wait_text("The list key now expires", 10);
+    let expires = conclave_tests::cert_expiry(cli(&["key", "export"]).as_bytes()).unwrap();
+    let five = std::time::SystemTime::now() + std::time::Duration::from_secs(5 * 365 * 24 * 3600);
+    assert!(expires > five - std::time::Duration::from_secs(3 * 24 * 3600));
+    // An encrypted backup, where the owner says.
+    let backup = gui.home().join("backup.asc");
+    gui.fill("#key-backup-path", backup.to_str().unwrap());
+    gui.click("#key-backup");
+    gui.wait_text("Backup written to", 10);
+    let saved = std::fs::read_to_string(&backup).unwrap();
+    assert!(saved.contains("BEGIN PGP PRIVATE KEY BLOCK"));
+    gui.screenshot("05-key-after-extension");
     // A setting changed on the Settings screen is the list's setting.
     gui.click("#nav-settings");
+    gui.wait("#pw-imap-source", 10);
+    assert!(gui.text("#pw-imap-source").contains("OS keyring"));
     gui.select("#set-receive_signed_only", "reject");
     gui.wait_text("receive_signed_only is now reject", 10);
     assert!(cli(&["config", "show"])
@@ -110,6 +144,16 @@ fn an_untrusted_certificate_is_shown_and_can_be_accepted() {
     gui.click("#nav-certificates");
     gui.wait_text(&mh.var("MAILHOST_UNTRUSTED_IMAPS_PORT"), 10);
     gui.screenshot("07-certificates-pinned");
+}
+
+/// A list made beforehand on the mail host's trusted servers (implicit TLS),
+/// with alice, bob and carol; the mail host starts empty.
+fn garden_club() -> conclave_tests::MailList {
+    Mailhost::get().clear();
+    let f = conclave_tests::MailList::new("Garden Club");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    f
 }
 
 /// A copy of the folder of a list made beforehand, for the app to open.
@@ -147,10 +191,7 @@ fn open_prepared(f: &conclave_tests::MailList) -> Gui {
 fn a_held_post_is_approved_from_the_moderation_screen() {
     let _guard = Gui::lock();
     let mh = Mailhost::get();
-    mh.clear();
-    let f = conclave_tests::MailList::new("Garden Club");
-    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
-    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let f = garden_club();
     let gui = open_prepared(&f);
     gui.wait_text("connected; last pass", 30);
     let needle = format!("HELD-IN-GUI-{}", std::process::id());
@@ -182,6 +223,31 @@ fn a_held_post_is_approved_from_the_moderation_screen() {
     gui.click("#nav-dashboard");
     gui.wait_text("copies sent", 10);
     gui.screenshot("10-dashboard-after-approval");
+
+    // A newcomer writes with their key attached: held, and subscribed from
+    // that key in one click.
+    let dave = conclave_tests::Subscriber::new(conclave_tests::Engine::Gpg, "dave@example.test");
+    let post = conclave_tests::Post::new("...", "please let me join").with_key();
+    mh.inject(
+        "dave@example.test",
+        "list@example.test",
+        &dave.compose(&f.cert, "list@example.test", &post),
+    );
+    // The toast of the first held post may still show: look at the list.
+    let listed = conclave_tests::wait_until(30, || {
+        gui.click("#nav-moderation");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        gui.find(".held-row").is_some()
+    });
+    assert!(listed, "dave's post is not under Moderation");
+    gui.click(".held-row");
+    gui.wait("#held-key-add-0", 20);
+    assert!(gui.text("#held-detail").contains("dave@example.test"));
+    gui.screenshot("11-moderation-attached-key");
+    gui.click("#held-key-add-0");
+    gui.wait_text("dave@example.test is now a subscriber", 10);
+    gui.click("#nav-subscribers");
+    gui.wait_text(dave.fingerprint(), 10);
 }
 
 /// A pinned certificate that changed raises the alarm, which offers no way
@@ -233,10 +299,7 @@ fn the_card_pin_is_asked_in_a_dialog() {
     let _card = VirtualCard::lock();
     let (_, ident) = VirtualCard::fresh();
     let mh = Mailhost::get();
-    mh.clear();
-    let f = conclave_tests::MailList::new("Garden Club");
-    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
-    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let f = garden_club();
     let flags = pin_flags(&f.list, USER_PIN, ADMIN_PIN);
     let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
     args.extend(["card", "import", &ident]);
@@ -272,4 +335,36 @@ fn the_card_pin_is_asked_in_a_dialog() {
     assert!(read, "bob reads the post");
     // The PIN was asked once for the post (decryption and signature).
     assert!(gui.find("#pin-dialog").is_none());
+}
+
+/// The owner moves the list key from its file onto a card from the List key
+/// screen; the admin PIN is asked for in the dialog; the Card screen then
+/// shows the card holding the list key.
+#[test]
+fn the_list_key_moves_to_a_card_from_the_key_screen() {
+    use conclave_tests::card::ADMIN_PIN;
+    use conclave_tests::VirtualCard;
+    let _guard = Gui::lock();
+    let _card = VirtualCard::lock();
+    let (_, ident) = VirtualCard::fresh();
+    let f = garden_club();
+    let gui = open_prepared(&f);
+    gui.click("#nav-key");
+    gui.wait(&format!("#key-card option[value='{ident}']"), 20);
+    gui.select("#key-card", &ident);
+    gui.fill("#key-card-passphrase", conclave_tests::TEST_PASSPHRASE);
+    gui.click("#key-to-card");
+    gui.wait("#pin-dialog", 30);
+    assert!(gui.text("#pin-dialog").to_lowercase().contains("admin"));
+    gui.fill("#pin-input", ADMIN_PIN);
+    gui.click("#pin-ok");
+    gui.wait_text(&format!("on the OpenPGP card {ident}"), 60);
+    assert!(!gui.home().join("list-key.asc").exists());
+    gui.click("#nav-card");
+    let id = format!("#card-{}", ident.replace(':', "-"));
+    gui.wait(&id, 20);
+    let text = gui.text(&id);
+    assert!(text.contains("holds the list key"), "{text}");
+    assert!(text.contains("user PIN 3, reset code"), "{text}");
+    gui.screenshot("13-card");
 }

@@ -2,12 +2,14 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import type { Card } from "./bindings/Card";
 import type { Dashboard } from "./bindings/Dashboard";
 import type { Failure } from "./bindings/Failure";
 import type { HeldDetail } from "./bindings/HeldDetail";
 import type { HeldItem } from "./bindings/HeldItem";
 import type { ListKey } from "./bindings/ListKey";
 import type { LogLine } from "./bindings/LogLine";
+import type { PasswordInfo } from "./bindings/PasswordInfo";
 import type { Pin } from "./bindings/Pin";
 import type { Setting } from "./bindings/Setting";
 import type { Setup } from "./bindings/Setup";
@@ -35,6 +37,14 @@ export const api = {
   settingSet: (key: string, value: string) => invoke<void>("setting_set", { key, value }),
   listKey: () => invoke<ListKey>("list_key"),
   pinAnswer: (pin: string | null) => invoke<void>("pin_answer", { pin }),
+  keyExtend: (years: number) => invoke<ListKey>("key_extend", { years }),
+  keyBackup: (path: string) => invoke<string>("key_backup", { path }),
+  keyToCard: (ident: string, passphrase: string, keepFile: boolean) =>
+    invoke<ListKey>("key_to_card", { ident, passphrase, keepFile }),
+  cards: () => invoke<Card[]>("cards"),
+  passwords: () => invoke<PasswordInfo[]>("passwords"),
+  passwordSet: (server: string, password: string, inFile: boolean) =>
+    invoke<string>("password_set", { server, password, inFile }),
 };
 
 /** Calls `f` with every event the engine sends. */

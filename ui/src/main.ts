@@ -12,7 +12,7 @@ import { field, h, mount, value } from "./dom";
 const app = document.getElementById("app") as HTMLElement;
 const overlay = document.getElementById("overlay") as HTMLElement;
 
-type Screen = "dashboard" | "moderation" | "subscribers" | "key" | "certificates" | "settings" | "activity";
+type Screen = "dashboard" | "moderation" | "subscribers" | "key" | "card" | "certificates" | "settings" | "activity";
 let screen: Screen = "dashboard";
 let status: Status | null = null;
 /** What the dashboard shows of the servers, from the latest events. */
@@ -157,7 +157,13 @@ function wizard(): void {
       h(
         "p",
         { class: "hint" },
-        "The passwords are kept in files only you can read, in the list's folder. A server whose certificate nothing vouches for is shown to you before anything is sent.",
+        "The passwords go to your desktop's keyring (GNOME Keyring, KWallet, KeePassXC). A server whose certificate nothing vouches for is shown to you before anything is sent.",
+      ),
+      h(
+        "label",
+        { class: "choice" },
+        h("input", { type: "checkbox", id: "wiz-passwords-in-files" }),
+        " No keyring here: keep the passwords in files only I can read (mode 0600) in the list's folder",
       ),
     ),
     h(
@@ -177,6 +183,20 @@ function wizard(): void {
         " Use a key I have (paste the armored secret key)",
       ),
       h("textarea", { id: "wiz-key-armored", rows: 4, placeholder: "-----BEGIN PGP PRIVATE KEY BLOCK-----" }),
+      h(
+        "label",
+        { class: "choice" },
+        h("input", {
+          type: "radio",
+          name: "wiz-key",
+          id: "wiz-key-card",
+          value: "card",
+          onchange: () => void fillCards("wiz-card", "wiz-card-none"),
+        }),
+        " Make a new key and move it onto an OpenPGP card (YubiKey, Nitrokey…); no copy stays on this computer",
+      ),
+      h("select", { id: "wiz-card" }),
+      h("p", { class: "hint", id: "wiz-card-none", hidden: true }, "No OpenPGP card found: plug one in and choose this again."),
       field("wiz-passphrase", "Passphrase that protects the key", { type: "password" }),
       field("wiz-passphrase2", "Passphrase again", { type: "password" }),
     ),
@@ -216,6 +236,8 @@ function wizard(): void {
       return showError("The two passphrases differ.", body);
     if (value("wiz-passphrase").length < 8) return showError("Use a passphrase of 8 characters or more.", body);
     const importing = (document.getElementById("wiz-key-import") as HTMLInputElement).checked;
+    const onCard = (document.getElementById("wiz-key-card") as HTMLInputElement).checked;
+    if (onCard && !value("wiz-card")) return showError("Choose the card, or another kind of key.", body);
     const server = (kind: "imap" | "smtp") => ({
       host: value(`wiz-${kind}-host`).trim(),
       port: Number(value(`wiz-${kind}-port`)),
@@ -229,10 +251,15 @@ function wizard(): void {
         address: value("wiz-address").trim(),
         name: value("wiz-name").trim() || value("wiz-address").trim(),
         passphrase: value("wiz-passphrase"),
-        key: importing ? { kind: "import", armored: value("wiz-key-armored") } : { kind: "generate" },
+        key: onCard
+          ? { kind: "card", ident: value("wiz-card") }
+          : importing
+            ? { kind: "import", armored: value("wiz-key-armored") }
+            : { kind: "generate" },
         imap: server("imap"),
         smtp: server("smtp"),
         ca_file: value("wiz-ca-file").trim(),
+        passwords_in_files: (document.getElementById("wiz-passwords-in-files") as HTMLInputElement).checked,
       });
       shell();
     } catch (e) {
@@ -290,6 +317,7 @@ const NAV: [Screen, string][] = [
   ["moderation", "Moderation"],
   ["subscribers", "Subscribers"],
   ["key", "List key"],
+  ["card", "Card"],
   ["certificates", "Certificates"],
   ["settings", "Settings"],
   ["activity", "Activity"],
@@ -332,6 +360,8 @@ async function render(): Promise<void> {
         return await subscribers();
       case "key":
         return await listKey();
+      case "card":
+        return await cardScreen();
       case "certificates":
         return await certificates();
       case "settings":
@@ -431,6 +461,30 @@ async function moderation(): Promise<void> {
                   h("p", {}, h("strong", {}, "Held because: "), v.reason),
                   h("p", { id: "held-signature" }, h("strong", {}, "Signature: "), v.signature),
                   h("pre", { id: "held-text" }, v.text),
+                  ...v.keys.map((k, i) => {
+                    const address = k.addresses.includes(v.sender) ? v.sender : (k.addresses[0] ?? v.sender);
+                    return h(
+                      "div",
+                      { class: "attached-key" },
+                      h("span", {}, "Attached key ", h("code", {}, spaced(k.fingerprint)), ` for ${k.addresses.join(", ") || "no address"}`),
+                      h(
+                        "button",
+                        {
+                          id: `held-key-add-${i}`,
+                          class: "small",
+                          onclick: async () => {
+                            try {
+                              await api.subscriberAdd(address, k.armored);
+                              notify(`${address} is now a subscriber.`);
+                            } catch (e) {
+                              showError(e, detail);
+                            }
+                          },
+                        },
+                        `Subscribe ${address} with this key`,
+                      ),
+                    );
+                  }),
                   field("held-reason", "Reason (for a rejection)"),
                   h(
                     "div",
@@ -583,15 +637,195 @@ async function listKey(): Promise<void> {
         "Copy the public key",
       ),
     ),
+    h("h3", {}, "Expiry"),
+    h(
+      "p",
+      { class: "hint" },
+      "Move the expiry forward before it comes; then send subscribers the public key again so their clients know.",
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      h("select", { id: "key-years" }, ...[1, 2, 3, 5].map((y) => h("option", { value: y, selected: y === 2 }, `${y} year${y > 1 ? "s" : ""} from now`))),
+      h(
+        "button",
+        {
+          id: "key-extend",
+          onclick: async () => {
+            try {
+              const k2 = await api.keyExtend(Number(value("key-years")));
+              notify(`The list key now expires ${k2.expires ?? "never"}.`);
+              void render();
+            } catch (e) {
+              showError(e, content);
+            }
+          },
+        },
+        "Extend",
+      ),
+    ),
+    k.holder === "file"
+      ? [
+          h("h3", {}, "Encrypted backup"),
+          h("p", { class: "hint" }, "A copy of the secret key, still protected by the list passphrase. Keep it off this computer."),
+          h(
+            "div",
+            { class: "actions" },
+            h("input", { id: "key-backup-path", placeholder: "/media/usb/list-key-backup.asc", size: 40 }),
+            h(
+              "button",
+              {
+                id: "key-backup",
+                onclick: async () => {
+                  try {
+                    notify(`Backup written to ${await api.keyBackup(value("key-backup-path"))}.`);
+                  } catch (e) {
+                    showError(e, content);
+                  }
+                },
+              },
+              "Write the backup",
+            ),
+          ),
+          h("h3", {}, "Move the key to an OpenPGP card"),
+          h("p", { class: "hint" }, "The card then decrypts and signs for the list; it asks for its PIN. The admin PIN is asked for once, to load the key."),
+          h("select", { id: "key-card" }),
+          field("key-card-passphrase", "List passphrase", { type: "password" }),
+          h(
+            "label",
+            { class: "choice" },
+            h("input", { type: "checkbox", id: "key-card-keep" }),
+            " Keep the key file too (otherwise it is deleted; make a backup first)",
+          ),
+          h(
+            "div",
+            { class: "actions" },
+            h(
+              "button",
+              {
+                id: "key-to-card",
+                onclick: async () => {
+                  try {
+                    const keep = (document.getElementById("key-card-keep") as HTMLInputElement).checked;
+                    await api.keyToCard(value("key-card"), value("key-card-passphrase"), keep);
+                    notify("The list key is on the card now.");
+                    void render();
+                  } catch (e) {
+                    showError(e, content);
+                  }
+                },
+              },
+              "Move to the card",
+            ),
+          ),
+        ]
+      : null,
+  );
+  if (k.holder === "file") await fillCards("key-card", null);
+}
+
+/** Fills the select `id` with the cards the readers see. */
+async function fillCards(id: string, noneId: string | null): Promise<void> {
+  const select = document.getElementById(id) as HTMLSelectElement | null;
+  if (!select) return;
+  let cards: Awaited<ReturnType<typeof api.cards>> = [];
+  try {
+    cards = await api.cards();
+  } catch {
+    cards = [];
+  }
+  mount(select, ...cards.map((c) => h("option", { value: c.ident }, `${c.manufacturer} ${c.ident}`)));
+  if (noneId) {
+    const none = document.getElementById(noneId);
+    if (none) none.hidden = cards.length > 0;
+  }
+}
+
+async function cardScreen(): Promise<void> {
+  const cards = await api.cards();
+  const slot = (f: string | null) => (f ? h("code", {}, spaced(f)) : h("em", {}, "empty"));
+  mount(
+    content,
+    h("h2", {}, "OpenPGP card"),
+    cards.length === 0
+      ? h("p", { id: "cards-empty" }, "No OpenPGP card is plugged in.")
+      : cards.map((c) =>
+          h(
+            "div",
+            { class: "card", id: `card-${c.ident.replace(":", "-")}` },
+            h("h3", {}, `${c.manufacturer} ${c.ident}`, c.holds_list_key ? h("span", { class: "badge" }, " holds the list key") : null),
+            h(
+              "dl",
+              { class: "facts" },
+              h("dt", {}, "Serial"),
+              h("dd", {}, c.serial),
+              h("dt", {}, "Signature slot"),
+              h("dd", {}, slot(c.slots[0] ?? null)),
+              h("dt", {}, "Decryption slot"),
+              h("dd", {}, slot(c.slots[1] ?? null)),
+              h("dt", {}, "Authentication slot"),
+              h("dd", {}, slot(c.slots[2] ?? null)),
+              h("dt", {}, "PIN tries left"),
+              h(
+                "dd",
+                { class: "pin-tries" },
+                `user PIN ${c.user_pin_tries}, reset code ${c.reset_code_tries}, admin PIN ${c.admin_pin_tries}`,
+              ),
+              h("dt", {}, "Signatures made"),
+              h("dd", { class: "sig-count" }, String(c.signature_count)),
+            ),
+          ),
+        ),
+  );
+}
+
+function passwordRows(infos: Awaited<ReturnType<typeof api.passwords>>): HTMLElement {
+  return h(
+    "table",
+    { class: "settings", id: "passwords" },
+    ...infos.map((p) => {
+      const id = `pw-${p.server}`;
+      return h(
+        "tr",
+        {},
+        h("td", {}, h("strong", {}, `${p.server.toUpperCase()} password`), h("br"), h("small", { id: `${id}-source` }, `kept in ${p.source}`)),
+        h(
+          "td",
+          {},
+          h("input", { id, type: "password", placeholder: "new password" }),
+          h(
+            "button",
+            {
+              id: `${id}-save`,
+              class: "small",
+              onclick: async () => {
+                try {
+                  const inFile = p.kind === "file";
+                  notify(`The ${p.server} password is kept in ${await api.passwordSet(p.server, value(id), inFile)}.`);
+                  void render();
+                } catch (e) {
+                  showError(e, content);
+                }
+              },
+            },
+            "Save",
+          ),
+        ),
+      );
+    }),
   );
 }
 
 async function settings(): Promise<void> {
   const list = await api.settings();
+  const passwords = await api.passwords();
   const ACTIONS = ["distribute", "hold", "reject", "discard"];
   mount(
     content,
     h("h2", {}, "Settings"),
+    h("h3", {}, "Server passwords"),
+    passwordRows(passwords),
+    h("h3", {}, "List policy"),
     h(
       "table",
       { class: "settings" },

@@ -31,7 +31,7 @@ pub mod store;
 
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
-pub use list::{HeldView, KeySource, List, Outcome, SubscriberInfo};
+pub use list::{AttachedKey, HeldView, KeySource, List, Outcome, SubscriberInfo};
 
 /// Re-exported so front ends can build passphrases without naming sequoia.
 pub use sequoia_openpgp::crypto::Password;

@@ -7,4 +7,8 @@ export type KeyChoice = { "kind": "generate" } | { "kind": "import",
 /**
  * The armored key.
  */
-armored: string, };
+armored: string, } | { "kind": "card", 
+/**
+ * The card's ident (`MMMM:SSSSSSSS`).
+ */
+ident: string, };

@@ -33,4 +33,9 @@ smtp: Server,
 /**
  * An extra CA certificate file to trust ("" for none).
  */
-ca_file: string, };
+ca_file: string, 
+/**
+ * Keep the server passwords in 0600 files in the list's folder rather
+ * than in the OS keyring.
+ */
+passwords_in_files: boolean, };

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::crypto::keystore::write_private;
 use crate::error::{Error, Result};
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
 use crate::net::tls::{self, Protocol, Security};
-use crate::crypto::keystore::write_private;
 use crate::secrets::{account, keyring_get, keyring_set, read_password};
 use crate::store::CopyRef;
 

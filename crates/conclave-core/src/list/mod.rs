@@ -111,6 +111,19 @@ pub struct HeldView {
     pub signature: String,
     /// The text of the post.
     pub text: String,
+    /// Public keys attached to the post (a would-be subscriber's, say).
+    pub keys: Vec<AttachedKey>,
+}
+
+/// A public key found attached to a held post.
+#[derive(Debug, Clone)]
+pub struct AttachedKey {
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// The addresses of its valid User IDs.
+    pub addresses: Vec<String>,
+    /// The key, armored, to add as a subscriber's.
+    pub armored: String,
 }
 
 /// A subscriber, as shown to the owner.
@@ -889,6 +902,7 @@ impl List {
             .ok()
             .and_then(|i| i.subject.clone())
             .unwrap_or_default();
+        let mut keys = Vec::new();
         let (text, subject, signature) = match self.decide(post.id, &raw, incoming, true)? {
             Decision::Distribute {
                 post: opened,
@@ -906,6 +920,21 @@ impl List {
                     Content::Text { text } => Some(String::from_utf8_lossy(text).into_owned()),
                 }
                 .unwrap_or_default();
+                if let Content::MimeSigned { signed: entity, .. } | Content::Mime { entity } =
+                    &opened.content
+                {
+                    let now = self.clock.now();
+                    for bytes in parse::attached_keys(entity) {
+                        let Ok(cert) = certs::parse_public_cert(&bytes) else {
+                            continue;
+                        };
+                        keys.push(AttachedKey {
+                            fingerprint: cert.fingerprint().to_hex(),
+                            addresses: certs::addresses(&cert, now),
+                            armored: String::from_utf8_lossy(&certs::armored(&cert)?).into_owned(),
+                        });
+                    }
+                }
                 let signature = if signer.is_empty() {
                     "not signed by the sender".into()
                 } else {
@@ -926,6 +955,7 @@ impl List {
             subject,
             signature,
             text,
+            keys,
         })
     }
 

@@ -286,9 +286,42 @@ pub fn first_text(entity: &[u8]) -> Option<String> {
     msg.body_text(0).map(|t| t.into_owned())
 }
 
+/// The OpenPGP keys attached to a decrypted entity: `application/pgp-keys`
+/// parts (Thunderbird's "Attach my public key"), and any attachment whose
+/// body is an armored public key. At most 8, each at most 1 MiB.
+pub fn attached_keys(entity: &[u8]) -> Vec<Vec<u8>> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP PUBLIC KEY BLOCK-----";
+    let Ok(msg) = parse(entity) else {
+        return Vec::new();
+    };
+    msg.parts
+        .iter()
+        .filter(|part| !matches!(part.body, PartType::Multipart(_)))
+        .filter_map(|part| {
+            let is_keys = part.content_type().is_some_and(|ct| {
+                ct.ctype().eq_ignore_ascii_case("application")
+                    && ct
+                        .subtype()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("pgp-keys"))
+            });
+            let body = part.contents();
+            let armored = body.windows(BEGIN.len()).any(|w| w == BEGIN);
+            ((is_keys || armored) && body.len() <= 1 << 20).then(|| body.to_vec())
+        })
+        .take(8)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_attached_keys() {
+        let entity = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/pgp-keys; name=\"OpenPGP_0x1.asc\"\r\nContent-Disposition: attachment\r\nContent-Transfer-Encoding: base64\r\n\r\nS0VZ\r\n--b--\r\n";
+        assert_eq!(attached_keys(entity), vec![b"KEY".to_vec()]);
+        assert!(attached_keys(b"Content-Type: text/plain\r\n\r\nno keys\r\n").is_empty());
+    }
 
     #[test]
     fn finds_inline_armor_even_when_cut_short() {
