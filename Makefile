@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run app demo walkthrough test deps ui build lint bench clean
+.PHONY: run app demo walkthrough test deps ui build lint bench deb clean
 
 ## Install what is missing, build, and start the desktop app.
 run: deps build
@@ -70,6 +70,10 @@ bench: deps
 	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_BIN=$(CURDIR)/target/release/conclave \
 	  $(CARGO) bench -p conclave-tests --bench delivery --locked; \
 	  status=$$?; tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
+
+## The Debian package (Tauri bundler, offline): target/release/bundle/deb/.
+deb: deps
+	packaging/build-deb.sh
 
 clean:
 	$(CARGO) clean

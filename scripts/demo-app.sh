@@ -4,16 +4,22 @@
 # a script that sends a signed, encrypted post from alice, and starts the
 # desktop app on the list. Needs root (the mail host binds privileged
 # addresses) and a display. Everything lives in ./demo-app.
+#
+# CONCLAVE_DEMO_DIR: where instead of ./demo-app. CONCLAVE_DEMO_NO_APP=1: set
+# everything up but do not start the app (the tests do this). A mail host
+# already running in MAILHOST_DIR is reused rather than restarted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CONCLAVE_BIN:-target/debug/conclave}
 APP=${CONCLAVE_APP_BIN:-target/debug/conclave-app}
-DEMO=$PWD/demo-app
+DEMO=${CONCLAVE_DEMO_DIR:-$PWD/demo-app}
 MH=${MAILHOST_DIR:-/tmp/conclave-mh}
 LIST=list@example.test
 
-tests/testbed/mailhost.sh stop "$MH" >/dev/null 2>&1 || true
-tests/testbed/mailhost.sh start "$MH"
+if ! tests/testbed/mailhost.sh status "$MH" >/dev/null 2>&1; then
+    tests/testbed/mailhost.sh stop "$MH" >/dev/null 2>&1 || true
+    tests/testbed/mailhost.sh start "$MH"
+fi
 # shellcheck disable=SC1090
 source <(sed 's/^/export /' "$MH/mailhost.env")
 
@@ -69,4 +75,5 @@ chmod +x "$DEMO/send-post.sh"
 
 printf '\nThe demo list is in %s (passphrase: demo passphrase).\n' "$DEMO/list"
 printf 'Send a signed, encrypted post from alice with:\n\n    %s\n\n' "$DEMO/send-post.sh"
+[ "${CONCLAVE_DEMO_NO_APP:-0}" = 1 ] && exit 0
 CONCLAVE_HOME="$DEMO/list" exec "$APP"

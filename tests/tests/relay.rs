@@ -506,3 +506,73 @@ fn the_engine_keeps_retrying_when_the_server_is_unreachable() {
     engine.stop();
     assert!(!engine.is_running());
 }
+
+/// `make demo` without the window: its script makes the demo list (three
+/// GnuPG subscribers) on this mail host and writes `send-post.sh`; the post
+/// that script sends goes through the list, and bob's GnuPG reads it.
+#[test]
+fn the_demo_post_goes_through_and_bob_reads_it() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    mh.clear();
+    let demo = tempfile::Builder::new()
+        .prefix("ctk-demo")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = conclave_tests::conclave::workspace_root();
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/demo-app.sh"))
+        .env("CONCLAVE_DEMO_DIR", demo.path())
+        .env("CONCLAVE_DEMO_NO_APP", "1")
+        .env("MAILHOST_DIR", &mh.dir)
+        .env("CONCLAVE_BIN", conclave_tests::conclave_bin())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let send = demo.path().join("send-post.sh");
+    assert!(said.contains(&send.display().to_string()), "{said}");
+
+    let needle = format!("DEMO-POST-{}", std::process::id());
+    let out = std::process::Command::new("bash")
+        .arg(&send)
+        .arg(&needle)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("sent."));
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let out = std::process::Command::new(conclave_tests::conclave_bin())
+        .arg("--home")
+        .arg(demo.path().join("list"))
+        .arg("--passphrase-file")
+        .arg(demo.path().join("passphrase"))
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("post #1: distributed to 3"), "{said}");
+    assert!(said.contains("sent 3, failed 0"), "{said}");
+    let gnupg = demo.path().join("g-bob");
+    let read = wait_until(10, || {
+        mh.inbox("bob").iter().any(|m| {
+            let mut gpg = std::process::Command::new("gpg")
+                .args(["--batch", "-q", "-d", "--homedir"])
+                .arg(&gnupg)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            let armored = conclave_tests::extract_armored_message(m).unwrap_or_default();
+            let _ = gpg.stdin.take().unwrap().write_all(&armored);
+            let out = gpg.wait_with_output().unwrap();
+            String::from_utf8_lossy(&out.stdout).contains(&needle)
+        })
+    });
+    assert!(read, "bob's GnuPG reads the demo post");
+}
