@@ -8,15 +8,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A package carries no debug information (the release profile keeps some,
+# for profiling the benchmarks).
+export CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols
+
 (cd ui && npm install --no-audit --no-fund && npm run build)
 cargo build --release --locked -p conclave-cli
 ui/node_modules/.bin/tauri build --bundles deb --ci -- --locked
 
 deb=$(ls -t target/release/bundle/deb/*.deb | head -1)
-contents=$(dpkg-deb --contents "$deb")
-for want in ./usr/bin/conclave-app ./usr/bin/conclave ./usr/share/applications/ \
-    ./usr/share/icons/hicolor/128x128/apps/; do
-  grep -q " $want" <<<"$contents" || { echo "build-deb.sh: $deb lacks $want" >&2; exit 1; }
+contents=$(dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's|^\./||')
+for want in usr/bin/conclave-app usr/bin/conclave usr/share/applications/Conclave.desktop \
+    usr/share/icons/hicolor/128x128/apps/conclave-app.png; do
+  grep -qx "$want" <<<"$contents" || { echo "build-deb.sh: $deb lacks $want" >&2; exit 1; }
 done
 dpkg-deb --field "$deb" Package Version Depends Recommends
 echo "built $deb"

@@ -213,6 +213,9 @@ pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
             address: s.address,
             fingerprint: s.fingerprint,
             warning: s.warning,
+            algorithm: s.algorithm,
+            expires: s.expires.map(rfc5322),
+            addresses: s.addresses,
         })
         .collect())
 }

@@ -214,6 +214,12 @@ pub struct Subscriber {
     pub fingerprint: String,
     /// Expiring, expired or revoked.
     pub warning: Option<String>,
+    /// The primary key's algorithm.
+    pub algorithm: String,
+    /// When the key expires (RFC 5322), if it does.
+    pub expires: Option<String>,
+    /// The addresses of its valid User IDs.
+    pub addresses: Vec<String>,
 }
 
 /// A certificate as the accept-or-refuse dialog shows it.

@@ -8,6 +8,11 @@ use conclave_tests::Mailhost;
 /// Fills the wizard for the list mailbox of the mail host, with `imap` as
 /// the incoming server (host key, port key), and creates the list.
 fn complete_wizard(gui: &Gui, imap: (&str, &str)) {
+    complete_wizard_with(gui, imap, None);
+}
+
+/// As [`complete_wizard`]; with `card`, the new key goes onto that card.
+fn complete_wizard_with(gui: &Gui, imap: (&str, &str), card: Option<&str>) {
     let mh = Mailhost::get();
     gui.wait("#wizard", 30);
     gui.screenshot("01-wizard-list");
@@ -32,7 +37,16 @@ fn complete_wizard(gui: &Gui, imap: (&str, &str)) {
     gui.click("#wiz-next");
     gui.fill("#wiz-passphrase", "correct horse battery");
     gui.fill("#wiz-passphrase2", "correct horse battery");
-    gui.screenshot("03-wizard-key");
+    if let Some(ident) = card {
+        gui.click("#wiz-key-card");
+        gui.wait(&format!("#wiz-card option[value='{ident}']"), 20);
+        gui.select("#wiz-card", ident);
+    }
+    gui.screenshot(if card.is_some() {
+        "03-wizard-key-card"
+    } else {
+        "03-wizard-key"
+    });
     gui.click("#wiz-finish");
 }
 
@@ -103,6 +117,14 @@ fn the_wizard_sets_up_a_list_that_relays() {
     let expires = conclave_tests::cert_expiry(cli(&["key", "export"]).as_bytes()).unwrap();
     let five = std::time::SystemTime::now() + std::time::Duration::from_secs(5 * 365 * 24 * 3600);
     assert!(expires > five - std::time::Duration::from_secs(3 * 24 * 3600));
+    // The screen shows the new date.
+    let date = conclave_core::clock::rfc5322(expires);
+    let year = date.split_whitespace().nth(3).unwrap().to_string();
+    assert!(
+        conclave_tests::wait_until(10, || gui.text("#key-expires").contains(&year)),
+        "{} (want {year})",
+        gui.text("#key-expires")
+    );
     // An encrypted backup, where the owner says.
     let backup = gui.home().join("backup.asc");
     gui.fill("#key-backup-path", backup.to_str().unwrap());
@@ -247,7 +269,8 @@ fn a_held_post_is_approved_from_the_moderation_screen() {
     gui.click("#held-key-add-0");
     gui.wait_text("dave@example.test is now a subscriber", 10);
     gui.click("#nav-subscribers");
-    gui.wait_text(dave.fingerprint(), 10);
+    gui.wait_text("User IDs: dave@example.test", 10);
+    gui.screenshot("05-subscribers-with-dave");
 }
 
 /// A pinned certificate that changed raises the alarm, which offers no way
@@ -367,4 +390,29 @@ fn the_list_key_moves_to_a_card_from_the_key_screen() {
     assert!(text.contains("holds the list key"), "{text}");
     assert!(text.contains("user PIN 3, reset code"), "{text}");
     gui.screenshot("13-card");
+}
+
+/// The wizard's third choice of key: a new key, moved at once onto a card
+/// (the admin PIN is asked in the dialog); no key file stays behind, and the
+/// relay runs with the card.
+#[test]
+fn the_wizard_puts_a_new_key_on_a_card() {
+    use conclave_tests::card::ADMIN_PIN;
+    use conclave_tests::VirtualCard;
+    let _guard = Gui::lock();
+    let _card = VirtualCard::lock();
+    let (_, ident) = VirtualCard::fresh();
+    conclave_tests::keyring_bus();
+    Mailhost::get().clear();
+    let gui = Gui::start();
+    complete_wizard_with(&gui, ("MAILHOST_HOST", "MAILHOST_IMAPS_PORT"), Some(&ident));
+    gui.wait("#pin-dialog", 60);
+    assert!(gui.text("#pin-dialog").to_lowercase().contains("admin"));
+    gui.fill("#pin-input", ADMIN_PIN);
+    gui.click("#pin-ok");
+    gui.wait("#nav-dashboard", 60);
+    gui.wait_text("connected; last pass", 30);
+    assert!(!gui.home().join("list-key.asc").exists());
+    gui.click("#nav-key");
+    gui.wait_text(&format!("on the OpenPGP card {ident}"), 20);
 }

@@ -349,7 +349,16 @@ function shell(): void {
   void render();
 }
 
-async function render(): Promise<void> {
+/** Renders the current screen. Renders run one after another, so a slow
+ * one (the Card screen asks PC/SC) never paints over the screen the owner
+ * went to next. */
+let rendering: Promise<void> = Promise.resolve();
+function render(): Promise<void> {
+  rendering = rendering.then(renderNow, renderNow);
+  return rendering;
+}
+
+async function renderNow(): Promise<void> {
   try {
     switch (screen) {
       case "dashboard":
@@ -557,7 +566,14 @@ async function subscribers(): Promise<void> {
           "tr",
           {},
           h("td", {}, s.address),
-          h("td", {}, h("code", {}, s.fingerprint), s.warning ? h("span", { class: "warning" }, ` ${s.warning}`) : null),
+          h(
+            "td",
+            { class: "sub-key" },
+            h("code", {}, spaced(s.fingerprint)),
+            h("br"),
+            h("small", {}, `${s.algorithm}; ${s.expires ? `expires ${s.expires}` : "does not expire"}; User IDs: ${s.addresses.join(", ") || "none valid"}`),
+            s.warning ? h("div", { class: "warning" }, s.warning) : null,
+          ),
           h(
             "td",
             {},
@@ -615,7 +631,7 @@ async function listKey(): Promise<void> {
       h("dt", {}, "Fingerprint"),
       h("dd", { id: "key-fingerprint" }, h("code", {}, spaced(k.fingerprint))),
       h("dt", {}, "Expires"),
-      h("dd", {}, k.expires ?? "never"),
+      h("dd", { id: "key-expires" }, k.expires ?? "never"),
       h("dt", {}, "Secret key"),
       h("dd", {}, k.holder === "file" ? "in a passphrase-protected file in the list's folder" : `on the OpenPGP card ${k.holder}`),
     ),

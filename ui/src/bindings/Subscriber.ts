@@ -15,4 +15,16 @@ fingerprint: string,
 /**
  * Expiring, expired or revoked.
  */
-warning: string | null, };
+warning: string | null, 
+/**
+ * The primary key's algorithm.
+ */
+algorithm: string, 
+/**
+ * When the key expires (RFC 5322), if it does.
+ */
+expires: string | null, 
+/**
+ * The addresses of its valid User IDs.
+ */
+addresses: Array<string>, };

@@ -135,6 +135,12 @@ pub struct SubscriberInfo {
     pub fingerprint: String,
     /// Problems with their key (expired, revoked, no encryption key), if any.
     pub warning: Option<String>,
+    /// The primary key's algorithm (`EdDSA`, `RSA 3072`…).
+    pub algorithm: String,
+    /// When the key expires, if it does.
+    pub expires: Option<SystemTime>,
+    /// The addresses of its valid User IDs.
+    pub addresses: Vec<String>,
 }
 
 /// The subscribers with their parsed certificates. The certificates sit in
@@ -453,11 +459,7 @@ impl List {
             &format!("{address} added with key {fpr}"),
         )?;
         self.members = None;
-        Ok(SubscriberInfo {
-            address,
-            fingerprint: fpr,
-            warning: None,
-        })
+        Ok(subscriber_info(address, fpr, Ok(cert), now))
     }
 
     /// Removes a subscriber.
@@ -478,24 +480,14 @@ impl List {
     /// Every subscriber, with a warning when their key cannot be used.
     pub fn subscribers(&self) -> Result<Vec<SubscriberInfo>> {
         let now = self.clock.now();
-        let soon = now + std::time::Duration::from_secs(30 * 24 * 3600);
         let mut out = Vec::new();
         for s in self.store.subscribers()? {
-            let warning = match certs::parse_public_cert(&s.cert) {
-                Ok(cert) => match certs::encryption_keys(&cert, now) {
-                    Err(e) => Some(e.to_string()),
-                    Ok(_) if certs::encryption_keys(&cert, soon).is_err() => {
-                        Some("the key expires within 30 days".into())
-                    }
-                    Ok(_) => None,
-                },
-                Err(e) => Some(e.to_string()),
-            };
-            out.push(SubscriberInfo {
-                address: s.address,
-                fingerprint: s.fingerprint,
-                warning,
-            });
+            out.push(subscriber_info(
+                s.address,
+                s.fingerprint,
+                certs::parse_public_cert(&s.cert),
+                now,
+            ));
         }
         Ok(out)
     }
@@ -1083,4 +1075,52 @@ pub fn sha256_hex(data: &[u8]) -> String {
     ctx.into_digest()
         .map(|d| crate::crypto::hex(&d))
         .unwrap_or_default()
+}
+
+/// What the owner is shown of a subscriber and their key.
+fn subscriber_info(
+    address: String,
+    fingerprint: String,
+    cert: Result<sequoia_openpgp::Cert>,
+    now: SystemTime,
+) -> SubscriberInfo {
+    use sequoia_openpgp::types::PublicKeyAlgorithm as Algo;
+    let soon = now + std::time::Duration::from_secs(30 * 24 * 3600);
+    let warning = match &cert {
+        Ok(cert) => match certs::encryption_keys(cert, now) {
+            Err(e) => Some(e.to_string()),
+            Ok(_) if certs::encryption_keys(cert, soon).is_err() => {
+                Some("the key expires within 30 days".into())
+            }
+            Ok(_) => None,
+        },
+        Err(e) => Some(e.to_string()),
+    };
+    let (algorithm, expires, addresses) = match &cert {
+        Ok(cert) => {
+            let key = cert.primary_key().key();
+            let algorithm = match key.mpis().bits() {
+                Some(bits)
+                    if !matches!(key.pk_algo(), Algo::EdDSA | Algo::Ed25519 | Algo::Ed448) =>
+                {
+                    format!("{} {bits}", key.pk_algo())
+                }
+                _ => key.pk_algo().to_string(),
+            };
+            let expires = cert
+                .with_policy(crate::crypto::policy(), now)
+                .ok()
+                .and_then(|vc| vc.primary_key().key_expiration_time());
+            (algorithm, expires, certs::addresses(cert, now))
+        }
+        Err(_) => (String::new(), None, Vec::new()),
+    };
+    SubscriberInfo {
+        address,
+        fingerprint,
+        warning,
+        algorithm,
+        expires,
+        addresses,
+    }
 }
