@@ -317,12 +317,20 @@ impl Gui {
     }
 
     /// The visible text of the element matching `css`.
+    /// Read in the page in one step, so a redraw between finding the
+    /// element and reading it cannot leave a stale reference.
     pub fn text(&self, css: &str) -> String {
-        let e = self.wait(css, 20);
-        self.call("GET", &self.at(&format!("/element/{e}/text")), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        for _ in 0..5 {
+            self.wait(css, 20);
+            let v = self.js(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                json!([css]),
+            );
+            if let Some(t) = v.as_str() {
+                return t.to_string();
+            }
+        }
+        panic!("{css} keeps disappearing from the page")
     }
 
     /// Saves a screenshot of the window as `tests/artifacts/gui/NAME.png`,
