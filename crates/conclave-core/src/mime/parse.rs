@@ -1,7 +1,7 @@
 //! Reading posts: where the ciphertext is, who says they sent it, and, once
 //! decrypted, what the author signed and which headers they protected.
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{ContentType, Message, MessageParser, MimeHeaders, PartType};
 
 use super::{split_head, split_multipart, to_crlf};
 
@@ -99,15 +99,7 @@ fn find_payload(msg: &Message<'_>) -> Payload {
     // the part that holds the OpenPGP message, whatever a provider did to the
     // surrounding structure.
     for (i, part) in parts.iter().enumerate() {
-        let is_control = part
-            .content_type()
-            .map(|ct| {
-                ct.ctype().eq_ignore_ascii_case("application")
-                    && ct
-                        .subtype()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("pgp-encrypted"))
-            })
-            .unwrap_or(false);
+        let is_control = is_type(part.content_type(), "application", "pgp-encrypted");
         if !is_control || find(part.contents(), ARMOR_BEGIN).is_some() {
             continue;
         }
@@ -216,14 +208,7 @@ pub fn content(plaintext: &[u8], pgp_mime: bool) -> (Content, Protected) {
     };
     let mut protected = protected_headers(&msg);
     let root_ct = msg.root_part().content_type();
-    let is_signed = root_ct
-        .map(|ct| {
-            ct.ctype().eq_ignore_ascii_case("multipart")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("signed"))
-        })
-        .unwrap_or(false);
+    let is_signed = is_type(root_ct, "multipart", "signed");
     let boundary = root_ct
         .and_then(|ct| ct.attribute("boundary"))
         .map(str::to_owned);
@@ -286,6 +271,14 @@ pub fn first_text(entity: &[u8]) -> Option<String> {
     msg.body_text(0).map(|t| t.into_owned())
 }
 
+/// Whether a part's `Content-Type` is `kind/sub` (case-insensitively).
+fn is_type(ct: Option<&ContentType<'_>>, kind: &str, sub: &str) -> bool {
+    ct.is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case(kind)
+            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(sub))
+    })
+}
+
 /// The OpenPGP keys attached to a decrypted entity: `application/pgp-keys`
 /// parts (Thunderbird's "Attach my public key"), and any attachment whose
 /// body is an armored public key. At most 8, each at most 1 MiB.
@@ -298,14 +291,9 @@ pub fn attached_keys(entity: &[u8]) -> Vec<Vec<u8>> {
         .iter()
         .filter(|part| !matches!(part.body, PartType::Multipart(_)))
         .filter_map(|part| {
-            let is_keys = part.content_type().is_some_and(|ct| {
-                ct.ctype().eq_ignore_ascii_case("application")
-                    && ct
-                        .subtype()
-                        .is_some_and(|s| s.eq_ignore_ascii_case("pgp-keys"))
-            });
+            let is_keys = is_type(part.content_type(), "application", "pgp-keys");
             let body = part.contents();
-            let armored = body.windows(BEGIN.len()).any(|w| w == BEGIN);
+            let armored = find(body, BEGIN).is_some();
             ((is_keys || armored) && body.len() <= 1 << 20).then(|| body.to_vec())
         })
         .take(8)
