@@ -325,14 +325,9 @@ pub fn pin_answer(app: State<'_, App>, pin: Option<String>) {
 /// Moves the list key's expiry to `years` years from now.
 #[tauri::command(async)]
 pub fn key_extend(app: State<'_, App>, years: u64) -> Reply<ListKey> {
-    if !(1..=10).contains(&years) {
-        return Err(invalid("choose 1 to 10 years"));
-    }
     let engine = engine(&app)?;
     let mut list = engine.list();
-    let until = std::time::SystemTime::now()
-        + std::time::Duration::from_secs(years * 365 * 24 * 3600 + 24 * 3600);
-    list.extend_key(until)?;
+    list.extend_key_by_years(years)?;
     key_facts(&list)
 }
 

@@ -146,9 +146,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             KeyCmd::Extend { years } => {
                 let mut list = open_unlocked(&cli)?;
-                let until = std::time::SystemTime::now()
-                    + std::time::Duration::from_secs(years * 365 * 24 * 3600 + 24 * 3600);
-                list.extend_key(until)?;
+                list.extend_key_by_years(*years)?;
                 let when = list
                     .key_expiry()?
                     .map(conclave_core::clock::rfc5322)

@@ -53,15 +53,6 @@ pub fn keyring_set(account: &str, password: &str) -> Result<()> {
         .map_err(|e| keyring_error(account, &e))
 }
 
-/// Removes the keyring's password for `account`; true if there was one.
-pub fn keyring_delete(account: &str) -> Result<bool> {
-    match entry(account)?.delete_credential() {
-        Ok(()) => Ok(true),
-        Err(keyring::Error::NoEntry) => Ok(false),
-        Err(e) => Err(keyring_error(account, &e)),
-    }
-}
-
 /// Reads a password: from the environment variable `env` if set, else from
 /// `file`, which must be readable by its owner only.
 pub fn read_password(env: &str, file: &str) -> Result<String> {

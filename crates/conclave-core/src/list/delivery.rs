@@ -182,15 +182,22 @@ impl List {
         if !file.is_empty() {
             return Ok(PasswordSource::File(file));
         }
-        let host = self.config_value(&format!("{prefix}.host"))?;
+        Ok(PasswordSource::Keyring(self.keyring_account(prefix)?))
+    }
+
+    /// The keyring account of server `prefix`, named after its login, host
+    /// and port ([`account`]).
+    fn keyring_account(&self, prefix: &str) -> Result<String> {
         let port = self
             .config_value(&format!("{prefix}.port"))?
             .parse()
             .unwrap_or(0);
-        let username = self.config_value(&format!("{prefix}.username"))?;
-        Ok(PasswordSource::Keyring(account(
-            prefix, &username, &host, port,
-        )))
+        Ok(account(
+            prefix,
+            &self.config_value(&format!("{prefix}.username"))?,
+            &self.config_value(&format!("{prefix}.host"))?,
+            port,
+        ))
     }
 
     /// Keeps the password of server `prefix` in the OS keyring (the
@@ -221,22 +228,8 @@ impl List {
             self.config_set(&key, &path.display().to_string())?;
         } else {
             self.config_set(&key, "")?;
-            let PasswordSource::Keyring(account) = self.password_source(prefix)? else {
-                // The environment overrides; store it in the keyring anyway.
-                let port = self
-                    .config_value(&format!("{prefix}.port"))?
-                    .parse()
-                    .unwrap_or(0);
-                let a = account(
-                    prefix,
-                    &self.config_value(&format!("{prefix}.username"))?,
-                    &self.config_value(&format!("{prefix}.host"))?,
-                    port,
-                );
-                keyring_set(&a, password)?;
-                return self.password_source(prefix);
-            };
-            keyring_set(&account, password)?;
+            // Stored even when the environment overrides it for now.
+            keyring_set(&self.keyring_account(prefix)?, password)?;
         }
         self.store.audit(
             self.clock.unix(),

@@ -84,6 +84,16 @@ impl List {
         )
     }
 
+    /// [`List::extend_key`] to `years` years (1 to 10) and a day from now,
+    /// as the CLI and the app offer it.
+    pub fn extend_key_by_years(&mut self, years: u64) -> Result<()> {
+        if !(1..=10).contains(&years) {
+            return Err(Error::InvalidInput("choose 1 to 10 years".into()));
+        }
+        let days = years * 365 + 1;
+        self.extend_key(self.clock.now() + std::time::Duration::from_secs(days * 24 * 3600))
+    }
+
     /// A card's own failure (a wrong PIN, a pulled card) explains a failed
     /// signature better than Sequoia's error.
     fn signing_failed(&mut self, what: &'static str, e: openpgp::anyhow::Error) -> Error {
