@@ -1086,35 +1086,38 @@ fn subscriber_info(
 ) -> SubscriberInfo {
     use sequoia_openpgp::types::PublicKeyAlgorithm as Algo;
     let soon = now + std::time::Duration::from_secs(30 * 24 * 3600);
-    let warning = match &cert {
-        Ok(cert) => match certs::encryption_keys(cert, now) {
-            Err(e) => Some(e.to_string()),
-            Ok(_) if certs::encryption_keys(cert, soon).is_err() => {
-                Some("the key expires within 30 days".into())
+    let cert = match cert {
+        Ok(cert) => cert,
+        Err(e) => {
+            return SubscriberInfo {
+                address,
+                fingerprint,
+                warning: Some(e.to_string()),
+                algorithm: String::new(),
+                expires: None,
+                addresses: Vec::new(),
             }
-            Ok(_) => None,
-        },
-        Err(e) => Some(e.to_string()),
-    };
-    let (algorithm, expires, addresses) = match &cert {
-        Ok(cert) => {
-            let key = cert.primary_key().key();
-            let algorithm = match key.mpis().bits() {
-                Some(bits)
-                    if !matches!(key.pk_algo(), Algo::EdDSA | Algo::Ed25519 | Algo::Ed448) =>
-                {
-                    format!("{} {bits}", key.pk_algo())
-                }
-                _ => key.pk_algo().to_string(),
-            };
-            let expires = cert
-                .with_policy(crate::crypto::policy(), now)
-                .ok()
-                .and_then(|vc| vc.primary_key().key_expiration_time());
-            (algorithm, expires, certs::addresses(cert, now))
         }
-        Err(_) => (String::new(), None, Vec::new()),
     };
+    let warning = match certs::encryption_keys(&cert, now) {
+        Err(e) => Some(e.to_string()),
+        Ok(_) if certs::encryption_keys(&cert, soon).is_err() => {
+            Some("the key expires within 30 days".into())
+        }
+        Ok(_) => None,
+    };
+    let key = cert.primary_key().key();
+    let algorithm = match key.mpis().bits() {
+        Some(bits) if !matches!(key.pk_algo(), Algo::EdDSA | Algo::Ed25519 | Algo::Ed448) => {
+            format!("{} {bits}", key.pk_algo())
+        }
+        _ => key.pk_algo().to_string(),
+    };
+    let expires = cert
+        .with_policy(crate::crypto::policy(), now)
+        .ok()
+        .and_then(|vc| vc.primary_key().key_expiration_time());
+    let addresses = certs::addresses(&cert, now);
     SubscriberInfo {
         address,
         fingerprint,
