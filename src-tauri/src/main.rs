@@ -178,8 +178,7 @@ fn main() {
             // is asked for in a dialog when the card first needs it.
             if let Ok(mut list) = List::open(&state.home, Arc::new(SystemClock)) {
                 let on_card = matches!(list.card_ident(), Ok(Some(_)));
-                let handle = tauri_app.handle().clone();
-                let unlocked = on_card && list.unlock_card(state.pins.source(handle)).is_ok();
+                let unlocked = on_card && list.unlock_card(state.pin_source()).is_ok();
                 state.attach(Engine::new(list), unlocked);
             }
             // No tray on a desktop without one (or under Xvfb): that is fine.
