@@ -40,6 +40,8 @@ test: deps build lint
 
 deps:
 	./scripts/install-deps.sh
+	@# OpenPGP.js, the fourth subscriber engine of the interop tests.
+	cd tests/testbed/openpgpjs && npm ci --no-audit --no-fund
 
 ## The desktop app's UI (TypeScript + Vite): the app embeds ui/dist.
 # `npm install` keeps the versions package-lock.json pins; `npm ci` would

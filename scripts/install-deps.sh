@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Conclave needs to build and test on Debian: the C libraries the
-# crypto backend binds to, the subscriber clients the tests drive (GnuPG,
+# crypto backends bind to (Botan for Sequoia, Nettle for the X25519 fan-out), the subscriber clients the tests drive (GnuPG,
 # RNP, Sequoia sq), and the smart card stack the card tests use (pcscd and its
 # library, vsmartcard's virtual reader, pcsc-tools and opensc for looking at the
 # card; see tests/testbed/card.sh), and the OS keyring (D-Bus and GNOME Keyring,
@@ -8,7 +8,7 @@
 # (or sudo) for that.
 set -euo pipefail
 
-packages=(build-essential pkg-config clang libclang-dev nettle-dev gnupg rnp sq ca-certificates
+packages=(build-essential pkg-config clang libclang-dev nettle-dev libbotan-2-dev gnupg rnp sq ca-certificates
     pcscd libpcsclite-dev pcsc-tools vsmartcard-vpcd opensc
     libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev libgtk-3-dev librsvg2-dev
     libayatana-appindicator3-dev libxdo-dev libssl-dev xvfb xauth webkit2gtk-driver imagemagick curl

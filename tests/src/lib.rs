@@ -2,7 +2,8 @@
 //!
 //! No mocks: subscribers are driven through the real OpenPGP programs
 //! installed on the machine — GnuPG 2.2 (`gpg`), RNP 0.16 (`rnp`,
-//! `rnpkeys`; Thunderbird's engine) and Sequoia `sq` 0.27 — and the list
+//! `rnpkeys`; Thunderbird's engine), Sequoia `sq` 0.27 and OpenPGP.js 6
+//! (`node`, `tests/testbed/openpgpjs`) — and the list
 //! through the real `conclave` binary.
 //!
 //! * [`Engine`], [`Subscriber`], [`Post`], [`Signing`], [`Decrypted`]:
@@ -34,7 +35,7 @@ pub use pgp::{
     pkesk_recipients,
 };
 pub use programs::{find_program, require_all_engines, require_programs};
-pub use subscriber::{Decrypted, Engine, Post, Signing, Subscriber};
+pub use subscriber::{Decrypted, Engine, JsKey, Post, Signing, Subscriber};
 
 /// Panics unless every named program is on `PATH`:
 /// `require_programs!("gpg", "rnp", "sq")`.

@@ -110,6 +110,28 @@ pub fn pkesk_recipients(message: &[u8]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// How an OpenPGP message (armored or binary) is encrypted: `"SEIPDv1"`, or
+/// `"SEIPDv2 AES256-OCB"` and the like for RFC 9580 AEAD. Parsing stops at
+/// the encrypted data packet; the message is not decrypted.
+pub fn encryption_container(message: &[u8]) -> Result<String, String> {
+    let mut ppr = PacketParser::from_bytes(message)
+        .map_err(|e| format!("cannot parse OpenPGP message: {e:#}"))?;
+    while let PacketParserResult::Some(pp) = ppr {
+        match &pp.packet {
+            Packet::SEIP(sequoia_openpgp::packet::SEIP::V1(_)) => return Ok("SEIPDv1".into()),
+            Packet::SEIP(sequoia_openpgp::packet::SEIP::V2(p)) => {
+                return Ok(format!("SEIPDv2 {}-{}", p.symmetric_algo(), p.aead()))
+            }
+            _ => {}
+        }
+        ppr = pp
+            .next()
+            .map_err(|e| format!("cannot parse OpenPGP message: {e:#}"))?
+            .1;
+    }
+    Err("no encrypted data packet".into())
+}
+
 /// Information about the signature packets in a (detached) signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigInfo {

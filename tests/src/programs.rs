@@ -51,9 +51,20 @@ pub fn require_programs(names: &[&str]) {
     }
 }
 
-/// Panics unless every program the three engines need is installed.
+/// Panics unless every program the four engines need is installed, and
+/// OpenPGP.js's package (`npm ci` in `tests/testbed/openpgpjs`).
 pub fn require_all_engines() {
-    require_programs(&["gpg", "gpgconf", "rnp", "rnpkeys", "sq"]);
+    require_programs(&["gpg", "gpgconf", "rnp", "rnpkeys", "sq", "node"]);
+    let modules = crate::subscriber::openpgpjs_script().with_file_name("node_modules/openpgp");
+    assert!(
+        modules.exists(),
+        "OpenPGP.js is not installed: run `npm ci` in {} (make test does)",
+        modules
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap_or(&modules)
+            .display()
+    );
 }
 
 /// Renders a command line for error messages.

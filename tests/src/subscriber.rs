@@ -1,5 +1,7 @@
 //! A list subscriber backed by a real OpenPGP implementation: GnuPG, RNP
-//! (Thunderbird's engine) or Sequoia `sq` 0.27.
+//! (Thunderbird's engine), Sequoia `sq` 0.27 or OpenPGP.js 6 (the engine
+//! inside Mailvelope and Proton, driven through
+//! `tests/testbed/openpgpjs/subscriber.mjs`).
 //!
 //! Each [`Subscriber`] owns an isolated temporary directory under `/tmp`
 //! (short path, because gpg-agent's socket path must stay below 107 bytes):
@@ -8,14 +10,16 @@
 //! |-----------------|------------------------|------------------------------|-----------------------|
 //! | `DIR/h/`        | `GNUPGHOME`            | `--homedir` (pubring.gpg, secring.gpg directly inside) | unused |
 //! | `DIR/key.pgp`   | –                      | –                            | secret key (+ `.rev`) |
+//! | `DIR/key.asc`   | OpenPGP.js: the secret key (armored)                                          |||
 //! | `DIR/pub.asc`   | armored public cert    | armored public cert          | armored public cert   |
 //! | `DIR/certs/`    | –                      | –                            | imported certs        |
 //! | `DIR/tN.*`      | scratch files          | scratch files                | scratch files         |
 //!
 //! Keys are EdDSA (ed25519) primary + ECDH (cv25519) encryption subkey for
-//! all three engines (sq additionally adds an ed25519 signing subkey and an
+//! gpg, rnp and sq (sq additionally adds an ed25519 signing subkey and an
 //! authentication subkey, its defaults), without passphrase and without
-//! expiry.
+//! expiry. OpenPGP.js makes the key [`JsKey`] asks for, with its own
+//! defaults.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,18 +41,48 @@ pub enum Engine {
     Rnp,
     /// Sequoia `sq` 0.27 (stateless; keys live in files).
     Sq,
+    /// OpenPGP.js 6 under Node.js (stateless; keys live in files).
+    OpenPgpJs,
+}
+
+/// The key an OpenPGP.js subscriber makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JsKey {
+    /// A v4 key, Ed25519 + Curve25519 (OpenPGP.js's default).
+    Cv25519,
+    /// A v4 RSA-3072 key.
+    Rsa3072,
+    /// An RFC 9580 v6 key (Ed25519 + X25519).
+    V6,
+}
+
+impl JsKey {
+    fn name(self) -> &'static str {
+        match self {
+            JsKey::Cv25519 => "cv25519",
+            JsKey::Rsa3072 => "rsa3072",
+            JsKey::V6 => "v6",
+        }
+    }
+}
+
+/// The script that drives OpenPGP.js (its `node_modules` come from
+/// `npm ci` in the same folder, which `make test` runs).
+pub fn openpgpjs_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/openpgpjs/subscriber.mjs")
 }
 
 impl Engine {
     /// All engines, in a fixed order.
-    pub const ALL: [Engine; 3] = [Engine::Gpg, Engine::Rnp, Engine::Sq];
+    pub const ALL: [Engine; 4] = [Engine::Gpg, Engine::Rnp, Engine::Sq, Engine::OpenPgpJs];
 
-    /// Short lower-case name (`"gpg"`, `"rnp"`, `"sq"`).
+    /// Short lower-case name (`"gpg"`, `"rnp"`, `"sq"`, `"openpgpjs"`).
     pub fn name(self) -> &'static str {
         match self {
             Engine::Gpg => "gpg",
             Engine::Rnp => "rnp",
             Engine::Sq => "sq",
+            Engine::OpenPgpJs => "openpgpjs",
         }
     }
 
@@ -58,6 +92,7 @@ impl Engine {
             Engine::Gpg => &["gpg", "gpgconf"],
             Engine::Rnp => &["rnp", "rnpkeys"],
             Engine::Sq => &["sq"],
+            Engine::OpenPgpJs => &["node"],
         }
     }
 
@@ -193,6 +228,7 @@ pub struct Subscriber {
     pub dir: TempDir,
     fingerprint: String,
     public_key: Vec<u8>,
+    js_key: JsKey,
     seq: AtomicU32,
     clock_ahead: AtomicI64,
 }
@@ -233,11 +269,27 @@ impl Subscriber {
             .unwrap_or_else(|e| panic!("cannot create {engine} subscriber {address}: {e}"))
     }
 
+    /// An OpenPGP.js subscriber with the key `kind`.
+    pub fn openpgpjs(address: &str, kind: JsKey) -> Subscriber {
+        Self::try_new(Engine::OpenPgpJs, address, address, kind).unwrap_or_else(|e| {
+            panic!("cannot create OpenPGP.js ({kind:?}) subscriber {address}: {e}")
+        })
+    }
+
     /// Fallible version of [`Subscriber::with_user_id`].
     pub fn try_with_user_id(
         engine: Engine,
         address: &str,
         user_id: &str,
+    ) -> Result<Subscriber, String> {
+        Self::try_new(engine, address, user_id, JsKey::Cv25519)
+    }
+
+    fn try_new(
+        engine: Engine,
+        address: &str,
+        user_id: &str,
+        js_key: JsKey,
     ) -> Result<Subscriber, String> {
         let prefix = format!("ctk-{}", &engine.name()[..1]);
         let dir = tempfile::Builder::new()
@@ -254,6 +306,7 @@ impl Subscriber {
             dir,
             fingerprint: String::new(),
             public_key: Vec::new(),
+            js_key,
             seq: AtomicU32::new(0),
             clock_ahead: AtomicI64::new(0),
         };
@@ -328,7 +381,21 @@ impl Subscriber {
                 )?
                 .stdout
             }
+            Engine::OpenPgpJs => {
+                run_checked(
+                    self.node()
+                        .args(["gen", self.js_key.name(), &uid])
+                        .arg(self.dir.path()),
+                    None,
+                )?;
+                // OpenPGP.js writes a bare address as `<address>`.
+                if !uid.contains('<') {
+                    self.user_id = format!("<{uid}>");
+                }
+                std::fs::read(self.public_key_file()).map_err(|e| e.to_string())?
+            }
         };
+        let uid = self.user_id.clone();
         let fpr = pgp::cert_fingerprint(&public).map_err(|e| {
             format!(
                 "{e}; exported public key was:\n{}",
@@ -381,9 +448,13 @@ impl Subscriber {
         self.dir.path().join("h")
     }
 
-    /// The sq secret key file (only meaningful for [`Engine::Sq`]).
+    /// The secret key file of the stateless engines: sq's `key.pgp`,
+    /// OpenPGP.js's `key.asc` (nothing for gpg and rnp).
     pub fn secret_key_file(&self) -> PathBuf {
-        self.dir.path().join("key.pgp")
+        match self.engine {
+            Engine::OpenPgpJs => self.dir.path().join("key.asc"),
+            _ => self.dir.path().join("key.pgp"),
+        }
     }
 
     /// Exports the (unprotected) secret key, armored.
@@ -410,7 +481,9 @@ impl Subscriber {
                 None,
             )
             .map(|o| o.stdout),
-            Engine::Sq => std::fs::read(self.secret_key_file()).map_err(|e| e.to_string()),
+            Engine::Sq | Engine::OpenPgpJs => {
+                std::fs::read(self.secret_key_file()).map_err(|e| e.to_string())
+            }
         };
         r.unwrap_or_else(|e| panic!("{self:?}: cannot export secret key: {e}"))
     }
@@ -452,6 +525,12 @@ impl Subscriber {
         self.clock_ahead.store(secs, Ordering::Relaxed);
     }
 
+    fn node(&self) -> Command {
+        let mut c = Command::new("node");
+        c.arg(openpgpjs_script());
+        c
+    }
+
     fn rnp(&self) -> Command {
         let mut c = Command::new("rnp");
         c.arg("--homedir")
@@ -482,7 +561,7 @@ impl Subscriber {
                     None,
                 )?;
             }
-            Engine::Sq => {
+            Engine::Sq | Engine::OpenPgpJs => {
                 let d = self.dir.path().join("certs");
                 std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
                 std::fs::write(d.join(format!("{fpr}.asc")), armored).map_err(|e| e.to_string())?;
@@ -549,6 +628,23 @@ impl Subscriber {
                 c.arg("-o").arg(&output).arg(&input);
                 run_checked(&mut c, None)?;
             }
+            Engine::OpenPgpJs => {
+                let cert = self.cert_file(recipient_cert)?;
+                let key = if sign {
+                    self.secret_key_file()
+                } else {
+                    PathBuf::from("-")
+                };
+                run_checked(
+                    self.node()
+                        .arg("encrypt")
+                        .arg(&key)
+                        .arg(&cert)
+                        .arg(&input)
+                        .arg(&output),
+                    None,
+                )?;
+            }
         }
         let armored =
             std::fs::read(&output).map_err(|e| format!("reading {}: {e}", output.display()))?;
@@ -601,6 +697,16 @@ impl Subscriber {
                         .arg("-o")
                         .arg(&output)
                         .arg(&input),
+                    None,
+                )?;
+            }
+            Engine::OpenPgpJs => {
+                run_checked(
+                    self.node()
+                        .arg("sign-detached")
+                        .arg(self.secret_key_file())
+                        .arg(&input)
+                        .arg(&output),
                     None,
                 )?;
             }
@@ -763,6 +869,16 @@ impl Subscriber {
                 let ok = out.status.success() && output.exists();
                 (out, if ok { Ok(()) } else { Err(c) })
             }
+            Engine::OpenPgpJs => {
+                let mut c = self.node();
+                c.arg("decrypt")
+                    .arg(self.secret_key_file())
+                    .arg(&input)
+                    .arg(&output);
+                let out = run(&mut c, None)?;
+                let ok = out.status.success() && output.exists();
+                (out, if ok { Ok(()) } else { Err(c) })
+            }
         };
         if let Err(c) = ok {
             return Err(format!(
@@ -870,6 +986,17 @@ impl Subscriber {
                     .arg(&sig_f)
                     .arg(&data_f);
                 run_checked(&mut c, None)?;
+            }
+            Engine::OpenPgpJs => {
+                let cert_f = self.write_scratch("asc", signer_cert_armored)?;
+                run_checked(
+                    self.node()
+                        .arg("verify-detached")
+                        .arg(&cert_f)
+                        .arg(&sig_f)
+                        .arg(&data_f),
+                    None,
+                )?;
             }
         }
         pgp::signature_issued_by(sig_armored, signer_cert_armored)

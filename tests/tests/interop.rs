@@ -1,9 +1,10 @@
-//! Interop: posts written by GnuPG, RNP and sq go through `conclave process`,
+//! Interop: posts written by GnuPG, RNP, sq and OpenPGP.js (with a v4
+//! Curve25519, a v4 RSA-3072 and a v6 key) go through `conclave process`,
 //! and every subscriber's own engine decrypts its copy and verifies the list
 //! signature.
 
 use conclave_tests::{
-    require_all_engines, split_multipart_signed, Conclave, Engine, Post, Signing, Subscriber,
+    require_all_engines, split_multipart_signed, Conclave, Engine, JsKey, Post, Signing, Subscriber,
 };
 
 const LIST: &str = "list@example.test";
@@ -23,6 +24,9 @@ fn fixture() -> Fixture {
         Subscriber::new(Engine::Gpg, "alice@example.test"),
         Subscriber::new(Engine::Rnp, "bob@example.test"),
         Subscriber::new(Engine::Sq, "carol@example.test"),
+        Subscriber::openpgpjs("dave@example.test", JsKey::Cv25519),
+        Subscriber::openpgpjs("erin@example.test", JsKey::Rsa3072),
+        Subscriber::openpgpjs("frank@example.test", JsKey::V6),
     ];
     for s in &subs {
         list.add_subscriber(s);
@@ -112,9 +116,15 @@ fn check_copies(f: &Fixture, body: &str, round: usize) {
     }
 }
 
-fn run_author(engine: Engine) {
+/// Each of the author's posts (PGP/MIME signed and encrypted in one
+/// message, PGP/MIME `multipart/signed` inside, inline PGP in a plain text
+/// body) is distributed and read by every engine. Returns how each post was
+/// encrypted to the list ([`conclave_tests::pgp::encryption_container`]).
+fn run_author(address: &str) -> Vec<String> {
     let f = fixture();
-    let author = f.subs.iter().find(|s| s.engine == engine).unwrap();
+    let author = f.subs.iter().find(|s| s.address() == address).unwrap();
+    let engine = author.engine;
+    let mut containers = Vec::new();
     for (i, signing) in [Signing::Inline, Signing::MimeSigned]
         .into_iter()
         .enumerate()
@@ -129,30 +139,72 @@ fn run_author(engine: Engine) {
             LIST,
             &Post::new(&format!("Interop {i}"), &body).signing(signing),
         );
+        let armored = conclave_tests::extract_armored_message(&post).unwrap();
+        containers.push(conclave_tests::pgp::encryption_container(&armored).unwrap());
         let line = f.list.process(&post);
         assert_eq!(
             line,
-            "distributed to 3",
+            format!("distributed to {}", f.subs.len()),
             "{} post ({signing:?})",
             engine.name()
         );
         check_copies(&f, &body, i);
     }
+    // Inline PGP: the signed and encrypted text is the body itself.
+    let body = format!("Inline PGP from {}. Grüße!", engine.name());
+    let armored = author.encrypt(body.as_bytes(), &f.list_cert, true).unwrap();
+    containers.push(conclave_tests::pgp::encryption_container(&armored).unwrap());
+    let mut msg = format!(
+        "From: {address}\r\nTo: {LIST}\r\nSubject: Interop 2\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+    )
+    .into_bytes();
+    msg.extend_from_slice(&armored);
+    assert_eq!(
+        f.list.process(&msg),
+        format!("distributed to {}", f.subs.len()),
+        "{} inline post",
+        engine.name()
+    );
+    check_copies(&f, &body, 2);
+    containers
 }
 
 #[test]
 fn gnupg_posts_reach_every_client() {
-    run_author(Engine::Gpg);
+    run_author("alice@example.test");
 }
 
 #[test]
 fn rnp_posts_reach_every_client() {
-    run_author(Engine::Rnp);
+    run_author("bob@example.test");
 }
 
 #[test]
 fn sq_posts_reach_every_client() {
-    run_author(Engine::Sq);
+    run_author("carol@example.test");
+}
+
+/// OpenPGP.js with its own defaults writes SEIPDv2 (AEAD) to the list key,
+/// which advertises it; the list reads it.
+fn js_posts_use_aead(containers: &[String]) {
+    for c in containers {
+        assert!(c.starts_with("SEIPDv2 "), "OpenPGP.js used {c}");
+    }
+}
+
+#[test]
+fn openpgpjs_curve25519_posts_reach_every_client() {
+    js_posts_use_aead(&run_author("dave@example.test"));
+}
+
+#[test]
+fn openpgpjs_rsa3072_posts_reach_every_client() {
+    js_posts_use_aead(&run_author("erin@example.test"));
+}
+
+#[test]
+fn openpgpjs_v6_key_posts_reach_every_client() {
+    js_posts_use_aead(&run_author("frank@example.test"));
 }
 
 /// The outer headers carry what delivery and clients need (List-*, Autocrypt
@@ -169,7 +221,10 @@ fn copies_carry_list_headers_and_drop_leaky_ones() {
         .header("X-Mailer", "LeakyMail 1.0")
         .header("Received", "from secret-laptop.home (10.1.2.3)");
     let msg = alice.compose(&f.list_cert, LIST, &post);
-    assert_eq!(f.list.process(&msg), "distributed to 3");
+    assert_eq!(
+        f.list.process(&msg),
+        format!("distributed to {}", f.subs.len())
+    );
     let copies = f.list.export_outbox();
     let eml = copies.get("bob@example.test").unwrap();
     let outer = String::from_utf8_lossy(eml);
@@ -242,7 +297,10 @@ fn inline_pgp_post_in_replace_mode() {
     let armored = alice.encrypt(body.as_bytes(), &f.list_cert, true).unwrap();
     let mut msg = format!("From: alice@example.test\r\nTo: {LIST}\r\nSubject: inline\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").into_bytes();
     msg.extend_from_slice(&armored);
-    assert_eq!(f.list.process(&msg), "distributed to 3");
+    assert_eq!(
+        f.list.process(&msg),
+        format!("distributed to {}", f.subs.len())
+    );
     let copies = f.list.export_outbox();
     let carol = &f.subs[2];
     let d = carol

@@ -90,6 +90,9 @@ fn unlock(list: &mut List, cli: &Cli) -> Result<bool> {
         list.unlock_card(pins(cli)?)?;
     } else if let Some(pw) = passphrase(cli)? {
         list.unlock(&pw)?;
+        if let Some(line) = list.key_renewal() {
+            eprintln!("conclave: {line}");
+        }
     } else {
         return Ok(false);
     }
@@ -119,6 +122,23 @@ fn pins(cli: &Cli) -> Result<PinSource> {
     }))
 }
 
+/// When the list key had to be certified again (an old key with SHA-1
+/// self-signatures), one line saying so, and the renewed public key in
+/// `HOME/list-public-key.asc` for the subscribers.
+fn renewal_line(out: &mut impl Write, list: &List, home: &std::path::Path) -> Result<()> {
+    if let Some(line) = list.key_renewal() {
+        let file = home.join("list-public-key.asc");
+        std::fs::write(&file, list.export_public_key()?)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        writeln!(
+            out,
+            "{line}; renewed public key written to {}",
+            file.display()
+        )?;
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     let out = std::io::stdout();
     let mut out = out.lock();
@@ -138,6 +158,7 @@ fn run(cli: Cli) -> Result<()> {
             let list = List::init(&home, &a.address, &a.name, key, &pw, Arc::new(SystemClock))?;
             writeln!(out, "created list {} in {}", list.address(), home.display())?;
             writeln!(out, "list key {}", list.cert().fingerprint())?;
+            renewal_line(&mut out, &list, &home)?;
         }
         Command::Key { cmd } => match cmd {
             KeyCmd::Export => {
@@ -343,6 +364,7 @@ fn run(cli: Cli) -> Result<()> {
                         fatal: false,
                         ..
                     } => eprintln!("conclave: {message} (retrying)"),
+                    Event::Notice { message } => eprintln!("conclave: {message}"),
                     _ => {}
                 }));
                 engine.run()?;
@@ -378,6 +400,7 @@ fn run(cli: Cli) -> Result<()> {
                     "the list key is used from the card {}",
                     ident.to_ascii_uppercase()
                 )?;
+                renewal_line(&mut out, &list, &home(&cli)?)?;
             }
             CardCmd::Import { ident, keep_file } => {
                 let mut list = open(&cli)?;

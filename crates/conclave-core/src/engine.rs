@@ -43,6 +43,12 @@ pub enum Event {
         /// What the outbox did.
         delivery: DeliveryReport,
     },
+    /// Something the owner should know that needs no answer (the list key
+    /// was certified again, say); it is in the log too.
+    Notice {
+        /// One line for the owner.
+        message: String,
+    },
     /// Something went wrong. `fatal` means the relay stopped until the owner
     /// acts (accept a certificate, give a PIN…); otherwise it retries.
     Error {
@@ -221,6 +227,22 @@ impl Engine {
             let _ = tls::block_on(stop.sleep(Duration::from_secs(*backoff)));
             *backoff = (*backoff * 2).min(MAX_BACKOFF);
         };
+        // An out-of-date list key (SHA-1 self-signatures, no AEAD
+        // preferences) is certified again once, at the start: through the
+        // card for a card-held key.
+        let renewed = self.list().renew_key();
+        match renewed {
+            Ok(Some(message)) => emit(&self.0, &Event::Notice { message }),
+            Ok(None) => {}
+            Err(e) => {
+                let fatal = is_fatal(&e);
+                report(&self.0, &e, fatal);
+                if fatal {
+                    emit(&self.0, &Event::Stopped);
+                    return Err(e);
+                }
+            }
+        }
         let result = loop {
             if stop.is_stopped() {
                 break Ok(());

@@ -322,7 +322,9 @@ fn matching_keys(
                     format!("its {what} key {fpr} is not a {what} key of the list certificate")
                 })
         };
-    let policy = super::policy();
+    // An old list key (SHA-1 self-signatures) still binds: the list certifies
+    // it again through the card right after.
+    let policy = super::lenient_policy();
     let can = |sign: bool| {
         move |cert: &openpgp::Cert, k: &Key<PublicParts, UnspecifiedRole>| {
             cert.keys()
@@ -763,7 +765,7 @@ fn certify_card_keys(
     signer: &mut dyn openpgp::crypto::Signer,
 ) -> Result<openpgp::Cert> {
     use openpgp::packet::signature::SignatureBuilder;
-    use openpgp::types::{Features, HashAlgorithm, SignatureType, SymmetricAlgorithm};
+    use openpgp::types::SignatureType;
     let fail = |e: openpgp::anyhow::Error| Error::crypto("certify the card's keys", e);
     // A self-signature may not predate the keys it binds.
     let at = now.max(primary.creation_time()).max(subkey.creation_time());
@@ -775,28 +777,22 @@ fn certify_card_keys(
         .bind(
             signer,
             &cert,
-            SignatureBuilder::new(SignatureType::PositiveCertification)
-                .set_signature_creation_time(at)
-                .map_err(fail)?
-                .set_key_flags(
-                    openpgp::types::KeyFlags::empty()
-                        .set_certification()
-                        .set_signing(),
-                )
-                .map_err(fail)?
-                .set_key_validity_period(super::keystore::VALIDITY)
-                .map_err(fail)?
-                .set_primary_userid(true)
-                .map_err(fail)?
-                .set_features(Features::empty().set_seipdv1())
-                .map_err(fail)?
-                .set_preferred_hash_algorithms(vec![HashAlgorithm::SHA512, HashAlgorithm::SHA256])
-                .map_err(fail)?
-                .set_preferred_symmetric_algorithms(vec![
-                    SymmetricAlgorithm::AES256,
-                    SymmetricAlgorithm::AES128,
-                ])
-                .map_err(fail)?,
+            super::renew::with_list_preferences(SignatureBuilder::new(
+                SignatureType::PositiveCertification,
+            ))
+            .map_err(fail)?
+            .set_signature_creation_time(at)
+            .map_err(fail)?
+            .set_key_flags(
+                openpgp::types::KeyFlags::empty()
+                    .set_certification()
+                    .set_signing(),
+            )
+            .map_err(fail)?
+            .set_key_validity_period(super::keystore::VALIDITY)
+            .map_err(fail)?
+            .set_primary_userid(true)
+            .map_err(fail)?,
         )
         .map_err(fail)?;
     let sub_sig = subkey

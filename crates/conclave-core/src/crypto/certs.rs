@@ -13,7 +13,7 @@ use sequoia_openpgp as openpgp;
 
 use crate::error::{Error, Result};
 
-use super::policy;
+use super::{lenient_policy, policy};
 
 /// Parses exactly one certificate (armored or binary), without secret parts.
 pub fn parse_public_cert(bytes: &[u8]) -> Result<Cert> {
@@ -35,8 +35,17 @@ pub fn parse_public_cert(bytes: &[u8]) -> Result<Cert> {
 
 /// The e-mail addresses in a certificate's valid User IDs, lowercased.
 pub fn addresses(cert: &Cert, now: SystemTime) -> Vec<String> {
+    addresses_under(cert, policy(), now)
+}
+
+/// [`addresses`] under another policy.
+fn addresses_under(
+    cert: &Cert,
+    policy: &dyn openpgp::policy::Policy,
+    now: SystemTime,
+) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(vc) = cert.with_policy(policy(), now) else {
+    let Ok(vc) = cert.with_policy(policy, now) else {
         return out;
     };
     for ua in vc.userids() {
@@ -63,34 +72,123 @@ pub fn speaks_for(cert: &Cert, address: &str, now: SystemTime) -> bool {
     addresses(cert, now).contains(&address)
 }
 
-/// The keys of `cert` that may receive encrypted mail now.
+/// The keys of `cert` that may receive encrypted mail now; otherwise an
+/// error that says exactly why not ([`refusal`]).
 pub fn encryption_keys(
     cert: &Cert,
     now: SystemTime,
 ) -> Result<Vec<Key<PublicParts, UnspecifiedRole>>> {
-    let vc = cert
+    let keys: Vec<_> = cert
         .with_policy(policy(), now)
-        .map_err(|e| Error::BadKey(format!("{} is not valid: {e}", cert.fingerprint())))?;
-    if let RevocationStatus::Revoked(_) = vc.revocation_status() {
-        return Err(Error::BadKey(format!("{} is revoked", cert.fingerprint())));
-    }
-    vc.alive()
-        .map_err(|e| Error::BadKey(format!("{} has expired: {e}", cert.fingerprint())))?;
-    let keys: Vec<_> = vc
-        .keys()
-        .supported()
-        .alive()
-        .revoked(false)
-        .for_transport_encryption()
-        .map(|ka| ka.key().clone().role_into_unspecified())
-        .collect();
+        .ok()
+        .filter(|vc| !matches!(vc.revocation_status(), RevocationStatus::Revoked(_)))
+        .filter(|vc| vc.alive().is_ok())
+        .map(|vc| {
+            vc.keys()
+                .supported()
+                .alive()
+                .revoked(false)
+                .for_transport_encryption()
+                .map(|ka| ka.key().clone().role_into_unspecified())
+                .collect()
+        })
+        .unwrap_or_default();
     if keys.is_empty() {
         return Err(Error::BadKey(format!(
-            "{} has no usable encryption key",
-            cert.fingerprint()
+            "the key {} cannot be used: {}",
+            cert.fingerprint(),
+            refusal(cert, "", now)
         )));
     }
     Ok(keys)
+}
+
+/// Why `cert` cannot receive the list's mail for `address` (or for any
+/// address, when `address` is empty), in words the owner can pass on:
+/// revoked, expired, bound with SHA-1, no encryption subkey, no User ID for
+/// the address. Only meant for a key that was refused.
+pub fn refusal(cert: &Cert, address: &str, now: SystemTime) -> String {
+    let fpr = cert.fingerprint().to_hex();
+    let renew = |what: &str, extra: &str| {
+        format!(
+            "{what} is bound with SHA-1, which is no longer accepted; the subscriber can renew it with `gpg --quick-set-expire {fpr} 2y{extra}`"
+        )
+    };
+    let vc = match cert.with_policy(policy(), now) {
+        Ok(vc) => vc,
+        Err(e) => {
+            if let RevocationStatus::Revoked(_) = cert.revocation_status(policy(), now) {
+                return "it is revoked".into();
+            }
+            if cert.primary_key().key().creation_time() > now {
+                return "it was made in the future (the subscriber's clock is wrong)".into();
+            }
+            if cert.with_policy(lenient_policy(), now).is_ok() {
+                return renew("its User ID", "");
+            }
+            return format!("it is not valid: {e}");
+        }
+    };
+    if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+        return "it is revoked".into();
+    }
+    if vc.alive().is_err() {
+        return match vc.primary_key().key_expiration_time() {
+            Some(t) => format!("it expired on {}", crate::clock::rfc5322(t)),
+            None => "it has expired".into(),
+        };
+    }
+    if !address.is_empty() && !speaks_for(cert, address, now) {
+        let address = address.to_ascii_lowercase();
+        if addresses_under(cert, lenient_policy(), now).contains(&address) {
+            return renew(&format!("its User ID for {address}"), "");
+        }
+        let found = addresses(cert, now);
+        return format!(
+            "it has no valid User ID for {address} (it has: {})",
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found.join(", ")
+            }
+        );
+    }
+    let encrypting = |p: &dyn openpgp::policy::Policy| {
+        cert.keys()
+            .with_policy(p, now)
+            .for_transport_encryption()
+            .map(|ka| ka.key().fingerprint())
+            .collect::<Vec<_>>()
+    };
+    let bound = encrypting(policy());
+    if bound.is_empty() {
+        if !encrypting(lenient_policy()).is_empty() {
+            return renew("its encryption subkey", " '*'");
+        }
+        return "it has no encryption subkey".into();
+    }
+    let usable = vc
+        .keys()
+        .for_transport_encryption()
+        .revoked(false)
+        .collect::<Vec<_>>();
+    if usable.is_empty() {
+        return "its encryption subkey is revoked".into();
+    }
+    if usable.iter().all(|ka| ka.alive().is_err()) {
+        return match usable
+            .iter()
+            .filter_map(|ka| ka.key_expiration_time())
+            .max()
+        {
+            Some(t) => format!(
+                "its encryption subkey expired on {}",
+                crate::clock::rfc5322(t)
+            ),
+            None => "its encryption subkey has expired".into(),
+        };
+    }
+    "its encryption subkey uses an algorithm the list cannot encrypt to".into()
 }
 
 /// True if the certificate advertises SEIPDv2 (RFC 9580 AEAD encryption).

@@ -56,6 +56,8 @@ pub enum OpenError {
     NoIntegrity,
     /// The plaintext is larger than the limit (a compression bomb, or just too much).
     TooLarge(usize),
+    /// Encrypted in LibrePGP's OCB packet (GnuPG 2.4+), not OpenPGP.
+    LibrePgpOcb,
 }
 
 impl std::fmt::Display for OpenError {
@@ -70,6 +72,10 @@ impl std::fmt::Display for OpenError {
             OpenError::NoIntegrity => write!(
                 f,
                 "the encrypted data has no integrity protection (no MDC); refused, as such data enables EFAIL-style attacks"
+            ),
+            OpenError::LibrePgpOcb => write!(
+                f,
+                "encrypted in GnuPG's own OCB format (LibrePGP), which is not OpenPGP (RFC 9580) and which the list key does not ask for; the sender's GnuPG can encrypt to the list as OpenPGP if its key for the list is refreshed (`gpg --locate-keys` or the list's current public key)"
             ),
             OpenError::TooLarge(limit) => write!(
                 f,
@@ -191,7 +197,7 @@ fn prescan(message: &[u8]) -> Result<(), OpenError> {
     let mut ppr = openpgp::parse::PacketParser::from_bytes(message)
         .map_err(|e| OpenError::Malformed(one_line(&e)))?;
     let mut recipients = Vec::new();
-    let (mut skesks, mut seip, mut sed) = (0usize, false, false);
+    let (mut skesks, mut seip, mut sed, mut ocb) = (0usize, false, false, false);
     let mut packets = 0usize;
     while let PacketParserResult::Some(pp) = ppr {
         packets += 1;
@@ -204,9 +210,10 @@ fn prescan(message: &[u8]) -> Result<(), OpenError> {
             Packet::SKESK(_) => skesks += 1,
             Packet::SEIP(_) => seip = true,
             p if p.tag() == openpgp::packet::Tag::SED => sed = true,
+            p if p.tag() == openpgp::packet::Tag::AED => ocb = true,
             _ => {}
         }
-        if seip || sed || packets > 10_000 {
+        if seip || sed || ocb || packets > 10_000 {
             break;
         }
         ppr = match pp.next() {
@@ -216,6 +223,9 @@ fn prescan(message: &[u8]) -> Result<(), OpenError> {
     }
     if sed && !seip {
         return Err(OpenError::NoIntegrity);
+    }
+    if ocb && !seip {
+        return Err(OpenError::LibrePgpOcb);
     }
     if !seip {
         return Err(OpenError::Malformed(
@@ -426,4 +436,124 @@ fn issuer(sig: &Signature) -> String {
         .first()
         .map(|h| h.to_hex())
         .unwrap_or_else(|| "an unnamed key".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer};
+    use openpgp::types::AEADAlgorithm;
+    use std::io::Write;
+
+    /// Every AEAD mode a client may send in SEIPDv2 opens, whatever the list
+    /// key advertises: OCB (RFC 9580's mandatory mode), GCM and EAX.
+    #[test]
+    fn seipd_v2_opens_with_ocb_gcm_and_eax() {
+        let now = SystemTime::now();
+        let pw = openpgp::crypto::Password::from("pw");
+        let list = super::super::keystore::generate("list@example.test", &pw, now).unwrap();
+        let (author, _) = openpgp::cert::CertBuilder::general_purpose(Some("a@example.test"))
+            .generate()
+            .unwrap();
+        for aead in [AEADAlgorithm::OCB, AEADAlgorithm::GCM, AEADAlgorithm::EAX] {
+            let mut sink = Vec::new();
+            {
+                let recipients = list
+                    .keys()
+                    .with_policy(policy(), now)
+                    .for_transport_encryption();
+                let message = Message::new(&mut sink);
+                let message = Encryptor::for_recipients(message, recipients)
+                    .aead_algo(aead)
+                    .build()
+                    .unwrap();
+                let signer = author
+                    .keys()
+                    .with_policy(policy(), now)
+                    .secret()
+                    .for_signing()
+                    .next()
+                    .unwrap()
+                    .key()
+                    .clone()
+                    .into_keypair()
+                    .unwrap();
+                let message = Signer::new(message, signer).unwrap().build().unwrap();
+                let mut w = LiteralWriter::new(message).build().unwrap();
+                w.write_all(b"sealed with AEAD").unwrap();
+                w.finalize().unwrap();
+            }
+            let mut seipd_v2 = false;
+            let mut ppr = openpgp::parse::PacketParser::from_bytes(&sink).unwrap();
+            while let PacketParserResult::Some(pp) = ppr {
+                if let Packet::SEIP(openpgp::packet::SEIP::V2(p)) = &pp.packet {
+                    assert_eq!(p.aead(), aead);
+                    seipd_v2 = true;
+                    break;
+                }
+                ppr = pp.next().unwrap().1;
+            }
+            assert!(seipd_v2, "{aead}: SEIPDv2 written");
+            let mut ks = super::super::keystore::FileKeystore::unlock(list.clone(), &pw).unwrap();
+            use super::super::keystore::ListKeystore;
+            let opened = open(
+                &sink,
+                ks.decryptors().unwrap(),
+                std::slice::from_ref(&author),
+                now,
+                1 << 20,
+            )
+            .unwrap_or_else(|e| panic!("{aead}: {e}"));
+            assert_eq!(opened.plaintext, b"sealed with AEAD", "{aead}");
+            assert!(
+                matches!(opened.sigs.as_slice(), [SigStatus::Good { .. }]),
+                "{aead}: {:?}",
+                opened.sigs
+            );
+        }
+    }
+
+    /// GnuPG 2.4's own OCB packet (LibrePGP, tag 20) is refused saying what
+    /// it is, not as unreadable data.
+    #[test]
+    fn librepgp_ocb_is_refused_by_name() {
+        // A v3 PKESK header for some key, then a tag-20 packet.
+        let list =
+            super::super::keystore::generate("list@example.test", &"pw".into(), SystemTime::now())
+                .unwrap();
+        let mut msg = Vec::new();
+        {
+            let recipients = list
+                .keys()
+                .with_policy(policy(), None)
+                .for_transport_encryption();
+            let message = Message::new(&mut msg);
+            let message = Encryptor::for_recipients(message, recipients)
+                .build()
+                .unwrap();
+            let mut w = LiteralWriter::new(message).build().unwrap();
+            w.write_all(b"x").unwrap();
+            w.finalize().unwrap();
+        }
+        // Keep the PKESK, replace the SEIPD with an AED packet (new format,
+        // tag 20): version 1, AES-256, OCB, chunk size 6, a 15-byte nonce.
+        let pp = openpgp::parse::PacketParser::from_bytes(&msg).unwrap();
+        let PacketParserResult::Some(pp) = pp else {
+            panic!()
+        };
+        let mut pkesk = Vec::new();
+        {
+            use openpgp::serialize::Marshal;
+            pp.packet.serialize(&mut pkesk).unwrap();
+        }
+        let mut body = vec![1u8, 9, 2, 6];
+        body.extend_from_slice(&[0u8; 15]);
+        body.extend_from_slice(&[0u8; 32]);
+        let mut aed = vec![0xC0 | 20, u8::try_from(body.len()).unwrap()];
+        aed.extend_from_slice(&body);
+        pkesk.extend_from_slice(&aed);
+        let e = open(&pkesk, Vec::new(), &[], SystemTime::now(), 1 << 20).unwrap_err();
+        assert_eq!(e, OpenError::LibrePgpOcb);
+        assert!(e.to_string().contains("LibrePGP"), "{e}");
+    }
 }

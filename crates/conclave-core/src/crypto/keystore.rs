@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use openpgp::cert::prelude::*;
 use openpgp::crypto::{self, Password};
+use openpgp::packet::signature::SignatureBuilder;
 use openpgp::packet::UserID;
 use openpgp::parse::Parse;
 use openpgp::serialize::SerializeInto;
-use openpgp::types::KeyFlags;
+use openpgp::types::{KeyFlags, SignatureType};
 use openpgp::Profile;
 use sequoia_openpgp as openpgp;
 
@@ -26,6 +27,19 @@ pub trait ListKeystore: Send {
     fn decryptors(&mut self) -> Result<Vec<Box<dyn crypto::Decryptor + Send + Sync>>>;
     /// The signer that signs the list's copies.
     fn signer(&mut self) -> Result<Box<dyn crypto::Signer + Send + Sync>>;
+    /// The primary key's signer, which makes the key's own self-signatures,
+    /// whatever the policy thinks of the signatures there are now.
+    fn certifier(&mut self) -> Result<Box<dyn crypto::Signer + Send + Sync>> {
+        self.signer()
+    }
+    /// A signer for the subkey `fpr`, where the keystore holds it (for the
+    /// back-signature of a signing subkey).
+    fn subkey_signer(
+        &mut self,
+        _fpr: &openpgp::Fingerprint,
+    ) -> Option<Box<dyn crypto::Signer + Send + Sync>> {
+        None
+    }
     /// A short name for the keystore kind (`file`, `card`).
     fn kind(&self) -> &'static str;
     /// The keystore's own failure behind the last failed decryption or
@@ -47,7 +61,8 @@ pub const KEY_FILE: &str = "list-key.asc";
 pub(crate) const VALIDITY: Duration = Duration::from_secs(3 * 365 * 24 * 3600);
 
 /// Generates a v4 list key: an Ed25519 primary key that certifies and signs,
-/// and a Cv25519 encryption subkey, with the list address as its User ID.
+/// and a Cv25519 encryption subkey, with the list address as its User ID,
+/// advertising what the list reads ([`super::renew::with_list_preferences`]).
 /// The secret parts are encrypted with `passphrase`.
 pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result<openpgp::Cert> {
     let (cert, _rev) = CertBuilder::new()
@@ -64,7 +79,16 @@ pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result
             None,
             None,
         )
-        .add_userid(UserID::from(address))
+        .set_features(super::renew::list_features())
+        .map_err(|e| Error::crypto("generate the list key", e))?
+        .add_userid_with(
+            UserID::from(address),
+            super::renew::with_list_preferences(SignatureBuilder::new(
+                SignatureType::PositiveCertification,
+            ))
+            .map_err(|e| Error::crypto("generate the list key", e))?,
+        )
+        .map_err(|e| Error::crypto("generate the list key", e))?
         .set_password(Some(passphrase.clone()))
         .generate()
         .map_err(|e| Error::crypto("generate the list key", e))?;
@@ -243,6 +267,31 @@ impl ListKeystore for FileKeystore {
             .into_keypair()
             .map_err(|e| Error::crypto("use the list key", e))?;
         Ok(Box::new(pair))
+    }
+
+    fn certifier(&mut self) -> Result<Box<dyn crypto::Signer + Send + Sync>> {
+        let pair = self
+            .unlocked
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .and_then(|k| k.into_keypair())
+            .map_err(|e| Error::crypto("use the list's primary key", e))?;
+        Ok(Box::new(pair))
+    }
+
+    fn subkey_signer(
+        &mut self,
+        fpr: &openpgp::Fingerprint,
+    ) -> Option<Box<dyn crypto::Signer + Send + Sync>> {
+        let ka = self
+            .unlocked
+            .keys()
+            .unencrypted_secret()
+            .find(|ka| &ka.key().fingerprint() == fpr)?;
+        let pair = ka.key().clone().into_keypair().ok()?;
+        Some(Box::new(pair))
     }
 
     fn kind(&self) -> &'static str {

@@ -66,11 +66,15 @@ impl List {
     }
 
     /// Binds the list to the card `ident`, after checking that the card
-    /// holds the list's signing and decryption keys.
+    /// holds the list's signing and decryption keys. An old list key
+    /// (SHA-1 self-signatures) is certified again through the card at once
+    /// ([`List::key_renewal`] says so).
     pub fn card_use(&mut self, ident: &str, pins: PinSource) -> Result<()> {
         let ks = CardKeystore::open(ident, &self.cert, pins)?;
         self.bind(&ks, "bound to")?;
-        self.set_keystore(Box::new(ks))
+        self.set_keystore(Box::new(ks))?;
+        self.renewal = self.renew_key()?;
+        Ok(())
     }
 
     fn bind(&mut self, ks: &CardKeystore, verb: &str) -> Result<()> {

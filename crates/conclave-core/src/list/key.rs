@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use openpgp::parse::Parse;
 use sequoia_openpgp as openpgp;
 
-use crate::crypto::{certs, keystore, policy};
+use crate::crypto::keystore::{self, ListKeystore};
+use crate::crypto::{certs, policy, renew};
 use crate::error::{Error, Result};
 
 use super::List;
@@ -24,6 +25,8 @@ impl List {
                 "the new expiry must lie in the future".into(),
             ));
         }
+        // An old key is certified again first, so its expiry can be moved.
+        self.renew_key()?;
         let cert = self.cert.clone();
         let primary = cert.fingerprint();
         let mut signer = self.keystore()?.signer()?;
@@ -52,8 +55,53 @@ impl List {
         let (cert, _) = cert
             .insert_packets(sigs)
             .map_err(|e| Error::crypto("update the list key", e))?;
-        // The key file (secret parts still under the passphrase) takes the
-        // new signatures too, so a backup or a later unlock has them.
+        self.replace_cert(cert)?;
+        self.store.audit(
+            self.clock.unix(),
+            None,
+            "key",
+            &format!(
+                "list key {} now expires {}",
+                primary.to_hex(),
+                crate::clock::rfc5322(until)
+            ),
+        )
+    }
+
+    /// Certifies the list key again when its self-signatures are out of
+    /// date (SHA-1, which the policy no longer accepts, or no word of the
+    /// AEAD modes the list reads), with the key the list holds (on a card
+    /// too). Says so once in the log, and returns that line; `None` when
+    /// the key needed nothing.
+    pub fn renew_key(&mut self) -> Result<Option<String>> {
+        let now = self.clock.now();
+        let cert = self.cert.clone();
+        let renewed = match self.keystore.as_mut() {
+            Some(ks) => renewed(&cert, ks.as_mut(), now),
+            None => return Err(Error::PassphraseRequired),
+        };
+        let (cert, line) = match renewed {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(
+                    match self.keystore.as_mut().and_then(|ks| ks.take_failure()) {
+                        Some(failure) => failure,
+                        None => e,
+                    },
+                )
+            }
+        };
+        self.replace_cert(cert)?;
+        self.store.audit(self.clock.unix(), None, "key", &line)?;
+        Ok(Some(line))
+    }
+
+    /// Puts new public signatures of the list key everywhere the key is
+    /// kept: the key file (its secret parts still under the passphrase), the
+    /// store, the keystore in use, and the list in memory.
+    fn replace_cert(&mut self, cert: openpgp::Cert) -> Result<()> {
+        let primary = cert.fingerprint();
         let file = self.home.join(keystore::KEY_FILE);
         if file.exists() {
             let bytes = std::fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
@@ -72,16 +120,8 @@ impl List {
             .set_list_key(&primary.to_hex(), &certs::binary(&cert)?, &holder)?;
         self.keystore()?.update_cert(&cert)?;
         self.cert = cert;
-        self.store.audit(
-            self.clock.unix(),
-            None,
-            "key",
-            &format!(
-                "list key {} now expires {}",
-                primary.to_hex(),
-                crate::clock::rfc5322(until)
-            ),
-        )
+        self.members = None;
+        Ok(())
     }
 
     /// [`List::extend_key`] to `years` years (1 to 10) and a day from now,
@@ -143,4 +183,30 @@ impl List {
             ),
         )
     }
+}
+
+/// `cert` certified again by the keystore, with the line for the log, if
+/// its self-signatures are out of date ([`renew::reasons`]).
+pub(crate) fn renewed(
+    cert: &openpgp::Cert,
+    ks: &mut dyn ListKeystore,
+    now: SystemTime,
+) -> Result<Option<(openpgp::Cert, String)>> {
+    let why = renew::reasons(cert, now)?;
+    if why.is_empty() {
+        return Ok(None);
+    }
+    let mut certifier = ks.certifier()?;
+    let cert = renew::recertify(
+        cert,
+        certifier.as_mut(),
+        &mut |fpr| ks.subkey_signer(fpr),
+        now,
+    )?;
+    let line = format!(
+        "the list key {} was certified again with SHA-512: {}; subscribers can fetch the renewed public key (key export)",
+        cert.fingerprint(),
+        why.join("; ")
+    );
+    Ok(Some((cert, line)))
 }

@@ -183,6 +183,8 @@ pub struct List {
     keystore: Option<Box<dyn ListKeystore>>,
     members: Option<Arc<Members>>,
     events: Option<crate::engine::EventSink>,
+    /// What was done to an out-of-date list key at init or unlock.
+    renewal: Option<String>,
 }
 
 impl std::fmt::Debug for List {
@@ -247,20 +249,39 @@ impl List {
         if home.join(DB_FILE).exists() || home.join(keystore::KEY_FILE).exists() {
             return Err(Error::AlreadyInitialised(home.to_owned()));
         }
-        let cert = match key {
-            KeySource::Generate => keystore::generate(&address, passphrase, clock.now())?,
+        let now = clock.now();
+        // The key must open with this passphrase before anything is written.
+        let (cert, ks, renewal) = match key {
+            KeySource::Generate => {
+                let cert = keystore::generate(&address, passphrase, now)?;
+                let ks = FileKeystore::unlock(cert.clone(), passphrase)?;
+                (cert, ks, None)
+            }
             KeySource::Import(bytes) => {
                 let cert = keystore::import(&bytes, passphrase)?;
-                if !certs::speaks_for(&cert, &address, clock.now()) {
+                let mut ks = FileKeystore::unlock(cert.clone(), passphrase)?;
+                // An old key (SHA-1 self-signatures, no AEAD preferences) is
+                // certified again with its own secret key.
+                let public = cert.clone().strip_secret_key_material();
+                let (cert, renewal) = match key::renewed(&public, &mut ks, now)? {
+                    Some((renewed, line)) => {
+                        ks.update_cert(&renewed)?;
+                        let cert = cert
+                            .merge_public(renewed)
+                            .map_err(|e| Error::crypto("update the list key", e))?;
+                        (cert, Some(line))
+                    }
+                    None => (cert, None),
+                };
+                if !certs::speaks_for(&cert, &address, now) {
                     return Err(Error::BadKey(format!(
-                        "the key has no User ID for {address}; Thunderbird would not accept the list's signatures"
+                        "the key cannot serve {address}: {}; Thunderbird would not accept the list's signatures",
+                        certs::refusal(&cert, &address, now)
                     )));
                 }
-                cert
+                (cert, ks, renewal)
             }
         };
-        // Make sure the key opens with this passphrase before anything is written.
-        let ks = FileKeystore::unlock(cert.clone(), passphrase)?;
         keystore::write_key_file(home, &cert)?;
         let store = Store::open(&home.join(DB_FILE))?;
         let public = cert.clone().strip_secret_key_material();
@@ -277,6 +298,9 @@ impl List {
             "init",
             &format!("list {address} created with key {}", public.fingerprint()),
         )?;
+        if let Some(line) = &renewal {
+            store.audit(clock.unix(), None, "key", line)?;
+        }
         Ok(List {
             home: home.to_owned(),
             store,
@@ -286,7 +310,14 @@ impl List {
             keystore: Some(Box::new(ks)),
             members: None,
             events: None,
+            renewal,
         })
+    }
+
+    /// What [`List::init`] or [`List::unlock`] did to an out-of-date list
+    /// key, if they certified it again (the line also in the log).
+    pub fn key_renewal(&self) -> Option<&str> {
+        self.renewal.as_deref()
     }
 
     /// Opens the list in `home`.
@@ -310,12 +341,17 @@ impl List {
             keystore: None,
             members: None,
             events: None,
+            renewal: None,
         })
     }
 
-    /// Unlocks the file key with a passphrase.
+    /// Unlocks the file key with a passphrase. A list key whose
+    /// self-signatures are out of date is certified again now, once.
     pub fn unlock(&mut self, passphrase: &Password) -> Result<()> {
         self.keystore = Some(Box::new(FileKeystore::open(&self.home, passphrase)?));
+        // A key that cannot be renewed (revoked, say) still unlocks: what it
+        // cannot do is reported when it is used.
+        self.renewal = self.renew_key().ok().flatten();
         Ok(())
     }
 
@@ -437,15 +473,10 @@ impl List {
         let cert = certs::parse_public_cert(key)?;
         let now = self.clock.now();
         if !certs::speaks_for(&cert, &address, now) {
-            let found = certs::addresses(&cert, now);
             return Err(Error::BadKey(format!(
-                "the key {} has no valid User ID for {address} (it has: {})",
+                "the key {} cannot be used for {address}: {}",
                 cert.fingerprint(),
-                if found.is_empty() {
-                    "none".to_string()
-                } else {
-                    found.join(", ")
-                }
+                certs::refusal(&cert, &address, now)
             )));
         }
         certs::encryption_keys(&cert, now)?;
