@@ -207,6 +207,77 @@ fn openpgpjs_v6_key_posts_reach_every_client() {
     js_posts_use_aead(&run_author("frank@example.test"));
 }
 
+/// A subscriber who still holds the list key as lists made it before it
+/// named AEAD preferences (SEIPDv2, nothing more) is sent OCB by OpenPGP.js,
+/// the mode RFC 9580 makes mandatory: the post is read and distributed. The
+/// list itself took the new self-signatures when its key was imported.
+#[test]
+fn openpgpjs_sends_ocb_to_a_list_key_without_aead_preferences() {
+    use openpgp::cert::prelude::*;
+    use openpgp::serialize::SerializeInto;
+    use sequoia_openpgp as openpgp;
+    require_all_engines();
+    // The list key as `init --generate-key` made it before: Sequoia's
+    // defaults, which advertise SEIPDv2 but no AEAD ciphersuite.
+    let made = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
+    let (old, _) = CertBuilder::new()
+        .set_profile(openpgp::Profile::RFC4880)
+        .unwrap()
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(made)
+        .set_primary_key_flags(
+            openpgp::types::KeyFlags::empty()
+                .set_certification()
+                .set_signing(),
+        )
+        .add_subkey(
+            openpgp::types::KeyFlags::empty()
+                .set_transport_encryption()
+                .set_storage_encryption(),
+            None,
+            None,
+        )
+        .add_userid(LIST)
+        .generate()
+        .unwrap();
+    let old_public = old.armored().to_vec().unwrap();
+    let list = Conclave::new();
+    let out = list.init_import(
+        LIST,
+        "Older List",
+        &old.as_tsk().armored().to_vec().unwrap(),
+    );
+    assert!(
+        out.contains("certified again") && out.contains("AEAD"),
+        "{out}"
+    );
+    let list_cert = list.list_cert();
+    let dave = Subscriber::openpgpjs("dave@example.test", JsKey::Cv25519);
+    let alice = Subscriber::new(Engine::Gpg, "alice@example.test");
+    // Dave's client still has the key from before (the testkit keeps one
+    // copy per fingerprint, so he is given the new one only to check
+    // signatures).
+    list.add_subscriber(&dave);
+    list.add_subscriber(&alice);
+    alice.import_cert(&list_cert).unwrap();
+    let body = "Sent with OCB to the key the subscriber had.";
+    let post = dave.compose(&old_public, LIST, &Post::new("Interop OCB", body));
+    let armored = conclave_tests::extract_armored_message(&post).unwrap();
+    assert_eq!(
+        conclave_tests::pgp::encryption_container(&armored).unwrap(),
+        "SEIPDv2 AES-128-OCB"
+    );
+    assert_eq!(list.process(&post), "distributed to 2");
+    let copies = list.export_outbox();
+    for s in [&dave, &alice] {
+        let d = s.decrypt(&copies[s.address()]).unwrap();
+        let (signed, sig) = split_multipart_signed(&d.entity).unwrap();
+        s.verify_detached(&signed, &sig, &list_cert)
+            .unwrap_or_else(|e| panic!("{}: {e}", s.engine));
+        assert!(String::from_utf8_lossy(&signed).contains(body));
+    }
+}
+
 /// The outer headers carry what delivery and clients need (List-*, Autocrypt
 /// with the list key) and nothing that leaks; the real headers travel inside;
 /// the list signature is dated at the copy's `Date:`.

@@ -208,18 +208,34 @@ fn an_existing_list_key_gets_the_aead_preferences_once() {
     require_all_engines();
     let list = Conclave::new();
     list.init(LIST, "Older List");
-    // Put back a key as Conclave made it before: SEIPDv1 only, no AEAD.
+    // Put back a key as lists had it before, made a month ago: SEIPDv1
+    // only, no AEAD (as GnuPG 2.2 makes keys).
     let old = OldGpg::new();
+    let then = ago(30);
     run_checked(
-        old.gpg()
-            .args(["--quick-gen-key", LIST, "ed25519", "sign,cert", "2y"]),
+        old.gpg().args([
+            "--faked-system-time",
+            &then,
+            "--quick-gen-key",
+            LIST,
+            "ed25519",
+            "sign,cert",
+            "2y",
+        ]),
         None,
     )
     .unwrap();
     let fpr = old.fingerprint(LIST);
     run_checked(
-        old.gpg()
-            .args(["--quick-add-key", &fpr, "cv25519", "encr", "2y"]),
+        old.gpg().args([
+            "--faked-system-time",
+            &then,
+            "--quick-add-key",
+            &fpr,
+            "cv25519",
+            "encr",
+            "2y",
+        ]),
         None,
     )
     .unwrap();

@@ -96,6 +96,24 @@ pub fn reasons(cert: &Cert, now: SystemTime) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// When the newest self-signature in force was made. A key certified in
+/// this very second cannot be certified again before the next one: a new
+/// signature must be strictly newer to take over.
+pub fn newest_self_signature(cert: &Cert, now: SystemTime) -> Option<SystemTime> {
+    let vc = cert.with_policy(lenient_policy(), now).ok()?;
+    self_signatures(&vc)
+        .iter()
+        .filter_map(|s| s.signature_creation_time())
+        .max()
+}
+
+/// Whether a self-signature made at `now` would take over from those in
+/// force: signature times have whole seconds, so the newest must be at
+/// least a second older (a key certified this very second waits).
+pub fn can_follow(cert: &Cert, now: SystemTime) -> bool {
+    newest_self_signature(cert, now).is_none_or(|t| t + std::time::Duration::from_secs(1) <= now)
+}
+
 /// The self-signatures in force: the direct-key signature, each User ID's
 /// binding that is not revoked, each subkey's binding.
 fn self_signatures<'a>(vc: &'a ValidCert<'a>) -> Vec<&'a openpgp::packet::Signature> {
@@ -139,15 +157,14 @@ pub fn recertify(
     let vc = cert
         .with_policy(lenient, now)
         .map_err(|e| Error::BadKey(format!("the list key is not valid: {e}")))?;
-    // A new signature must be newer than the one it replaces.
-    let at = now.max(
-        self_signatures(&vc)
-            .iter()
-            .filter_map(|s| s.signature_creation_time())
-            .max()
-            .map(|t| t + std::time::Duration::from_secs(1))
-            .unwrap_or(now),
-    );
+    // A new signature must be newer than the one it replaces, and not in
+    // the future, or the old one stays in force.
+    if !can_follow(cert, now) {
+        return Err(Error::BadKey(
+            "the list key's self-signatures are not older than this machine's clock; try again in a moment".into(),
+        ));
+    }
+    let at = now;
     let renew = |sig: &openpgp::packet::Signature| -> openpgp::Result<SignatureBuilder> {
         SignatureBuilder::from(sig.clone())
             .set_hash_algo(HashAlgorithm::SHA512)

@@ -193,7 +193,8 @@ pub(crate) fn renewed(
     now: SystemTime,
 ) -> Result<Option<(openpgp::Cert, String)>> {
     let why = renew::reasons(cert, now)?;
-    if why.is_empty() {
+    // A key certified this very second waits for the next unlock.
+    if why.is_empty() || !renew::can_follow(cert, now) {
         return Ok(None);
     }
     let mut certifier = ks.certifier()?;
