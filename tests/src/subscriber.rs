@@ -244,7 +244,8 @@ impl fmt::Debug for Subscriber {
     }
 }
 
-const GPG_COMMON: &[&str] = &[
+/// The options every unattended `gpg` call of the testkit takes.
+pub const GPG_COMMON: &[&str] = &[
     "--batch",
     "--no-tty",
     "--yes",

@@ -295,3 +295,96 @@ fn card_generate_makes_the_list_key_on_the_card() {
     assert_eq!(out.trim(), "distributed to 1");
     reads_its_copy(&list, &alice, &cert, "GENERATED-ON-CARD");
 }
+
+/// A list whose certificate is an old one, its self-signatures made with
+/// SHA-1 (as GnuPG made keys before 2.1), with the secret key on a card:
+/// `card use` binds it anyway and certifies it again through the card
+/// (one line says so), and posts go out signed by it, which GnuPG accepts.
+#[test]
+fn card_use_certifies_an_old_sha1_list_key_through_the_card() {
+    let _guard = VirtualCard::lock();
+    let (card, ident) = VirtualCard::fresh();
+    // GnuPG in 2016: Ed25519 + Cv25519, every self-signature SHA-1.
+    let gnupg = tempfile::Builder::new()
+        .prefix("ctk-old")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", gnupg.path())
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--faked-system-time",
+                "20160301T120000!",
+                "--cert-digest-algo",
+                "SHA1",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    gpg(&["--quick-gen-key", LIST, "ed25519", "sign,cert", "never"]);
+    let listing =
+        String::from_utf8_lossy(&gpg(&["--with-colons", "--list-keys", LIST])).into_owned();
+    let fpr = listing
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    gpg(&["--quick-add-key", &fpr, "cv25519", "encr", "never"]);
+    let old_public = gpg(&["--armor", "--export", &fpr]);
+    let old_secret = gpg(&["--armor", "--export-secret-keys", &fpr]);
+    // The secret keys go onto the card (through a list of their own).
+    let mover = Conclave::new();
+    mover.init_import(LIST, "Mover", &old_secret);
+    let flags = pin_flags(&mover, USER_PIN, ADMIN_PIN);
+    mover.run_ok(&with_flags(&flags, &["card", "import", &ident]));
+    let (sig_slot, dec_slot) = card.slots();
+    assert_eq!(sig_slot, fpr, "the primary key signs on the card");
+    assert!(!dec_slot.is_empty());
+    // The list knows only the old certificate, and no key file.
+    let list = Conclave::new();
+    list.init(LIST, "Old Card List");
+    std::fs::remove_file(list.home.path().join("list-key.asc")).unwrap();
+    let public = conclave_tests::pgp::parse_cert(&old_public).unwrap();
+    let store = conclave_core::store::Store::open(&list.home.path().join("list.db")).unwrap();
+    store
+        .set_list_key(
+            &fpr,
+            &conclave_core::crypto::certs::binary(&public).unwrap(),
+            "file",
+        )
+        .unwrap();
+    drop(store);
+    let before = card.signature_count();
+    let flags = pin_flags(&list, USER_PIN, ADMIN_PIN);
+    let out = list.run_ok(&with_flags(&flags, &["card", "use", &ident]));
+    assert!(out.contains(&format!("from the card {ident}")), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("certified again"))
+        .unwrap_or_else(|| panic!("no renewal line: {out}"));
+    assert!(line.contains("SHA1"), "{line}");
+    assert!(
+        card.signature_count() > before,
+        "the card made the new signatures"
+    );
+    let cert = list.list_cert();
+    assert_eq!(conclave_tests::cert_fingerprint(&cert).unwrap(), fpr);
+    let alice = Subscriber::new(Engine::Gpg, "alice@example.test");
+    list.add_subscriber(&alice);
+    alice.import_cert(&cert).unwrap();
+    let post = alice.compose_post(&cert, LIST, "old card key", "OLD-CARD-KEY-RELAYS");
+    let f = list.write_aux("post.eml", &post);
+    let out = list.run_ok(&with_flags(&flags, &["process", &f.to_string_lossy()]));
+    assert_eq!(out.trim(), "distributed to 1");
+    reads_its_copy(&list, &alice, &cert, "OLD-CARD-KEY-RELAYS");
+}

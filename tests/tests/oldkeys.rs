@@ -29,15 +29,8 @@ impl OldGpg {
 
     fn gpg(&self) -> Command {
         let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", self.home.path()).args([
-            "--batch",
-            "--no-tty",
-            "--yes",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ]);
+        c.env("GNUPGHOME", self.home.path())
+            .args(conclave_tests::subscriber::GPG_COMMON);
         c
     }
 

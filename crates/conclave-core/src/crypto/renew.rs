@@ -216,6 +216,16 @@ mod tests {
     use super::*;
     use openpgp::packet::UserID;
 
+    fn primary_signer(cert: &Cert) -> openpgp::crypto::KeyPair {
+        cert.primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .unwrap()
+            .into_keypair()
+            .unwrap()
+    }
+
     /// A key like GnuPG made in 2016: every self-signature SHA-1.
     fn sha1_key(now: SystemTime) -> Cert {
         let created = now - std::time::Duration::from_secs(3600 * 24 * 365 * 9);
@@ -225,14 +235,7 @@ mod tests {
             .add_transport_encryption_subkey()
             .generate()
             .unwrap();
-        let mut signer = cert
-            .primary_key()
-            .key()
-            .clone()
-            .parts_into_secret()
-            .unwrap()
-            .into_keypair()
-            .unwrap();
+        let mut signer = primary_signer(&cert);
         let uid = UserID::from("old@example.test");
         let sig = SignatureBuilder::new(openpgp::types::SignatureType::PositiveCertification)
             .set_hash_algo(HashAlgorithm::SHA1)
@@ -272,14 +275,7 @@ mod tests {
         assert!(cert.with_policy(policy(), now).is_err(), "SHA-1 refused");
         let why = reasons(&cert.clone().strip_secret_key_material(), now).unwrap();
         assert!(why.iter().any(|w| w.contains("SHA1")), "{why:?}");
-        let mut signer = cert
-            .primary_key()
-            .key()
-            .clone()
-            .parts_into_secret()
-            .unwrap()
-            .into_keypair()
-            .unwrap();
+        let mut signer = primary_signer(&cert);
         let public = cert.clone().strip_secret_key_material();
         let renewed = recertify(&public, &mut signer, &mut |_| None, now).unwrap();
         let vc = renewed.with_policy(policy(), now).unwrap();
