@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use conclave_core::clock::rfc5322;
-use conclave_core::engine::Engine;
-use conclave_core::list::delivery::PasswordSource;
+use conclave_core::relay::Engine;
+use conclave_core::relay::PasswordSource;
 use conclave_core::{secrets, KeySource, List, Password, SystemClock};
 use tauri::State;
 

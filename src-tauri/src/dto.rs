@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use conclave_core::engine::Event;
 use conclave_core::net::tls::{CertInfo, TlsError};
+use conclave_core::Event;
 use conclave_core::{Error, Outcome};
 
 /// Where the app stands.

@@ -10,7 +10,8 @@ mod pin;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use conclave_core::engine::{Engine, Event};
+use conclave_core::relay::Engine;
+use conclave_core::Event;
 use conclave_core::{List, SystemClock};
 use tauri::{Emitter, Manager};
 

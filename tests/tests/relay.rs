@@ -357,10 +357,11 @@ fn a_crash_mid_delivery_loses_nothing() {
 fn engine_for(
     f: &MailList,
 ) -> (
-    conclave_core::engine::Engine,
-    std::sync::Arc<std::sync::Mutex<Vec<conclave_core::engine::Event>>>,
+    conclave_core::relay::Engine,
+    std::sync::Arc<std::sync::Mutex<Vec<conclave_core::Event>>>,
 ) {
-    use conclave_core::engine::{Engine, Event};
+    use conclave_core::relay::Engine;
+    use conclave_core::Event;
     use conclave_core::{List, Password, SystemClock};
     use std::sync::{Arc, Mutex};
     let mut list = List::open(f.list.home.path(), Arc::new(SystemClock)).unwrap();
@@ -380,7 +381,7 @@ fn engine_for(
 /// stays usable while the relay waits for mail; `stop` returns at once.
 #[test]
 fn the_engine_reports_events_and_stops_at_once() {
-    use conclave_core::engine::Event;
+    use conclave_core::Event;
     use conclave_core::Outcome;
     let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
     let mh = Mailhost::get();
@@ -437,9 +438,9 @@ fn the_engine_reports_events_and_stops_at_once() {
 /// certificate, for the app's accept-or-refuse dialog.
 #[test]
 fn the_engine_stops_on_an_untrusted_certificate_and_says_which() {
-    use conclave_core::engine::Event;
     use conclave_core::net::tls::TlsError;
     use conclave_core::ErrorKind;
+    use conclave_core::Event;
     let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
     let mh = Mailhost::get();
     let f = fixture();
@@ -480,7 +481,7 @@ fn the_engine_stops_on_an_untrusted_certificate_and_says_which() {
 /// reports it and keeps retrying with backoff, and does not stop.
 #[test]
 fn the_engine_keeps_retrying_when_the_server_is_unreachable() {
-    use conclave_core::engine::Event;
+    use conclave_core::Event;
     let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
     let f = fixture();
     // A port nothing listens on.

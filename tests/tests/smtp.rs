@@ -276,7 +276,8 @@ fn copies_signed_over_an_hour_ago_are_signed_again() {
         .map(|c| (c.recipient, c.message_id))
         .collect();
     assert_eq!(before.len(), 6);
-    let report = list.send_outbox().unwrap();
+    let list = std::sync::Mutex::new(list);
+    let report = conclave_core::relay::delivery::send_outbox(&list).unwrap();
     assert_eq!((report.sent, report.failed), (6, 0));
     let alice = &f.subs[0];
     let mut seen = 0;

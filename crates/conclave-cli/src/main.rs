@@ -270,8 +270,9 @@ fn run(cli: Cli) -> Result<()> {
             // With the key usable, copies gone stale are signed again first.
             let mut list = open(&cli)?;
             unlock(&mut list, &cli)?;
-            let r = list.send_outbox()?;
-            let left: i64 = list
+            let list = std::sync::Mutex::new(list);
+            let r = conclave_core::relay::delivery::send_outbox(&list)?;
+            let left: i64 = conclave_core::relay::lock(&list)
                 .store()
                 .outbox_counts()?
                 .iter()
@@ -340,17 +341,20 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Run { once } => {
-            let mut list = open_unlocked(&cli)?;
+            let list = open_unlocked(&cli)?;
             if *once {
+                use conclave_core::relay::{delivery, intake};
+                let list = std::sync::Mutex::new(list);
                 // The intake's lines as soon as the posts are in the outbox,
                 // then the delivery's.
-                for l in intake_lines(&list.poll_mailbox()?) {
+                for l in intake_lines(&intake::poll_mailbox(&list)?) {
                     writeln!(out, "{l}")?;
                 }
                 out.flush()?;
-                writeln!(out, "{}", delivery_line(&list.send_outbox()?))?;
+                writeln!(out, "{}", delivery_line(&delivery::send_outbox(&list)?))?;
             } else {
-                use conclave_core::engine::{Engine, Event};
+                use conclave_core::relay::Engine;
+                use conclave_core::Event;
                 let engine = Engine::new(list);
                 engine.subscribe(Arc::new(move |e: &Event| match e {
                     Event::Pass { intake, delivery } => {
@@ -531,7 +535,7 @@ fn unix(secs: i64) -> std::time::SystemTime {
 }
 
 /// What `run` prints of a pass over the mailbox: a line per post.
-fn intake_lines(r: &conclave_core::list::intake::IntakeReport) -> Vec<String> {
+fn intake_lines(r: &conclave_core::events::IntakeReport) -> Vec<String> {
     let mut lines: Vec<String> = r
         .outcomes
         .iter()
@@ -547,7 +551,7 @@ fn intake_lines(r: &conclave_core::list::intake::IntakeReport) -> Vec<String> {
 }
 
 /// What `run` prints of a pass over the outbox.
-fn delivery_line(r: &conclave_core::list::delivery::DeliveryReport) -> String {
+fn delivery_line(r: &conclave_core::events::DeliveryReport) -> String {
     format!(
         "sent {}, failed {}, deferred {}",
         r.sent, r.failed, r.deferred

@@ -93,9 +93,9 @@ pub enum Error {
     /// A server refused us or the connection broke (not a TLS matter).
     #[error("{0}")]
     Network(String),
-    /// A TLS connection did not happen; see [`crate::net::tls::TlsError`].
+    /// A TLS connection did not happen; see [`TlsError`].
     #[error(transparent)]
-    Tls(#[from] crate::net::tls::TlsError),
+    Tls(#[from] TlsError),
     /// See [`ErrorKind::Card`].
     #[error("{0}")]
     Card(String),
@@ -134,9 +134,9 @@ impl Error {
             Error::Pin(_) => ErrorKind::Pin,
             Error::Keyring(_) => ErrorKind::Keyring,
             Error::Tls(t) => match t {
-                crate::net::tls::TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
-                crate::net::tls::TlsError::Changed { .. } => ErrorKind::CertificateChanged,
-                crate::net::tls::TlsError::NoStartTls { .. } => ErrorKind::NoStartTls,
+                TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
+                TlsError::Changed { .. } => ErrorKind::CertificateChanged,
+                TlsError::NoStartTls { .. } => ErrorKind::NoStartTls,
                 _ => ErrorKind::Network,
             },
         }
@@ -181,4 +181,75 @@ impl<T> StoreContext<T> for std::result::Result<T, rusqlite::Error> {
             source,
         })
     }
+}
+
+// ---------------------------------------------------------------------------
+// TLS: why a connection did not happen, with the certificate the owner must
+// judge. Defined here, with the other errors, so that every layer can carry
+// it; `net::tls` makes and verifies the connections.
+
+/// A certificate, described for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject's distinguished name.
+    pub subject: String,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// Valid from (RFC 2822 style, UTC).
+    pub not_before: String,
+    /// Valid until.
+    pub not_after: String,
+    /// The DNS names and addresses it is valid for.
+    pub names: Vec<String>,
+    /// SHA-256 of the whole certificate, lowercase hex: what pins hold.
+    pub sha256: String,
+    /// SHA-256 of its public key (SubjectPublicKeyInfo), lowercase hex.
+    pub spki_sha256: String,
+}
+
+/// Why a TLS connection did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// Nothing trusts the certificate.
+    #[error("cannot trust the certificate of {endpoint}: {reason} (SHA-256 {})", sha(.chain))]
+    Untrusted {
+        /// `host:port`.
+        endpoint: String,
+        /// Why (unknown issuer, expired, wrong host…).
+        reason: String,
+        /// The chain the server presented, end entity first.
+        chain: Vec<CertInfo>,
+    },
+    /// The certificate differs from the one the owner pinned.
+    #[error("the certificate of {endpoint} changed: pinned SHA-256 {pinned}, presented {}", sha(.chain))]
+    Changed {
+        /// `host:port`.
+        endpoint: String,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The chain the server presented now.
+        chain: Vec<CertInfo>,
+    },
+    /// STARTTLS is configured and the server does not offer it.
+    #[error("{endpoint} does not offer STARTTLS; refusing to continue without TLS")]
+    NoStartTls {
+        /// `host:port`.
+        endpoint: String,
+    },
+    /// The connection or handshake failed for another reason.
+    #[error("cannot connect to {endpoint}: {detail}")]
+    Connect {
+        /// `host:port`.
+        endpoint: String,
+        /// What happened.
+        detail: String,
+    },
+}
+
+fn sha(chain: &[CertInfo]) -> String {
+    chain
+        .first()
+        .map(|c| c.sha256.clone())
+        .unwrap_or_else(|| "unknown".into())
 }

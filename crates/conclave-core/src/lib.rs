@@ -21,17 +21,20 @@
 
 pub mod clock;
 pub mod crypto;
-pub mod engine;
 pub mod error;
+pub mod events;
+pub mod hex;
 pub mod list;
 pub mod mime;
 pub mod net;
+pub mod relay;
 pub mod secrets;
 pub mod store;
 
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
-pub use list::{AttachedKey, HeldView, KeySource, List, Outcome, SubscriberInfo};
+pub use events::{Event, Outcome};
+pub use list::{AttachedKey, HeldView, KeySource, List, SubscriberInfo};
 
 /// Re-exported so front ends can build passphrases without naming sequoia.
 pub use sequoia_openpgp::crypto::Password;

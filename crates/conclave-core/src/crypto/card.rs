@@ -153,6 +153,27 @@ fn card_error(ident: &str, e: openpgp_card::Error) -> Error {
 
 /// Verifies a PIN, asking `pins` for it. Never sends a PIN to a card whose
 /// counter is at zero, and says how many tries are left after a wrong one.
+/// Asks `pins` for the card's user PIN now, with the tries the card has
+/// left, so that a source that asks the owner (the app's dialog) has it at
+/// hand when the card needs it: the relay calls this before it locks the
+/// list, so a PIN dialog never holds the owner's commands. Nothing is sent
+/// to the card. A card that cannot be reached is left for the operation
+/// itself to report.
+pub fn ask_pin_ahead(ident: &str, pins: &PinSource) {
+    let tries = with_card(ident, |tx| {
+        tx.invalidate_cache().map_err(|e| card_error(ident, e))?;
+        let pw = tx.pw_status_bytes().map_err(|e| card_error(ident, e))?;
+        Ok(pw.err_count_pw1())
+    });
+    if let Ok(tries_left @ 1..) = tries {
+        let _ = pins(&PinRequest {
+            ident: ident.to_string(),
+            kind: PinKind::User,
+            tries_left,
+        });
+    }
+}
+
 fn verify(
     tx: &mut Card<Transaction<'_>>,
     ident: &str,
@@ -369,6 +390,10 @@ impl ListKeystore for CardKeystore {
 
     fn kind(&self) -> &'static str {
         "card"
+    }
+
+    fn card_pins(&self) -> Option<(String, PinSource)> {
+        Some((self.ident.clone(), self.pins.clone()))
     }
 
     fn take_failure(&mut self) -> Option<Error> {

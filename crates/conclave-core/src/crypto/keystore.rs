@@ -49,6 +49,12 @@ pub trait ListKeystore: Send {
     fn take_failure(&mut self) -> Option<Error> {
         None
     }
+    /// The card's ident and PIN source, for a keystore on a card: the relay
+    /// asks for the PIN ahead, before it locks the list
+    /// ([`super::card::ask_pin_ahead`]).
+    fn card_pins(&self) -> Option<(String, super::card::PinSource)> {
+        None
+    }
     /// Takes new public signatures of the same key (a longer expiry, say):
     /// `cert` is the list certificate with them merged in.
     fn update_cert(&mut self, cert: &openpgp::Cert) -> Result<()>;

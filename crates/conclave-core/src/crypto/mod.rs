@@ -34,12 +34,4 @@ pub fn lenient_policy() -> &'static StandardPolicy<'static> {
     &LENIENT
 }
 
-/// Upper-case hex of bytes, the way fingerprints are shown.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02X}");
-    }
-    s
-}
+pub use crate::hex::hex;

@@ -386,7 +386,7 @@ fn parallel_map<T: Sync, R: Send>(
 }
 
 fn short_hash(digest: &str, extra: &str) -> String {
-    let h = super::sha256_hex(format!("{digest}\0{extra}").as_bytes()).to_ascii_lowercase();
+    let h = crate::hex::sha256_hex(format!("{digest}\0{extra}").as_bytes()).to_ascii_lowercase();
     h.get(..32).unwrap_or(&h).to_owned()
 }
 
@@ -396,7 +396,7 @@ fn boundary(kind: &str, digest: &str) -> String {
     format!(
         "conclave-{kind}-{}-{}",
         digest.get(..8).unwrap_or("0"),
-        crate::crypto::hex(&r).to_ascii_lowercase()
+        crate::hex::hex(&r).to_ascii_lowercase()
     )
 }
 

@@ -97,6 +97,11 @@ impl List {
         Ok(Some(line))
     }
 
+    /// Whether [`List::renew_key`] has something to do.
+    pub fn key_needs_renewal(&self) -> bool {
+        renew::reasons(&self.cert, self.clock.now()).is_ok_and(|r| !r.is_empty())
+    }
+
     /// Puts new public signatures of the list key everywhere the key is
     /// kept: the key file (its secret parts still under the passphrase), the
     /// store, the keystore in use, and the list in memory.

@@ -2,12 +2,12 @@
 //! the seam through which every post enters.
 
 pub mod card;
-pub mod delivery;
 pub mod fanout;
-pub mod intake;
 pub mod key;
 pub mod policy;
-pub mod tls_pins;
+mod resign;
+
+pub use resign::RESIGN_AFTER;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::mime::parse::{self, Content, Incoming, Payload, Protected};
 use crate::store::{PostState, Store, StoredPost};
 
+pub use crate::events::Outcome;
 pub use policy::{Action, Policy, SignatureMode};
 
 /// The store's file name inside the list home.
@@ -38,62 +39,6 @@ pub enum KeySource {
     Generate,
     /// Import this armored secret key.
     Import(Vec<u8>),
-}
-
-/// What became of one post.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Copies were queued for every subscriber.
-    Distributed {
-        /// The post's id.
-        post: i64,
-        /// How many copies were queued.
-        copies: usize,
-    },
-    /// Waiting for the owner.
-    Held {
-        /// The post's id.
-        post: i64,
-        /// Why.
-        reason: String,
-    },
-    /// Refused.
-    Rejected {
-        /// The post's id.
-        post: i64,
-        /// Why.
-        reason: String,
-    },
-    /// Dropped on purpose.
-    Discarded {
-        /// The post's id.
-        post: i64,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl Outcome {
-    /// The post's id.
-    pub fn post(&self) -> i64 {
-        match self {
-            Outcome::Distributed { post, .. }
-            | Outcome::Held { post, .. }
-            | Outcome::Rejected { post, .. }
-            | Outcome::Discarded { post, .. } => *post,
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outcome::Distributed { copies, .. } => write!(f, "distributed to {copies}"),
-            Outcome::Held { reason, .. } => write!(f, "held: {reason}"),
-            Outcome::Rejected { reason, .. } => write!(f, "rejected: {reason}"),
-            Outcome::Discarded { reason, .. } => write!(f, "discarded: {reason}"),
-        }
-    }
 }
 
 /// A held post, opened in memory for the owner.
@@ -182,7 +127,7 @@ pub struct List {
     address: String,
     keystore: Option<Box<dyn ListKeystore>>,
     members: Option<Arc<Members>>,
-    events: Option<crate::engine::EventSink>,
+    events: Option<crate::events::EventSink>,
     /// What was done to an out-of-date list key at init or unlock.
     renewal: Option<String>,
 }
@@ -371,12 +316,12 @@ impl List {
         Ok(())
     }
 
-    /// Where the list reports what happens ([`crate::engine::Event`]).
-    pub fn set_event_sink(&mut self, sink: Option<crate::engine::EventSink>) {
+    /// Where the list reports what happens ([`crate::events::Event`]).
+    pub fn set_event_sink(&mut self, sink: Option<crate::events::EventSink>) {
         self.events = sink;
     }
 
-    pub(crate) fn emit(&self, event: &crate::engine::Event) {
+    pub(crate) fn emit(&self, event: &crate::events::Event) {
         if let Some(sink) = &self.events {
             sink(event);
         }
@@ -589,7 +534,7 @@ impl List {
     /// kept, but never in clear.
     pub fn record_post(&mut self, raw: &[u8], sender: &str) -> Result<(i64, String)> {
         let sealed = seal::encrypt_to(&self.cert, raw, self.clock.now())?;
-        let digest = sha256_hex(raw);
+        let digest = crate::hex::sha256_hex(raw);
         let id = self.store.insert_sealed_post(
             &sealed,
             raw.len(),
@@ -659,7 +604,7 @@ impl List {
             Outcome::Discarded { reason, .. } => ("discarded", reason.clone()),
         };
         self.store.audit(ts, Some(post_id), event, &detail)?;
-        self.emit(&crate::engine::Event::Post(outcome.clone()));
+        self.emit(&crate::events::Event::Post(outcome.clone()));
         Ok(outcome)
     }
 
@@ -863,7 +808,7 @@ impl List {
             }
         }
 
-        let digest = sha256_hex(raw);
+        let digest = crate::hex::sha256_hex(raw);
         Ok(Decision::Distribute {
             signer,
             post: Box::new(Opened {
@@ -1064,6 +1009,68 @@ impl List {
         Ok(written)
     }
 
+    /// A configuration value, or its default.
+    pub(crate) fn config_value(&self, key: &str) -> Result<String> {
+        let default = policy::OPTIONS
+            .iter()
+            .find(|o| o.0 == key)
+            .map(|o| o.1)
+            .unwrap_or("");
+        Ok(self
+            .store
+            .config_get(key)?
+            .unwrap_or_else(|| default.to_owned()))
+    }
+
+    /// The list's folder.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The store's file, for a connection of the relay's own.
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.home.join(DB_FILE)
+    }
+
+    /// The list's clock.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Where the list reports what happens, if anywhere.
+    pub(crate) fn event_sink(&self) -> Option<crate::events::EventSink> {
+        self.events.clone()
+    }
+
+    /// Fails unless the list key is usable (unlocked, or on a bound card).
+    pub(crate) fn keystore_ready(&mut self) -> Result<()> {
+        self.keystore().map(|_| ())
+    }
+
+    /// The card's ident and PIN source, when the list key is on a card: the
+    /// relay asks for the PIN with them before it locks the list.
+    pub(crate) fn card_pins(&self) -> Option<(String, crate::crypto::card::PinSource)> {
+        self.keystore.as_ref().and_then(|ks| ks.card_pins())
+    }
+
+    /// Records the mailbox's UIDVALIDITY; a change is logged.
+    pub(crate) fn note_uidvalidity(&mut self, validity: u32) -> Result<()> {
+        let known = self.store.config_get("state.imap_uidvalidity")?;
+        if known.as_deref() == Some(validity.to_string().as_str()) {
+            return Ok(());
+        }
+        if known.is_some() {
+            self.store.audit(
+                self.clock.unix(),
+                None,
+                "imap",
+                &format!("UIDVALIDITY of INBOX changed to {validity}"),
+            )?;
+        }
+        self.store
+            .config_set("state.imap_uidvalidity", &validity.to_string())
+    }
+
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
     }
@@ -1093,19 +1100,6 @@ fn valid_address(a: &str) -> bool {
         }
         None => false,
     }
-}
-
-/// SHA-256 of `data`, in hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use openpgp::types::HashAlgorithm;
-    let Ok(ctx) = HashAlgorithm::SHA256.context() else {
-        return String::new();
-    };
-    let mut ctx = ctx.for_digest();
-    ctx.update(data);
-    ctx.into_digest()
-        .map(|d| crate::crypto::hex(&d))
-        .unwrap_or_default()
 }
 
 /// What the owner is shown of a subscriber and their key.

@@ -96,75 +96,11 @@ pub struct TrustSettings {
     pub pin: Option<String>,
 }
 
-/// A certificate, described for a person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
-    /// The subject's distinguished name.
-    pub subject: String,
-    /// The issuer's distinguished name.
-    pub issuer: String,
-    /// Valid from (RFC 2822 style, UTC).
-    pub not_before: String,
-    /// Valid until.
-    pub not_after: String,
-    /// The DNS names and addresses it is valid for.
-    pub names: Vec<String>,
-    /// SHA-256 of the whole certificate, lowercase hex: what pins hold.
-    pub sha256: String,
-    /// SHA-256 of its public key (SubjectPublicKeyInfo), lowercase hex.
-    pub spki_sha256: String,
-}
-
-/// Why a TLS connection did not happen.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum TlsError {
-    /// Nothing trusts the certificate.
-    #[error("cannot trust the certificate of {endpoint}: {reason} (SHA-256 {})", sha(.chain))]
-    Untrusted {
-        /// `host:port`.
-        endpoint: String,
-        /// Why (unknown issuer, expired, wrong host…).
-        reason: String,
-        /// The chain the server presented, end entity first.
-        chain: Vec<CertInfo>,
-    },
-    /// The certificate differs from the one the owner pinned.
-    #[error("the certificate of {endpoint} changed: pinned SHA-256 {pinned}, presented {}", sha(.chain))]
-    Changed {
-        /// `host:port`.
-        endpoint: String,
-        /// The pinned fingerprint.
-        pinned: String,
-        /// The chain the server presented now.
-        chain: Vec<CertInfo>,
-    },
-    /// STARTTLS is configured and the server does not offer it.
-    #[error("{endpoint} does not offer STARTTLS; refusing to continue without TLS")]
-    NoStartTls {
-        /// `host:port`.
-        endpoint: String,
-    },
-    /// The connection or handshake failed for another reason.
-    #[error("cannot connect to {endpoint}: {detail}")]
-    Connect {
-        /// `host:port`.
-        endpoint: String,
-        /// What happened.
-        detail: String,
-    },
-}
-
-fn sha(chain: &[CertInfo]) -> String {
-    chain
-        .first()
-        .map(|c| c.sha256.clone())
-        .unwrap_or_else(|| "unknown".into())
-}
+pub use crate::error::{CertInfo, TlsError};
 
 /// Describes a DER certificate.
 pub fn cert_info(der: &[u8]) -> CertInfo {
-    let sha256 = crate::list::sha256_hex(der).to_ascii_lowercase();
+    let sha256 = crate::hex::sha256_hex(der).to_ascii_lowercase();
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, cert)) => {
             let mut names = Vec::new();
@@ -188,7 +124,7 @@ pub fn cert_info(der: &[u8]) -> CertInfo {
                 not_after: cert.validity().not_after.to_string(),
                 names,
                 sha256,
-                spki_sha256: crate::list::sha256_hex(cert.public_key().raw).to_ascii_lowercase(),
+                spki_sha256: crate::hex::sha256_hex(cert.public_key().raw).to_ascii_lowercase(),
             }
         }
         Err(e) => CertInfo {
@@ -211,7 +147,7 @@ fn ip_text(ip: &[u8]) -> String {
             a.copy_from_slice(ip);
             std::net::Ipv6Addr::from(a).to_string()
         }
-        _ => crate::crypto::hex(ip),
+        _ => crate::hex::hex(ip),
     }
 }
 

@@ -2,10 +2,10 @@
 //! its own thread, and a stream of [`Event`]s. An [`Engine`] is a cheap clone
 //! of an `Arc`; the desktop app keeps one, the CLI's `run` uses one too.
 //!
-//! The relay loop: a pass over the mailbox and the outbox (holding the list
-//! only for the pass), then waiting for new mail with IDLE (re-issued every
-//! five minutes) without holding it, so the owner's commands go through
-//! while the relay waits. Errors the owner must act on (an untrusted or
+//! The relay loop: a pass over the mailbox and the outbox (locking the list
+//! for each step that touches it, never across a network round trip or a
+//! PIN dialog), then waiting for new mail with IDLE (re-issued every five
+//! minutes), so the owner's commands go through at any time. Errors the owner must act on (an untrusted or
 //! changed certificate, a locked key, a PIN refused) stop the loop and are
 //! reported; anything else is retried with backoff.
 
@@ -14,57 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
-use crate::list::delivery::DeliveryReport;
-use crate::list::intake::IntakeReport;
-use crate::list::{List, Outcome};
+use crate::events::{Event, EventSink};
+use crate::list::List;
 use crate::net::{imap, tls};
-
-/// What the engine tells its front end.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Event {
-    /// The relay started.
-    Started,
-    /// The relay stopped: asked to, or because of `Error`.
-    Stopped,
-    /// A post was handled: distributed, held, rejected or discarded.
-    Post(Outcome),
-    /// Copies being submitted: `done` of `total` in this pass.
-    Progress {
-        /// Copies answered so far.
-        done: usize,
-        /// Copies due in this pass.
-        total: usize,
-    },
-    /// A pass over the mailbox and the outbox finished: both servers answered.
-    Pass {
-        /// What the mailbox gave.
-        intake: IntakeReport,
-        /// What the outbox did.
-        delivery: DeliveryReport,
-    },
-    /// Something the owner should know that needs no answer (the list key
-    /// was certified again, say); it is in the log too.
-    Notice {
-        /// One line for the owner.
-        message: String,
-    },
-    /// Something went wrong. `fatal` means the relay stopped until the owner
-    /// acts (accept a certificate, give a PIN…); otherwise it retries.
-    Error {
-        /// What kind, for the front end to act on.
-        kind: ErrorKind,
-        /// One line for the owner.
-        message: String,
-        /// For certificate errors: the certificate and why, for the dialog.
-        tls: Option<tls::TlsError>,
-        /// Whether the relay stopped.
-        fatal: bool,
-    },
-}
-
-/// Receives events. Called on the engine's threads: keep it short.
-pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Asks a waiting relay to stop.
 #[derive(Debug, Clone, Default)]
@@ -230,6 +182,9 @@ impl Engine {
         // An out-of-date list key (SHA-1 self-signatures, no AEAD
         // preferences) is certified again once, at the start: through the
         // card for a card-held key.
+        if self.list().key_needs_renewal() {
+            super::ask_pin_ahead(&self.0.list);
+        }
         let renewed = self.list().renew_key();
         match renewed {
             Ok(Some(message)) => emit(&self.0, &Event::Notice { message }),
@@ -247,7 +202,7 @@ impl Engine {
             if stop.is_stopped() {
                 break Ok(());
             }
-            let pass = self.list().run_once();
+            let pass = super::run_once(&self.0.list);
             match pass {
                 Ok((intake, delivery)) => {
                     backoff = 1;
@@ -280,7 +235,7 @@ impl Engine {
             match waited {
                 Ok(Ok(())) | Ok(Err(None)) => {}
                 Ok(Err(Some(e))) => {
-                    let e = crate::list::intake::imap_error(e);
+                    let e = super::intake::imap_error(e);
                     if is_fatal(&e) {
                         report(&self.0, &e, true);
                         break Err(e);

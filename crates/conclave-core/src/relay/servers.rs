@@ -1,10 +1,16 @@
-//! The owner's decisions about server certificates: show what a server
-//! presents, pin exactly the certificate the owner accepted, forget a pin.
+//! The list's servers: where they are (host, port, security), how the relay
+//! logs in (login and password, from the environment, a 0600 file or the OS
+//! keyring), and the owner's decisions about their certificates (show what a
+//! server presents, pin exactly the certificate the owner accepted, forget a
+//! pin).
 
+use crate::crypto::keystore::write_private;
 use crate::error::{Error, Result};
+use crate::list::List;
+use crate::net::imap::ImapSettings;
+use crate::net::smtp::SmtpSettings;
 use crate::net::tls::{self, CertInfo, Endpoint, Protocol, Security, TrustSettings};
-
-use super::List;
+use crate::secrets::{account, keyring_get, keyring_set, read_password};
 
 /// What `certs show` found.
 #[derive(Debug, Clone)]
@@ -17,6 +23,29 @@ pub struct CertReport {
     pub verdict: std::result::Result<&'static str, tls::TlsError>,
     /// The pinned fingerprint, if any.
     pub pin: Option<String>,
+}
+
+/// Where a server password comes from; see [`List::password_source`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// This environment variable.
+    Environment(String),
+    /// This file, of mode 0600.
+    File(String),
+    /// The OS keyring, under this account (`imap://USER@HOST:PORT`).
+    Keyring(String),
+}
+
+impl std::fmt::Display for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::Environment(v) => write!(f, "the environment variable {v}"),
+            PasswordSource::File(p) => write!(f, "the file {p}"),
+            PasswordSource::Keyring(a) => {
+                write!(f, "the OS keyring ({}/{a})", crate::secrets::SERVICE)
+            }
+        }
+    }
 }
 
 impl List {
@@ -40,7 +69,7 @@ impl List {
         }
         for (prefix, protocol) in [("imap", Protocol::Imap), ("smtp", Protocol::Smtp)] {
             let h = self
-                .store
+                .store()
                 .config_get(&format!("{prefix}.host"))?
                 .unwrap_or_default()
                 .to_ascii_lowercase();
@@ -78,7 +107,7 @@ impl List {
         let ca = self.config_value("tls.ca_file")?;
         Ok(TrustSettings {
             ca_file: if ca.is_empty() { None } else { Some(ca.into()) },
-            pin: self.store.tls_pin(&endpoint.key())?,
+            pin: self.store().tls_pin(&endpoint.key())?,
         })
     }
 
@@ -137,14 +166,14 @@ impl List {
                 presented.sha256
             )));
         }
-        self.store.set_tls_pin(
+        self.store().set_tls_pin(
             &endpoint.key(),
             &presented.sha256,
             &presented.subject,
-            self.clock.unix(),
+            self.unix(),
         )?;
-        self.store.audit(
-            self.clock.unix(),
+        self.store().audit(
+            self.unix(),
             None,
             "certificate",
             &format!(
@@ -176,29 +205,160 @@ impl List {
     /// Forgets the pin of `host:port`.
     pub fn certs_forget(&mut self, host: &str, port: u16) -> Result<()> {
         let key = tls::endpoint_key(host, port);
-        if !self.store.remove_tls_pin(&key)? {
+        if !self.store().remove_tls_pin(&key)? {
             return Err(Error::NotFound(format!(
                 "no certificate is pinned for {key}"
             )));
         }
-        self.store.audit(
-            self.clock.unix(),
+        self.store().audit(
+            self.unix(),
             None,
             "certificate",
             &format!("forgot the pinned certificate of {key}"),
         )
     }
 
-    /// A configuration value, or its default.
-    pub(crate) fn config_value(&self, key: &str) -> Result<String> {
-        let default = super::policy::OPTIONS
-            .iter()
-            .find(|o| o.0 == key)
-            .map(|o| o.1)
-            .unwrap_or("");
-        Ok(self
-            .store
-            .config_get(key)?
-            .unwrap_or_else(|| default.to_owned()))
+    /// The SMTP settings from the configuration.
+    pub fn smtp_settings(&self) -> Result<SmtpSettings> {
+        let (endpoint, trust, username, password) = self.server_login("smtp", Protocol::Smtp)?;
+        Ok(SmtpSettings {
+            endpoint,
+            trust,
+            username,
+            password,
+        })
+    }
+
+    /// The endpoint of the server `PREFIX.host`, `.port`, `.security`.
+    pub(crate) fn configured_endpoint(
+        &self,
+        prefix: &str,
+        protocol: Protocol,
+    ) -> Result<tls::Endpoint> {
+        let upper = prefix.to_ascii_uppercase();
+        let host = self.config_value(&format!("{prefix}.host"))?;
+        if host.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "no {upper} server: set {prefix}.host (and {prefix}.port, {prefix}.security)"
+            )));
+        }
+        let port: u16 = self
+            .config_value(&format!("{prefix}.port"))?
+            .parse()
+            .map_err(|_| Error::InvalidInput(format!("{prefix}.port is not a port")))?;
+        let security = Security::parse(&self.config_value(&format!("{prefix}.security"))?)
+            .unwrap_or(Security::Tls);
+        self.endpoint_for(&host, port, Some((security, protocol)))
+    }
+
+    /// A server's endpoint, trust, login and password from the settings
+    /// `PREFIX.host`, `.port`, `.security`, `.username`, and the password
+    /// from [`List::password_source`].
+    pub(crate) fn server_login(
+        &self,
+        prefix: &str,
+        protocol: Protocol,
+    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
+        let endpoint = self.configured_endpoint(prefix, protocol)?;
+        let trust = self.trust_for(&endpoint)?;
+        let username = self.config_value(&format!("{prefix}.username"))?;
+        let password = match self.password_source(prefix)? {
+            PasswordSource::Environment(var) => read_password(&var, "")?,
+            PasswordSource::File(file) => read_password("", &file)?,
+            PasswordSource::Keyring(account) => keyring_get(&account)?.ok_or_else(|| {
+                Error::Keyring(format!(
+                    "the OS keyring holds no password for {account}: enter it in the app's Settings, or run `conclave config password {prefix}`"
+                ))
+            })?,
+        };
+        Ok((endpoint, trust, username, password))
+    }
+
+    /// Where the password of server `prefix` (`imap` or `smtp`) comes from:
+    /// the variable `CONCLAVE_PREFIX_PASSWORD` if set, else the file
+    /// `PREFIX.password_file` if set, else the OS keyring.
+    pub fn password_source(&self, prefix: &str) -> Result<PasswordSource> {
+        let var = format!("CONCLAVE_{}_PASSWORD", prefix.to_ascii_uppercase());
+        if std::env::var(&var).is_ok_and(|v| !v.is_empty()) {
+            return Ok(PasswordSource::Environment(var));
+        }
+        let file = self.config_value(&format!("{prefix}.password_file"))?;
+        if !file.is_empty() {
+            return Ok(PasswordSource::File(file));
+        }
+        Ok(PasswordSource::Keyring(self.keyring_account(prefix)?))
+    }
+
+    /// The keyring account of server `prefix`, named after its login, host
+    /// and port ([`account`]).
+    fn keyring_account(&self, prefix: &str) -> Result<String> {
+        let port = self
+            .config_value(&format!("{prefix}.port"))?
+            .parse()
+            .unwrap_or(0);
+        Ok(account(
+            prefix,
+            &self.config_value(&format!("{prefix}.username"))?,
+            &self.config_value(&format!("{prefix}.host"))?,
+            port,
+        ))
+    }
+
+    /// Keeps the password of server `prefix` in the OS keyring (the
+    /// default), or, if the owner chooses `in_file`, in `PREFIX-password`
+    /// (mode 0600) in the list's folder; the setting `PREFIX.password_file`
+    /// follows. The server's host, port and login must be set first: the
+    /// keyring entry is named after them.
+    pub fn set_server_password(
+        &mut self,
+        prefix: &str,
+        password: &str,
+        in_file: bool,
+    ) -> Result<PasswordSource> {
+        if !matches!(prefix, "imap" | "smtp") {
+            return Err(Error::InvalidInput(format!(
+                "no server {prefix:?}: imap or smtp"
+            )));
+        }
+        if password.is_empty() || password.contains(['\n', '\r']) {
+            return Err(Error::InvalidInput(
+                "the password is empty or has a line break".into(),
+            ));
+        }
+        let key = format!("{prefix}.password_file");
+        if in_file {
+            let path = self.home().join(format!("{prefix}-password"));
+            write_private(&path, format!("{password}\n").as_bytes())?;
+            self.config_set(&key, &path.display().to_string())?;
+        } else {
+            self.config_set(&key, "")?;
+            // Stored even when the environment overrides it for now.
+            keyring_set(&self.keyring_account(prefix)?, password)?;
+        }
+        self.store().audit(
+            self.unix(),
+            None,
+            "config",
+            &format!(
+                "{prefix} password kept {}",
+                if in_file {
+                    "in a file"
+                } else {
+                    "in the OS keyring"
+                }
+            ),
+        )?;
+        self.password_source(prefix)
+    }
+
+    /// The IMAP settings from the configuration.
+    pub fn imap_settings(&self) -> Result<ImapSettings> {
+        let (endpoint, trust, username, password) = self.server_login("imap", Protocol::Imap)?;
+        Ok(ImapSettings {
+            endpoint,
+            trust,
+            username,
+            password,
+        })
     }
 }

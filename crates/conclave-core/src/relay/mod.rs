@@ -1,0 +1,50 @@
+//! The relay: the layer above the list that talks to the mail host. It
+//! fetches posts from the list mailbox over IMAP and hands them to the list
+//! ([`intake`]), submits the outbox over SMTP ([`delivery`]), knows the
+//! list's servers and how to log in to them ([`servers`]), and runs the loop
+//! that does both ([`Engine`]). It locks the list for each step that
+//! touches it, never across a network round trip or a PIN dialog, so the
+//! owner's commands answer while the relay works.
+
+pub mod delivery;
+mod engine;
+pub mod intake;
+pub mod servers;
+
+use std::sync::{Mutex, MutexGuard};
+
+pub use engine::{Engine, StopSignal};
+pub use servers::{CertReport, PasswordSource};
+
+use crate::error::Result;
+use crate::events::{DeliveryReport, IntakeReport};
+use crate::list::List;
+
+/// `run --once`: one pass over the mailbox, then the outbox.
+pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
+    let intake = intake::poll_mailbox(list)?;
+    let delivery = delivery::send_outbox(list)?;
+    Ok((intake, delivery))
+}
+
+/// The list, locked; a lock poisoned by a panic elsewhere is taken anyway
+/// (the list's state is in its store, which a panic cannot leave half
+/// written).
+pub fn lock(list: &Mutex<List>) -> MutexGuard<'_, List> {
+    list.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` with the list locked, for one step.
+pub(crate) fn with<T>(list: &Mutex<List>, f: impl FnOnce(&mut List) -> Result<T>) -> Result<T> {
+    f(&mut lock(list))
+}
+
+/// When the list key is on a card, asks for its PIN now, without holding
+/// the list, so that the step that needs the card finds it at hand
+/// ([`crate::crypto::card::ask_pin_ahead`]).
+pub(crate) fn ask_pin_ahead(list: &Mutex<List>) {
+    let pins = lock(list).card_pins();
+    if let Some((ident, pins)) = pins {
+        crate::crypto::card::ask_pin_ahead(&ident, &pins);
+    }
+}
