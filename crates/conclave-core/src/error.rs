@@ -142,6 +142,23 @@ impl Error {
         }
     }
 
+    /// Whether this error, met while a post is handled, is the post's own
+    /// fault, so the post is refused with it as the reason. A locked key, a
+    /// card that went away, a PIN, the store or the disk are not: the post
+    /// stays to be handled again.
+    pub fn is_post_fault(&self) -> bool {
+        !matches!(
+            self,
+            Error::PassphraseRequired
+                | Error::BadPassphrase
+                | Error::Store { .. }
+                | Error::Io { .. }
+                | Error::Card(_)
+                | Error::Pin(_)
+                | Error::Keyring(_)
+        )
+    }
+
     /// Wraps an OpenPGP error with what was being done.
     pub(crate) fn crypto(what: &'static str, err: impl std::fmt::Display) -> Self {
         Error::Crypto {

@@ -17,7 +17,8 @@ use crate::mime::build::{self, ProtectedHeaders};
 use crate::mime::parse::Content;
 use crate::store::{CopyRef, NewCopy, OutboxCopy};
 
-use super::{List, Member, Opened, SignatureMode};
+use super::open::Opened;
+use super::{List, Member, SignatureMode};
 
 impl List {
     /// Builds the list-signed entity for an opened post and fans it out.

@@ -1,10 +1,21 @@
-//! The list: subscribers, policy, moderation, and `receive(bytes) -> Outcome`,
-//! the seam through which every post enters.
+//! The list: its key, store and options, its subscribers ([`members`]), and
+//! the way every post goes: `receive(bytes) -> Outcome` parses it once,
+//! records it sealed, opens it ([`open`]: decrypt, verify, attribute; no
+//! decisions), judges it ([`judge`]: a pure function of the facts and the
+//! options) and concludes ([`receive`]: the outcome, the replay cache and
+//! the copies, [`fanout`]). Moderation ([`moderation`]) opens and judges
+//! held posts the same way. The list does no network I/O: the relay above
+//! it talks to the mail host.
 
 pub mod card;
 pub mod fanout;
+pub mod judge;
 pub mod key;
+mod members;
+mod moderation;
+mod open;
 pub mod policy;
+mod receive;
 mod resign;
 
 pub use resign::RESIGN_AFTER;
@@ -19,15 +30,16 @@ use openpgp::Cert;
 use sequoia_openpgp as openpgp;
 
 use crate::clock::Clock;
-use crate::crypto::decrypt::{self, SigStatus};
+use crate::crypto::certs;
 use crate::crypto::keystore::{self, FileKeystore, ListKeystore};
-use crate::crypto::{certs, seal};
 use crate::error::{Error, Result};
-use crate::mime::parse::{self, Content, Incoming, Payload, Protected};
-use crate::store::{PostState, Store, StoredPost};
+use crate::store::Store;
 
 pub use crate::events::Outcome;
+pub(crate) use members::{Member, Members};
+pub(crate) use open::Parsed;
 pub use policy::{Action, Policy, SignatureMode};
+pub(crate) use receive::sender_of;
 
 /// The store's file name inside the list home.
 pub const DB_FILE: &str = "list.db";
@@ -88,36 +100,6 @@ pub struct SubscriberInfo {
     pub addresses: Vec<String>,
 }
 
-/// The subscribers with their parsed certificates. The certificates sit in
-/// one vector so that verification can borrow them all without a copy.
-#[derive(Debug, Default)]
-pub(crate) struct Members {
-    addresses: Vec<String>,
-    certs: Vec<Cert>,
-}
-
-/// One subscriber, borrowed from [`Members`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Member<'a> {
-    pub(crate) address: &'a str,
-    pub(crate) cert: &'a Cert,
-}
-
-impl Members {
-    /// Every subscriber.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Member<'_>> {
-        self.addresses
-            .iter()
-            .zip(&self.certs)
-            .map(|(address, cert)| Member { address, cert })
-    }
-
-    /// Every subscriber's certificate.
-    pub(crate) fn certs(&self) -> &[Cert] {
-        &self.certs
-    }
-}
-
 /// One list, opened from its home directory.
 pub struct List {
     home: PathBuf,
@@ -139,34 +121,6 @@ impl std::fmt::Debug for List {
             .field("address", &self.address)
             .finish()
     }
-}
-
-/// What `decide` concluded.
-enum Decision {
-    Distribute {
-        signer: String,
-        post: Box<Opened>,
-    },
-    Stop {
-        state: PostState,
-        reason: String,
-        signer: String,
-    },
-}
-
-/// A post opened and checked, ready to fan out.
-pub(crate) struct Opened {
-    pub(crate) incoming: Incoming,
-    pub(crate) content: Content,
-    pub(crate) protected: Protected,
-    /// The raw decrypted bytes (for reconstructing encapsulated signatures).
-    pub(crate) plaintext: Vec<u8>,
-    pub(crate) sig_packets: Vec<openpgp::packet::Signature>,
-    /// The verified author: (address, fingerprint), if signed by the sender.
-    pub(crate) author: Option<(String, String)>,
-    /// Whether the text is cleartext-signed (inline).
-    pub(crate) cleartext_signed: bool,
-    pub(crate) digest: String,
 }
 
 impl List {
@@ -405,572 +359,8 @@ impl List {
             .unwrap_or_else(|| self.address.clone()))
     }
 
-    // ----- subscribers -----
-
-    /// Adds (or updates) a subscriber with their public key.
-    pub fn add_subscriber(&mut self, address: &str, key: &[u8]) -> Result<SubscriberInfo> {
-        let address = address.trim().to_ascii_lowercase();
-        if !valid_address(&address) {
-            return Err(Error::InvalidInput(format!(
-                "{address:?} is not an e-mail address"
-            )));
-        }
-        let cert = certs::parse_public_cert(key)?;
-        let now = self.clock.now();
-        if !certs::speaks_for(&cert, &address, now) {
-            return Err(Error::BadKey(format!(
-                "the key {} cannot be used for {address}: {}",
-                cert.fingerprint(),
-                certs::refusal(&cert, &address, now)
-            )));
-        }
-        certs::encryption_keys(&cert, now)?;
-        let fpr = cert.fingerprint().to_hex();
-        self.store
-            .put_subscriber(&address, &fpr, &certs::binary(&cert)?, self.clock.unix())?;
-        self.store.audit(
-            self.clock.unix(),
-            None,
-            "subscriber",
-            &format!("{address} added with key {fpr}"),
-        )?;
-        self.members = None;
-        Ok(subscriber_info(address, fpr, Ok(cert), now))
-    }
-
-    /// Removes a subscriber.
-    pub fn remove_subscriber(&mut self, address: &str) -> Result<()> {
-        let address = address.trim().to_ascii_lowercase();
-        if !self.store.remove_subscriber(&address)? {
-            return Err(Error::NotFound(format!("{address} is not a subscriber")));
-        }
-        self.members = None;
-        self.store.audit(
-            self.clock.unix(),
-            None,
-            "subscriber",
-            &format!("{address} removed"),
-        )
-    }
-
-    /// Every subscriber, with a warning when their key cannot be used.
-    pub fn subscribers(&self) -> Result<Vec<SubscriberInfo>> {
-        let now = self.clock.now();
-        let mut out = Vec::new();
-        for s in self.store.subscribers()? {
-            out.push(subscriber_info(
-                s.address,
-                s.fingerprint,
-                certs::parse_public_cert(&s.cert),
-                now,
-            ));
-        }
-        Ok(out)
-    }
-
-    /// The subscribers with parsed certificates, kept in memory across posts.
-    pub(crate) fn members(&mut self) -> Result<Arc<Members>> {
-        if let Some(m) = &self.members {
-            return Ok(m.clone());
-        }
-        let mut members = Members::default();
-        for s in self.store.subscribers()? {
-            if let Ok(cert) = certs::parse_public_cert(&s.cert) {
-                members.addresses.push(s.address);
-                members.certs.push(cert);
-            }
-        }
-        let members = Arc::new(members);
-        self.members = Some(members.clone());
-        Ok(members)
-    }
-
     pub(crate) fn keystore(&mut self) -> Result<&mut Box<dyn ListKeystore>> {
         self.keystore.as_mut().ok_or(Error::PassphraseRequired)
-    }
-
-    // ----- intake -----
-
-    /// Takes one message as it arrived and decides what becomes of it. The
-    /// message is recorded (as ciphertext) before anything else happens, and
-    /// every outcome is logged with its reason.
-    pub fn receive(&mut self, raw: &[u8]) -> Result<Outcome> {
-        self.keystore()?;
-        let sender = parse::incoming(raw)
-            .ok()
-            .and_then(|i| i.from)
-            .unwrap_or_default();
-        let (post_id, _) = self.record_post(raw, &sender)?;
-        self.process_post(post_id, raw)
-    }
-
-    /// Decides what becomes of a recorded post and logs it.
-    pub(crate) fn process_post(&mut self, post_id: i64, raw: &[u8]) -> Result<Outcome> {
-        let ts = self.clock.unix();
-        let incoming = parse::incoming(raw);
-        let sender = incoming
-            .as_ref()
-            .ok()
-            .and_then(|i| i.from.clone())
-            .unwrap_or_default();
-        let from = if sender.is_empty() {
-            "an unknown sender".to_string()
-        } else {
-            sender
-        };
-        self.store.audit(
-            ts,
-            Some(post_id),
-            "received",
-            &format!("{} bytes from {from}", raw.len()),
-        )?;
-        let decision = self.decide(post_id, raw, incoming, false);
-        self.conclude(post_id, decision)
-    }
-
-    /// Records a message as it arrived, sealed to the list key, and returns
-    /// its id and digest. Even an encrypted post carries clear outer headers
-    /// (a Subject the client did not protect, say), so the exact bytes are
-    /// kept, but never in clear.
-    pub fn record_post(&mut self, raw: &[u8], sender: &str) -> Result<(i64, String)> {
-        let sealed = seal::encrypt_to(&self.cert, raw, self.clock.now())?;
-        let digest = crate::hex::sha256_hex(raw);
-        let id = self.store.insert_sealed_post(
-            &sealed,
-            raw.len(),
-            &digest,
-            sender,
-            self.clock.unix(),
-        )?;
-        Ok((id, digest))
-    }
-
-    fn conclude(&mut self, post_id: i64, decision: Result<Decision>) -> Result<Outcome> {
-        let ts = self.clock.unix();
-        let decision = match decision {
-            Ok(d) => d,
-            Err(
-                e @ (Error::PassphraseRequired
-                | Error::Store { .. }
-                | Error::Io { .. }
-                | Error::Card(_)
-                | Error::Pin(_)),
-            ) => return Err(e),
-            Err(e) => Decision::Stop {
-                state: PostState::Rejected,
-                reason: e.to_string(),
-                signer: String::new(),
-            },
-        };
-        let outcome = match decision {
-            Decision::Distribute { signer, post } => {
-                let copies = self.distribute(post_id, &post)?;
-                self.store
-                    .set_post_state(post_id, PostState::Distributed, "", &signer, ts)?;
-                Outcome::Distributed {
-                    post: post_id,
-                    copies,
-                }
-            }
-            Decision::Stop {
-                state,
-                reason,
-                signer,
-            } => {
-                self.store
-                    .set_post_state(post_id, state, &reason, &signer, ts)?;
-                match state {
-                    PostState::Held => Outcome::Held {
-                        post: post_id,
-                        reason,
-                    },
-                    PostState::Discarded => Outcome::Discarded {
-                        post: post_id,
-                        reason,
-                    },
-                    _ => Outcome::Rejected {
-                        post: post_id,
-                        reason,
-                    },
-                }
-            }
-        };
-        let (event, detail) = match &outcome {
-            Outcome::Distributed { copies, .. } => {
-                ("distributed", format!("{copies} copies queued"))
-            }
-            Outcome::Held { reason, .. } => ("held", reason.clone()),
-            Outcome::Rejected { reason, .. } => ("rejected", reason.clone()),
-            Outcome::Discarded { reason, .. } => ("discarded", reason.clone()),
-        };
-        self.store.audit(ts, Some(post_id), event, &detail)?;
-        self.emit(&crate::events::Event::Post(outcome.clone()));
-        Ok(outcome)
-    }
-
-    /// Opens and checks a post, and applies the policy unless the owner
-    /// already approved it.
-    fn decide(
-        &mut self,
-        post_id: i64,
-        raw: &[u8],
-        incoming: std::result::Result<Incoming, String>,
-        approved: bool,
-    ) -> Result<Decision> {
-        let policy = Policy::load(&self.store)?;
-        let stop = |state: PostState, reason: String| {
-            Ok(Decision::Stop {
-                state,
-                reason,
-                signer: String::new(),
-            })
-        };
-        if !approved && raw.len() > policy.max_size && policy.max_size_action != Action::Distribute
-        {
-            let reason = format!(
-                "too large: {} KiB, the limit is {} KiB",
-                raw.len().div_ceil(1024),
-                policy.max_size / 1024
-            );
-            return stop(action_state(policy.max_size_action), reason);
-        }
-        let incoming = match incoming {
-            Ok(i) => i,
-            Err(e) => return stop(PostState::Rejected, format!("cannot read the message: {e}")),
-        };
-        let from = incoming.from.clone().unwrap_or_default();
-        let members = self.members()?;
-        let certs = members.certs();
-        let now = self.clock.now();
-
-        let (plaintext, pgp_mime, inline_sigs, sig_packets) = match &incoming.payload {
-            Payload::Clear => {
-                if !approved && policy.encrypted_only != Action::Distribute {
-                    return stop(
-                        action_state(policy.encrypted_only),
-                        "not encrypted: this list accepts encrypted posts only".into(),
-                    );
-                }
-                (
-                    crate::mime::split_head(raw).1.to_vec(),
-                    true,
-                    Vec::new(),
-                    Vec::new(),
-                )
-            }
-            Payload::PgpMime(data) | Payload::Inline(data) => {
-                let decryptors = self.keystore()?.decryptors()?;
-                match decrypt::open(data, decryptors, certs, now, policy.plaintext_limit()) {
-                    Ok(o) => (
-                        o.plaintext,
-                        matches!(incoming.payload, Payload::PgpMime(_)),
-                        o.sigs,
-                        o.sig_packets,
-                    ),
-                    Err(e) => {
-                        // A card that was pulled is not the post's fault.
-                        if let Some(failure) = self.keystore()?.take_failure() {
-                            return Err(failure);
-                        }
-                        return stop(PostState::Rejected, e.to_string());
-                    }
-                }
-            }
-        };
-        // For a clear post, the whole message is the entity.
-        let entity_source: Vec<u8> = if matches!(incoming.payload, Payload::Clear) {
-            raw.to_vec()
-        } else {
-            plaintext.clone()
-        };
-        let (content, protected) = parse::content(&entity_source, pgp_mime);
-
-        let mut sigs = inline_sigs;
-        let mut cleartext_signed = false;
-        match &content {
-            Content::MimeSigned {
-                signed, signature, ..
-            } => sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0),
-            Content::Text { text } if text.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") => {
-                cleartext_signed = true;
-                sigs.extend(decrypt::verify_cleartext(text, certs, now));
-            }
-            _ => {}
-        }
-
-        if let Some(inner_from) = &protected.from {
-            if !from.is_empty() && *inner_from != from {
-                return stop(
-                    PostState::Rejected,
-                    format!("the From inside the encryption ({inner_from}) differs from the outer From ({from})"),
-                );
-            }
-        }
-
-        // Who signed it?
-        let mut author: Option<(String, String)> = None;
-        let mut replay_digest = None;
-        let mut notes = Vec::new();
-        for s in &sigs {
-            match s {
-                SigStatus::Good {
-                    cert,
-                    replay_digest: d,
-                } => {
-                    let owners: Vec<&str> = members
-                        .iter()
-                        .filter(|m| m.cert.fingerprint() == *cert)
-                        .map(|m| m.address)
-                        .collect();
-                    if owners.contains(&from.as_str()) {
-                        author = Some((from.clone(), cert.to_hex()));
-                        replay_digest = Some(d.clone());
-                    } else {
-                        let who = owners.first().copied().unwrap_or("a non-subscriber");
-                        return stop(
-                            PostState::Rejected,
-                            format!(
-                                "signed by {who} (key {cert}), but From: says {}",
-                                if from.is_empty() { "nobody" } else { &from }
-                            ),
-                        );
-                    }
-                }
-                SigStatus::Bad { issuer, error } => {
-                    return stop(
-                        PostState::Rejected,
-                        format!("bad signature by key {issuer}: {error}"),
-                    );
-                }
-                SigStatus::UnknownKey { issuer } => {
-                    notes.push(format!("signed by unknown key {issuer}"))
-                }
-            }
-        }
-        let signer = author.as_ref().map(|a| a.1.clone()).unwrap_or_default();
-
-        if let Some(d) = &replay_digest {
-            if let Some((first, at)) = self.store.replay_seen(d)? {
-                if first != post_id {
-                    return Ok(Decision::Stop {
-                        state: PostState::Rejected,
-                        reason: format!(
-                            "replayed: the same signed post arrived before as post #{first} ({})",
-                            crate::clock::rfc5322(
-                                std::time::UNIX_EPOCH
-                                    + std::time::Duration::from_secs(
-                                        u64::try_from(at).unwrap_or(0)
-                                    )
-                            )
-                        ),
-                        signer,
-                    });
-                }
-            }
-            self.store.replay_remember(d, post_id, self.clock.unix())?;
-        }
-
-        if !approved {
-            let mut violations: Vec<(Action, String)> = Vec::new();
-            let is_member = members.iter().any(|m| m.address == from);
-            if !is_member && policy.subscribers_only != Action::Distribute {
-                let who = if from.is_empty() {
-                    "the sender".to_string()
-                } else {
-                    from.clone()
-                };
-                violations.push((
-                    policy.subscribers_only,
-                    format!("{who} is not a subscriber"),
-                ));
-            }
-            if author.is_none() && policy.signed_only != Action::Distribute {
-                let mut reason =
-                    "not signed by the sender's key: this list accepts signed posts only"
-                        .to_string();
-                if !notes.is_empty() {
-                    reason.push_str(&format!(" ({})", notes.join("; ")));
-                }
-                violations.push((policy.signed_only, reason));
-            }
-            if let Some(worst) = violations.iter().map(|v| v.0).max() {
-                let reason = violations
-                    .iter()
-                    .filter(|v| v.0 == worst)
-                    .map(|v| v.1.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Ok(Decision::Stop {
-                    state: action_state(worst),
-                    reason,
-                    signer,
-                });
-            }
-        }
-
-        let digest = crate::hex::sha256_hex(raw);
-        Ok(Decision::Distribute {
-            signer,
-            post: Box::new(Opened {
-                incoming,
-                content,
-                protected,
-                plaintext,
-                sig_packets,
-                author,
-                cleartext_signed,
-                digest,
-            }),
-        })
-    }
-
-    // ----- moderation -----
-
-    /// The posts waiting for the owner.
-    pub fn held(&self) -> Result<Vec<StoredPost>> {
-        self.store.posts_in_state(PostState::Held)
-    }
-
-    fn held_post(&self, id: i64) -> Result<StoredPost> {
-        match self.store.post(id)? {
-            Some(p) if p.state == PostState::Held => Ok(p),
-            Some(p) => Err(Error::NotFound(format!(
-                "post #{id} is not held (it was {})",
-                p.state.as_str()
-            ))),
-            None => Err(Error::NotFound(format!("no post #{id}"))),
-        }
-    }
-
-    /// The message as it arrived, unsealing it if it was stored sealed.
-    pub(crate) fn original(&mut self, post: &StoredPost) -> Result<Vec<u8>> {
-        if !post.sealed {
-            return Ok(post.raw.clone());
-        }
-        let decryptors = self.keystore()?.decryptors()?;
-        let limit = usize::try_from(post.size)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1);
-        match decrypt::open(&post.raw, decryptors, &[], self.clock.now(), limit) {
-            Ok(o) => Ok(o.plaintext),
-            Err(e) => Err(self
-                .keystore()?
-                .take_failure()
-                .unwrap_or_else(|| Error::crypto("unseal the stored post", e))),
-        }
-    }
-
-    /// Opens a held post in memory for the owner to read.
-    pub fn held_show(&mut self, id: i64) -> Result<HeldView> {
-        let post = self.held_post(id)?;
-        let raw = self.original(&post)?;
-        let incoming = parse::incoming(&raw);
-        let subject_outer = incoming
-            .as_ref()
-            .ok()
-            .and_then(|i| i.subject.clone())
-            .unwrap_or_default();
-        let mut keys = Vec::new();
-        let (text, subject, signature) = match self.decide(post.id, &raw, incoming, true)? {
-            Decision::Distribute {
-                post: opened,
-                signer,
-            } => {
-                let subject = opened
-                    .protected
-                    .subject
-                    .clone()
-                    .filter(|s| s != "...")
-                    .unwrap_or(subject_outer);
-                let text = match &opened.content {
-                    Content::MimeSigned { signed, .. } => parse::first_text(signed),
-                    Content::Mime { entity } => parse::first_text(entity),
-                    Content::Text { text } => Some(String::from_utf8_lossy(text).into_owned()),
-                }
-                .unwrap_or_default();
-                if let Content::MimeSigned { signed: entity, .. } | Content::Mime { entity } =
-                    &opened.content
-                {
-                    let now = self.clock.now();
-                    for bytes in parse::attached_keys(entity) {
-                        let Ok(cert) = certs::parse_public_cert(&bytes) else {
-                            continue;
-                        };
-                        keys.push(AttachedKey {
-                            fingerprint: cert.fingerprint().to_hex(),
-                            addresses: certs::addresses(&cert, now),
-                            armored: String::from_utf8_lossy(&certs::armored(&cert)?).into_owned(),
-                        });
-                    }
-                }
-                let signature = if signer.is_empty() {
-                    "not signed by the sender".into()
-                } else {
-                    format!("signed by {} (key {signer})", post.sender)
-                };
-                (text, subject, signature)
-            }
-            Decision::Stop { reason, .. } => (
-                String::new(),
-                subject_outer,
-                format!("cannot be opened: {reason}"),
-            ),
-        };
-        Ok(HeldView {
-            id,
-            sender: post.sender,
-            reason: post.reason,
-            subject,
-            signature,
-            text,
-            keys,
-        })
-    }
-
-    /// Approves a held post: it is distributed whatever the policy said.
-    pub fn held_approve(&mut self, id: i64) -> Result<Outcome> {
-        let post = self.held_post(id)?;
-        let raw = self.original(&post)?;
-        let incoming = parse::incoming(&raw);
-        self.store.audit(
-            self.clock.unix(),
-            Some(id),
-            "approved",
-            "approved by the owner",
-        )?;
-        let decision = self.decide(id, &raw, incoming, true);
-        self.conclude(id, decision)
-    }
-
-    /// Rejects a held post with the owner's reason.
-    pub fn held_reject(&mut self, id: i64, reason: &str) -> Result<Outcome> {
-        self.held_post(id)?;
-        let reason = format!(
-            "rejected by the owner: {}",
-            crate::mime::build::clean(reason)
-        );
-        self.conclude(
-            id,
-            Ok(Decision::Stop {
-                state: PostState::Rejected,
-                reason,
-                signer: String::new(),
-            }),
-        )
-    }
-
-    /// Discards a held post (its ciphertext stays in the store).
-    pub fn held_discard(&mut self, id: i64) -> Result<Outcome> {
-        self.held_post(id)?;
-        let reason = "discarded by the owner".to_string();
-        self.conclude(
-            id,
-            Ok(Decision::Stop {
-                state: PostState::Discarded,
-                reason,
-                signer: String::new(),
-            }),
-        )
     }
 
     // ----- outbox -----
@@ -1080,16 +470,8 @@ impl List {
     }
 }
 
-fn action_state(a: Action) -> PostState {
-    match a {
-        Action::Hold => PostState::Held,
-        Action::Discard => PostState::Discarded,
-        Action::Reject => PostState::Rejected,
-        Action::Distribute => PostState::Received,
-    }
-}
-
-fn valid_address(a: &str) -> bool {
+/// Whether `a` looks like an e-mail address.
+pub(crate) fn valid_address(a: &str) -> bool {
     match a.split_once('@') {
         Some((l, d)) => {
             !l.is_empty()
@@ -1099,56 +481,5 @@ fn valid_address(a: &str) -> bool {
                     .any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c))
         }
         None => false,
-    }
-}
-
-/// What the owner is shown of a subscriber and their key.
-fn subscriber_info(
-    address: String,
-    fingerprint: String,
-    cert: Result<sequoia_openpgp::Cert>,
-    now: SystemTime,
-) -> SubscriberInfo {
-    use sequoia_openpgp::types::PublicKeyAlgorithm as Algo;
-    let soon = now + std::time::Duration::from_secs(30 * 24 * 3600);
-    let cert = match cert {
-        Ok(cert) => cert,
-        Err(e) => {
-            return SubscriberInfo {
-                address,
-                fingerprint,
-                warning: Some(e.to_string()),
-                algorithm: String::new(),
-                expires: None,
-                addresses: Vec::new(),
-            }
-        }
-    };
-    let warning = match certs::encryption_keys(&cert, now) {
-        Err(e) => Some(e.to_string()),
-        Ok(_) if certs::encryption_keys(&cert, soon).is_err() => {
-            Some("the key expires within 30 days".into())
-        }
-        Ok(_) => None,
-    };
-    let key = cert.primary_key().key();
-    let algorithm = match key.mpis().bits() {
-        Some(bits) if !matches!(key.pk_algo(), Algo::EdDSA | Algo::Ed25519 | Algo::Ed448) => {
-            format!("{} {bits}", key.pk_algo())
-        }
-        _ => key.pk_algo().to_string(),
-    };
-    let expires = cert
-        .with_policy(crate::crypto::policy(), now)
-        .ok()
-        .and_then(|vc| vc.primary_key().key_expiration_time());
-    let addresses = certs::addresses(&cert, now);
-    SubscriberInfo {
-        address,
-        fingerprint,
-        warning,
-        algorithm,
-        expires,
-        addresses,
     }
 }

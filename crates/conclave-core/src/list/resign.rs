@@ -65,14 +65,25 @@ impl List {
             .post(post_id)?
             .ok_or_else(|| Error::NotFound(format!("no post #{post_id}")))?;
         let raw = self.original(&post)?;
-        let incoming = crate::mime::parse::incoming(&raw);
-        match self.decide(post_id, &raw, incoming, true)? {
-            super::Decision::Distribute { post: opened, .. } => {
+        let policy = super::policy::Policy::load(&self.store)?;
+        let judged = self.judged(
+            post_id,
+            &raw,
+            crate::mime::parse::incoming(&raw),
+            &policy,
+            &policy.approved(),
+        )?;
+        match (judged.verdict, judged.post) {
+            (super::judge::Verdict::Distribute { author }, Some(mut opened)) => {
+                opened.author = author.map(|fpr| (opened.from.clone(), fpr));
                 self.distribute_to(post_id, &opened, Some(copies))
             }
-            super::Decision::Stop { reason, .. } => Err(Error::InvalidInput(format!(
+            (super::judge::Verdict::Stop { reason, .. }, _) => Err(Error::InvalidInput(format!(
                 "the post no longer opens: {reason}"
             ))),
+            (super::judge::Verdict::Distribute { .. }, None) => {
+                Err(Error::InvalidInput("the post no longer opens".into()))
+            }
         }
     }
 }

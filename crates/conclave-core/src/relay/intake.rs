@@ -33,10 +33,14 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             ask_pin_ahead(list);
         }
     };
-    let process = |post_id: i64, raw: &[u8]| -> Result<Outcome> {
-        pin_ahead();
-        with(list, |l| l.process_post(post_id, raw))
-    };
+    let process =
+        |post_id: i64, raw: &[u8], parsed: Option<crate::list::Parsed>| -> Result<Outcome> {
+            pin_ahead();
+            with(list, |l| match parsed {
+                Some(parsed) => l.process_parsed(post_id, raw, parsed),
+                None => l.process_post(post_id, raw),
+            })
+        };
     tls::block_on(async {
         let mut session = imap::login(&settings).await.map_err(imap_error)?;
         let folders = imap::ensure_folders(&mut session, &key)
@@ -68,7 +72,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     l.store().set_post_imap(id, "moved", i64::from(uid))
                 })?;
             }
-            let outcome = process(id, &raw)?;
+            let outcome = process(id, &raw, None)?;
             if uid > 0 {
                 file(&mut session, &key, &folders, uid, &outcome)
                     .await
@@ -85,10 +89,9 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             else {
                 continue;
             };
-            let sender = parse::incoming(&raw)
-                .ok()
-                .and_then(|i| i.from)
-                .unwrap_or_default();
+            // Parsed once: for the sender recorded now, and for processing.
+            let parsed = parse::incoming(&raw);
+            let sender = crate::list::sender_of(&parsed);
             let post_id = with(list, |l| {
                 let (post_id, _) = l.record_post(&raw, &sender)?;
                 l.store()
@@ -113,7 +116,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             with(list, |l| {
                 l.store().set_post_imap(post_id, "moved", i64::from(dest))
             })?;
-            let outcome = process(post_id, &raw)?;
+            let outcome = process(post_id, &raw, Some(parsed))?;
             if dest > 0 {
                 file(&mut session, &key, &folders, dest, &outcome)
                     .await

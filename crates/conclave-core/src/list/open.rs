@@ -1,0 +1,166 @@
+//! Opening a post: decrypt it with the list key, verify every signature
+//! against the subscribers' keys, attribute the signer, and look the signed
+//! content up in the replay cache. This decides nothing: it reports
+//! [`Facts`] for [`super::judge`], and keeps the opened post for the copies.
+
+use sequoia_openpgp as openpgp;
+
+use crate::crypto::decrypt::{self, SigStatus};
+use crate::error::Result;
+use crate::mime::parse::{self, Content, Incoming, Payload, Protected};
+
+use super::judge::{Facts, SignatureFact};
+use super::List;
+
+/// A message as parsed: its outer headers and payload, or why it could not
+/// be read.
+pub(crate) type Parsed = std::result::Result<Incoming, String>;
+
+/// A post opened, ready to fan out.
+pub(crate) struct Opened {
+    pub(crate) incoming: Incoming,
+    /// The sender's address in the outer `From:` (empty when none).
+    pub(crate) from: String,
+    pub(crate) content: Content,
+    pub(crate) protected: Protected,
+    /// The raw decrypted bytes (for reconstructing encapsulated signatures).
+    pub(crate) plaintext: Vec<u8>,
+    pub(crate) sig_packets: Vec<openpgp::packet::Signature>,
+    /// The verified author: (address, fingerprint), once judged so.
+    pub(crate) author: Option<(String, String)>,
+    /// Whether the text is cleartext-signed (inline).
+    pub(crate) cleartext_signed: bool,
+    /// The digest of the message as it arrived.
+    pub(crate) digest: String,
+    /// The sender's signed content, for the replay cache.
+    pub(crate) replay_digest: Option<String>,
+}
+
+impl List {
+    /// Opens post `post_id` (its bytes `raw`, parsed as `parsed`), its
+    /// plaintext bounded by `limit`. Returns what it found, and the post
+    /// when it opened. Fails only for what is not the post's fault: a
+    /// locked key, a card that went away, the store.
+    pub(crate) fn open_post(
+        &mut self,
+        post_id: i64,
+        raw: &[u8],
+        parsed: Parsed,
+        limit: usize,
+    ) -> Result<(Facts, Option<Box<Opened>>)> {
+        let mut facts = Facts {
+            size: raw.len(),
+            ..Facts::default()
+        };
+        let incoming = match parsed {
+            Ok(i) => i,
+            Err(e) => {
+                facts.unreadable = Some(e);
+                return Ok((facts, None));
+            }
+        };
+        let from = incoming.from.clone().unwrap_or_default();
+        let members = self.members()?;
+        facts.from = from.clone();
+        facts.is_member = members.iter().any(|m| m.address == from);
+        facts.encrypted = !matches!(incoming.payload, Payload::Clear);
+        let certs = members.certs();
+        let now = self.clock.now();
+
+        let (plaintext, pgp_mime, mut sigs, sig_packets) = match &incoming.payload {
+            Payload::Clear => (
+                crate::mime::split_head(raw).1.to_vec(),
+                true,
+                Vec::new(),
+                Vec::new(),
+            ),
+            Payload::PgpMime(data) | Payload::Inline(data) => {
+                let decryptors = self.keystore()?.decryptors()?;
+                match decrypt::open(data, decryptors, certs, now, limit) {
+                    Ok(o) => (
+                        o.plaintext,
+                        matches!(incoming.payload, Payload::PgpMime(_)),
+                        o.sigs,
+                        o.sig_packets,
+                    ),
+                    Err(e) => {
+                        // A card that was pulled is not the post's fault.
+                        if let Some(failure) = self.keystore()?.take_failure() {
+                            return Err(failure);
+                        }
+                        facts.undecryptable = Some(e.to_string());
+                        return Ok((facts, None));
+                    }
+                }
+            }
+        };
+        // For a clear post, the whole message is the entity.
+        let entity_source: &[u8] = if facts.encrypted { &plaintext } else { raw };
+        let (content, protected) = parse::content(entity_source, pgp_mime);
+        let mut cleartext_signed = false;
+        match &content {
+            Content::MimeSigned {
+                signed, signature, ..
+            } => sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0),
+            Content::Text { text } if text.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") => {
+                cleartext_signed = true;
+                sigs.extend(decrypt::verify_cleartext(text, certs, now));
+            }
+            _ => {}
+        }
+        facts.inner_from = protected.from.clone();
+
+        // Who signed it, and what did the sender sign before?
+        let mut replay_digest = None;
+        for s in &sigs {
+            facts.signatures.push(match s {
+                SigStatus::Good {
+                    cert,
+                    replay_digest: d,
+                } => {
+                    let owners: Vec<String> = members
+                        .iter()
+                        .filter(|m| m.cert.fingerprint() == *cert)
+                        .map(|m| m.address.to_string())
+                        .collect();
+                    if owners.contains(&from) && replay_digest.is_none() {
+                        replay_digest = Some(d.clone());
+                    }
+                    SignatureFact::Good {
+                        fingerprint: cert.to_hex(),
+                        owners,
+                    }
+                }
+                SigStatus::Bad { issuer, error } => SignatureFact::Bad {
+                    issuer: issuer.clone(),
+                    error: error.clone(),
+                },
+                SigStatus::UnknownKey { issuer } => SignatureFact::UnknownKey {
+                    issuer: issuer.clone(),
+                },
+            });
+        }
+        if let Some(d) = &replay_digest {
+            facts.replay_of = self
+                .store
+                .replay_seen(d)?
+                .filter(|(first, _)| *first != post_id);
+        }
+        let digest = crate::hex::sha256_hex(raw);
+        Ok((
+            facts,
+            Some(Box::new(Opened {
+                incoming,
+                from,
+                content,
+                protected,
+                plaintext,
+                sig_packets,
+                author: None,
+                cleartext_signed,
+                digest,
+                replay_digest,
+            })),
+        ))
+    }
+}
