@@ -5,9 +5,9 @@ pub mod card;
 pub mod certs;
 pub mod decrypt;
 pub mod keystore;
+pub mod pkesk;
 pub mod renew;
 pub mod seal;
-pub mod x25519;
 
 use sequoia_openpgp::policy::StandardPolicy;
 

@@ -130,7 +130,7 @@ impl SealedBody {
         let mut out = Vec::with_capacity(keys.len() * 96);
         for key in keys {
             let packet: Packet = if self.v2 {
-                if let Some(p) = super::x25519::pkesk6(&self.session_key, key)? {
+                if let Some(p) = super::pkesk::pkesk6(&self.session_key, key)? {
                     p.into()
                 } else {
                     let mut p = PKESK6::for_recipient(&self.session_key, key)
@@ -138,7 +138,7 @@ impl SealedBody {
                     p.set_recipient(Some(key.fingerprint()));
                     p.into()
                 }
-            } else if let Some(p) = super::x25519::pkesk3(SYM, &self.session_key, key)? {
+            } else if let Some(p) = super::pkesk::pkesk3(SYM, &self.session_key, key)? {
                 p.into()
             } else {
                 let mut p = PKESK3::for_recipient(SYM, &self.session_key, key)

@@ -164,6 +164,9 @@ impl List {
                 Some(copies) => Some(store.drop_queued_unlocked(post_id, copies)?),
                 None => None,
             };
+            // Each body is sealed first; then the signed payload goes, so a
+            // large post is not held three times while the store writes.
+            let mut sealed = Vec::with_capacity(2);
             for (group, is_v2) in [(v1, false), (v2, true)] {
                 let group: Vec<Member> = match &only {
                     Some(only) => group
@@ -172,10 +175,13 @@ impl List {
                         .collect(),
                     None => group,
                 };
-                if group.is_empty() {
-                    continue;
+                if !group.is_empty() {
+                    let body = SealedBody::new(&payload, is_v2)?;
+                    sealed.push((group, body));
                 }
-                let body = SealedBody::new(&payload, is_v2)?;
+            }
+            drop(payload);
+            for (group, body) in sealed {
                 let results = parallel_map(&group, |m| {
                     let keys = certs::encryption_keys(m.cert, now)?;
                     let pkesks = body.pkesks_for(&keys)?;

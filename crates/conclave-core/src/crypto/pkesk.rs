@@ -1,11 +1,14 @@
-//! Recipient packets (v3 and v6 PKESK) for Cv25519 ECDH keys, made fast.
+//! Recipient packets (v3 and v6 PKESK) for Cv25519 ECDH and RSA keys, made
+//! fast: a fan-out makes one per subscriber, so they are the hot path.
 //!
-//! The crypto backend draws each ephemeral key from a random generator it
-//! builds and seeds afresh for every packet, and that seeding costs about
-//! twice the X25519 work itself. A fan-out makes one packet per subscriber,
-//! so here the ephemeral secret comes straight from the operating system's
-//! generator, and the rest follows RFC 6637 (ECDH with the OpenPGP KDF and
-//! AES key wrap), as RFC 9580 section 5.1.6 describes.
+//! Through the crypto backend, each packet costs more than its public-key
+//! work: Nettle seeded a fresh random generator for every packet, Botan
+//! builds its key and generator objects for every packet. Here the X25519
+//! ephemeral secret comes straight from the operating system's generator
+//! and the rest follows RFC 6637 (ECDH with the OpenPGP KDF and AES key
+//! wrap), as RFC 9580 section 5.1.6 describes; RSA is Nettle's PKCS#1 v1.5
+//! encryption with a generator seeded once per thread. Other keys (NIST
+//! curves, X25519 v6 keys) take the backend's path.
 
 use openpgp::crypto::mem::Protected;
 use openpgp::crypto::mpi::{self, Ciphertext, MPI};
@@ -21,32 +24,93 @@ use crate::error::{Error, Result};
 const SIZE: usize = 32;
 
 /// A v3 PKESK giving `session_key` (for `sym`) to `key`, or None when `key`
-/// is not a Cv25519 ECDH key (the caller then uses the generic path).
+/// is neither a Cv25519 ECDH nor an RSA key (the caller then uses the
+/// generic path).
 pub fn pkesk3(
     sym: SymmetricAlgorithm,
     session_key: &SessionKey,
     key: &Key<PublicParts, UnspecifiedRole>,
 ) -> Result<Option<PKESK3>> {
-    let Some(esk) = ecdh(Some(sym), session_key, key)? else {
+    let Some((algo, esk)) = wrap(Some(sym), session_key, key)? else {
         return Ok(None);
     };
-    PKESK3::new(Some(key.keyid()), PublicKeyAlgorithm::ECDH, esk)
+    PKESK3::new(Some(key.keyid()), algo, esk)
         .map(Some)
         .map_err(|e| Error::crypto("encrypt to a subscriber", e))
 }
 
 /// A v6 PKESK (for SEIPDv2) giving `session_key` to `key`, or None when
-/// `key` is not a Cv25519 ECDH key.
+/// `key` is neither a Cv25519 ECDH nor an RSA key.
 pub fn pkesk6(
     session_key: &SessionKey,
     key: &Key<PublicParts, UnspecifiedRole>,
 ) -> Result<Option<PKESK6>> {
-    let Some(esk) = ecdh(None, session_key, key)? else {
+    let Some((algo, esk)) = wrap(None, session_key, key)? else {
         return Ok(None);
     };
-    PKESK6::new(Some(key.fingerprint()), PublicKeyAlgorithm::ECDH, esk)
+    PKESK6::new(Some(key.fingerprint()), algo, esk)
         .map(Some)
         .map_err(|e| Error::crypto("encrypt to a subscriber", e))
+}
+
+/// The session key, with its algorithm octet (v3 packets) and checksum,
+/// encrypted to `key`: ECDH for Cv25519, PKCS#1 v1.5 for RSA.
+fn wrap(
+    sym: Option<SymmetricAlgorithm>,
+    session_key: &SessionKey,
+    key: &Key<PublicParts, UnspecifiedRole>,
+) -> Result<Option<(PublicKeyAlgorithm, Ciphertext)>> {
+    match key.pk_algo() {
+        PublicKeyAlgorithm::ECDH => {
+            Ok(ecdh(sym, session_key, key)?.map(|c| (PublicKeyAlgorithm::ECDH, c)))
+        }
+        algo @ PublicKeyAlgorithm::RSAEncryptSign => {
+            Ok(rsa(sym, session_key, key)?.map(|c| (algo, c)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `[algorithm ||] session key || checksum`, what both methods encrypt.
+fn session_key_material(sym: Option<SymmetricAlgorithm>, session_key: &SessionKey) -> Vec<u8> {
+    let mut m: Vec<u8> = Vec::with_capacity(40);
+    if let Some(sym) = sym {
+        m.push(sym.into());
+    }
+    m.extend_from_slice(session_key);
+    let checksum = session_key
+        .iter()
+        .map(|b| u16::from(*b))
+        .fold(0u16, u16::wrapping_add);
+    m.extend_from_slice(&checksum.to_be_bytes());
+    m
+}
+
+/// RSA: PKCS#1 v1.5 encryption of the session key material (RFC 9580,
+/// section 5.1.4), with Nettle and a generator seeded once per thread.
+fn rsa(
+    sym: Option<SymmetricAlgorithm>,
+    session_key: &SessionKey,
+    key: &Key<PublicParts, UnspecifiedRole>,
+) -> Result<Option<Ciphertext>> {
+    let mpi::PublicKey::RSA { e, n } = key.mpis() else {
+        return Ok(None);
+    };
+    let fail = |e: nettle::Error| Error::crypto("encrypt to a subscriber", e);
+    let public = nettle::rsa::PublicKey::new(n.value(), e.value()).map_err(fail)?;
+    let m: Protected = session_key_material(sym, session_key).into();
+    let mut c = vec![0u8; n.value().len()];
+    THREAD_RNG
+        .with(|rng| nettle::rsa::encrypt_pkcs1(&public, &mut *rng.borrow_mut(), &m, &mut c))
+        .map_err(fail)?;
+    Ok(Some(Ciphertext::RSA { c: MPI::new(&c) }))
+}
+
+thread_local! {
+    /// Nettle's Yarrow, seeded from the operating system once per thread:
+    /// the random padding of RSA packets.
+    static THREAD_RNG: std::cell::RefCell<nettle::random::Yarrow> =
+        std::cell::RefCell::new(nettle::random::Yarrow::default());
 }
 
 /// ECDH-wraps the session key; `sym` is the algorithm octet that v3 packets
@@ -99,16 +163,7 @@ fn ecdh(
     }
 
     // m = [algorithm ||] session key || checksum, padded to 40 bytes (PKCS#5).
-    let mut m: Vec<u8> = Vec::with_capacity(40);
-    if let Some(sym) = sym {
-        m.push(sym.into());
-    }
-    m.extend_from_slice(session_key);
-    let checksum = session_key
-        .iter()
-        .map(|b| u16::from(*b))
-        .fold(0u16, u16::wrapping_add);
-    m.extend_from_slice(&checksum.to_be_bytes());
+    let mut m = session_key_material(sym, session_key);
     let pad = 40usize
         .checked_sub(m.len())
         .filter(|p| *p > 0)
@@ -163,45 +218,49 @@ mod tests {
     use openpgp::cert::prelude::*;
     use openpgp::packet::PKESK;
 
+    /// Both packet versions open with the recipient's secret key, for
+    /// Cv25519 and for RSA.
     #[test]
     fn round_trips_with_the_recipient_key() {
-        let (cert, _) = CertBuilder::general_purpose(Some("r@example.test"))
-            .set_cipher_suite(CipherSuite::Cv25519)
-            .generate()
-            .unwrap();
-        let p = openpgp::policy::StandardPolicy::new();
-        let ka = cert
-            .keys()
-            .with_policy(&p, None)
-            .secret()
-            .for_transport_encryption()
-            .next()
-            .unwrap();
-        let public = ka.key().clone().parts_into_public().role_into_unspecified();
-        let sk = SessionKey::new(32).unwrap();
-        for _ in 0..20 {
-            let pkesk = pkesk3(SymmetricAlgorithm::AES256, &sk, &public)
-                .unwrap()
+        for suite in [CipherSuite::Cv25519, CipherSuite::RSA3k] {
+            let (cert, _) = CertBuilder::general_purpose(Some("r@example.test"))
+                .set_cipher_suite(suite)
+                .generate()
                 .unwrap();
-            let mut pair = ka.key().clone().into_keypair().unwrap();
-            let (algo, got) = PKESK::from(pkesk)
-                .decrypt(&mut pair, None)
-                .expect("the recipient opens it");
-            assert_eq!(algo, Some(SymmetricAlgorithm::AES256));
-            assert_eq!(&got[..], &sk[..]);
-            let pkesk = pkesk6(&sk, &public).unwrap().unwrap();
-            let (algo, got) = PKESK::from(pkesk)
-                .decrypt(&mut pair, None)
-                .expect("v6 opens too");
-            assert_eq!(algo, None);
-            assert_eq!(&got[..], &sk[..]);
+            let p = openpgp::policy::StandardPolicy::new();
+            let ka = cert
+                .keys()
+                .with_policy(&p, None)
+                .secret()
+                .for_transport_encryption()
+                .next()
+                .unwrap();
+            let public = ka.key().clone().parts_into_public().role_into_unspecified();
+            let sk = SessionKey::new(32).unwrap();
+            for _ in 0..20 {
+                let pkesk = pkesk3(SymmetricAlgorithm::AES256, &sk, &public)
+                    .unwrap()
+                    .unwrap();
+                let mut pair = ka.key().clone().into_keypair().unwrap();
+                let (algo, got) = PKESK::from(pkesk)
+                    .decrypt(&mut pair, None)
+                    .expect("the recipient opens it");
+                assert_eq!(algo, Some(SymmetricAlgorithm::AES256), "{suite:?}");
+                assert_eq!(&got[..], &sk[..]);
+                let pkesk = pkesk6(&sk, &public).unwrap().unwrap();
+                let (algo, got) = PKESK::from(pkesk)
+                    .decrypt(&mut pair, None)
+                    .expect("v6 opens too");
+                assert_eq!(algo, None);
+                assert_eq!(&got[..], &sk[..]);
+            }
         }
     }
 
     #[test]
     fn other_keys_go_the_generic_way() {
         let (cert, _) = CertBuilder::general_purpose(Some("r@example.test"))
-            .set_cipher_suite(CipherSuite::RSA2k)
+            .set_cipher_suite(CipherSuite::P256)
             .generate()
             .unwrap();
         let p = openpgp::policy::StandardPolicy::new();
