@@ -28,7 +28,7 @@ pub mod webdriver;
 
 pub use card::VirtualCard;
 pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
-pub use mailhost::{MailList, Mailhost};
+pub use mailhost::{MailList, Mailhost, SilentServer};
 pub use mime::{first_text_plain, header, split_multipart_signed};
 pub use pgp::{
     cert_expiry, cert_fingerprint, cert_has_key, cert_key_ids, extract_armored_message,

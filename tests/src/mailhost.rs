@@ -274,3 +274,43 @@ impl MailList {
         }
     }
 }
+
+/// A server on loopback that accepts connections and then says nothing, as
+/// a mail server that hangs does. It holds what it accepts, and stops by
+/// itself after `lifetime` or 16 connections.
+pub struct SilentServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentServer {
+    /// Listens on a free port of 127.0.0.1.
+    pub fn start(lifetime: std::time::Duration) -> SilentServer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + lifetime;
+            let mut held = Vec::new();
+            while std::time::Instant::now() < until && held.len() < 16 {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        held.push(conn);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        SilentServer { port, accepted }
+    }
+
+    /// How many connections it has accepted.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

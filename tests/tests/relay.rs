@@ -577,3 +577,100 @@ fn the_demo_post_goes_through_and_bob_reads_it() {
     });
     assert!(read, "bob's GnuPG reads the demo post");
 }
+
+/// While a delivery pass waits on an SMTP server that accepted the
+/// connection and then says nothing, the owner's commands answer at once
+/// (a held post opens within a second, the subscribers and the settings
+/// show); the relay gives up on the server after `net.timeout_seconds`,
+/// says so, keeps the copies queued and carries on.
+#[test]
+fn a_held_post_opens_at_once_while_delivery_waits_on_a_silent_server() {
+    use conclave_core::Event;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let f = fixture();
+    let silent = conclave_tests::SilentServer::start(Duration::from_secs(60));
+    for (k, v) in [
+        ("smtp.host", "127.0.0.1".to_string()),
+        ("smtp.port", silent.port.to_string()),
+        ("smtp.security", "starttls".to_string()),
+        ("net.timeout_seconds", "6".to_string()),
+    ] {
+        f.list.config_set(k, &v);
+    }
+    let alice = &f.subs[0];
+    let needle = format!("HELD-WHILE-SILENT-{}", std::process::id());
+    assert_eq!(
+        f.list
+            .process(&alice.compose_post(&f.cert, LIST, "goes out", "COPIES-WAIT")),
+        "distributed to 3"
+    );
+    let held = f
+        .list
+        .process(&alice.compose_unsigned_post(&f.cert, LIST, "held", &needle));
+    assert!(held.starts_with("held:"), "{held}");
+    let (engine, events) = engine_for(&f);
+    let held_id = engine.list().held().unwrap()[0].id;
+    engine.start();
+    assert!(
+        wait_until(10, || silent.accepted() >= 1),
+        "the relay never reached the silent server"
+    );
+    // The pass is now waiting for the server's greeting.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let view = engine.list().held_show(held_id).unwrap();
+    let subscribers = engine.list().subscribers().unwrap();
+    let settings = engine.list().config_show().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the owner's commands waited {took:?} for the relay"
+    );
+    assert!(view.text.contains(&needle), "{}", view.text);
+    assert_eq!(subscribers.len(), 3);
+    assert_eq!(settings["smtp.port"], silent.port.to_string());
+    // The deadline ends the wait; the error is reported, not fatal.
+    let said = |e: &Event| {
+        matches!(e, Event::Error { fatal: false, message, .. }
+            if message.contains("no answer within 6 seconds"))
+    };
+    assert!(
+        wait_until(20, || events.lock().unwrap().iter().any(said)),
+        "{:?}",
+        events.lock().unwrap()
+    );
+    assert!(engine.is_running(), "a silent server is retried, not fatal");
+    engine.stop();
+    let queued: i64 = engine
+        .list()
+        .store()
+        .outbox_counts()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| s == "queued")
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(queued, 3, "nothing is lost");
+}
+
+/// An IMAP server that says nothing ends `run --once` after the deadline,
+/// naming the server, with the posts still in the mailbox.
+#[test]
+fn a_silent_imap_server_ends_the_pass_after_the_deadline() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let f = fixture();
+    let silent = conclave_tests::SilentServer::start(Duration::from_secs(30));
+    for (k, v) in [
+        ("imap.host", "127.0.0.1".to_string()),
+        ("imap.port", silent.port.to_string()),
+        ("imap.security", "tls".to_string()),
+        ("net.timeout_seconds", "3".to_string()),
+    ] {
+        f.list.config_set(k, &v);
+    }
+    let t = Instant::now();
+    let (_, err) = f.list.run_err(&["run", "--once"]);
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(err.contains(&format!("127.0.0.1:{}", silent.port)), "{err}");
+    assert!(silent.accepted() >= 1);
+}

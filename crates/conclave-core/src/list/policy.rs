@@ -105,6 +105,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)"),
     ("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)"),
     ("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store"),
+    ("net.timeout_seconds", "60", "how long one IMAP or SMTP operation may take before the server counts as silent and the relay tries again later"),
 ];
 
 /// The options in force.
@@ -214,6 +215,7 @@ pub fn validate(key: &str, value: &str) -> Result<()> {
             !value.is_empty() && !value.contains(char::is_whitespace) && !value.contains('/')
         }
         "tls.ca_file" => !value.is_empty(),
+        "net.timeout_seconds" => value.parse::<u16>().is_ok_and(|n| n > 0),
         // Empty: the password is in the OS keyring.
         "imap.password_file" | "smtp.password_file" => !value.chars().any(char::is_control),
         _ => !value.chars().any(char::is_control),

@@ -23,6 +23,8 @@ pub struct ImapSettings {
     pub username: String,
     /// The password.
     pub password: String,
+    /// How long one operation may take ([`tls::within`]).
+    pub deadline: std::time::Duration,
 }
 
 /// Why the mailbox could not be used.
@@ -60,8 +62,21 @@ pub struct Folders {
     pub rejected: String,
 }
 
-/// Connects, verifies the certificate and logs in.
+/// Connects, verifies the certificate and logs in, within the deadline.
 pub async fn login(settings: &ImapSettings) -> Result<Session, ImapError> {
+    let key = settings.endpoint.key();
+    tls::within(settings.deadline, silent(&key), login_now(settings)).await
+}
+
+/// The error for a server that did not answer in time.
+pub fn silent(endpoint: &str) -> impl FnOnce(String) -> ImapError + '_ {
+    move |detail| ImapError::Protocol {
+        endpoint: endpoint.to_owned(),
+        detail,
+    }
+}
+
+async fn login_now(settings: &ImapSettings) -> Result<Session, ImapError> {
     let key = settings.endpoint.key();
     let (stream, _chain, _by) = tls::connect(&settings.endpoint, &settings.trust).await?;
     let mut client = async_imap::Client::new(stream);
@@ -331,20 +346,41 @@ pub async fn wait_for_mail(
     timeout: std::time::Duration,
 ) -> Result<(), ImapError> {
     let key = settings.endpoint.key();
+    let deadline = settings.deadline;
     let mut session = login(settings).await?;
-    let caps = session.capabilities().await.map_err(proto(&key))?;
+    let caps = tls::within(deadline, silent(&key), async {
+        session.capabilities().await.map_err(proto(&key))
+    })
+    .await?;
     if !caps.has_str("IDLE") {
-        let _ = session.logout().await;
+        let _ = tls::within(deadline, silent(&key), async {
+            session.logout().await.map_err(proto(&key))
+        })
+        .await;
         tokio::time::sleep(timeout).await;
         return Ok(());
     }
-    session.select("INBOX").await.map_err(proto(&key))?;
+    tls::within(deadline, silent(&key), async {
+        session.select("INBOX").await.map_err(proto(&key))
+    })
+    .await?;
     let mut idle = session.idle();
-    idle.init().await.map_err(proto(&key))?;
+    tls::within(deadline, silent(&key), async {
+        idle.init().await.map_err(proto(&key))
+    })
+    .await?;
+    // The wait itself is bounded by `timeout`; Dovecot and most servers
+    // also send a keepalive line every few minutes.
     let (wait, _stop) = idle.wait_with_timeout(timeout);
     wait.await.map_err(proto(&key))?;
-    let mut session = idle.done().await.map_err(proto(&key))?;
-    let _ = session.logout().await;
+    let mut session = tls::within(deadline, silent(&key), async {
+        idle.done().await.map_err(proto(&key))
+    })
+    .await?;
+    let _ = tls::within(deadline, silent(&key), async {
+        session.logout().await.map_err(proto(&key))
+    })
+    .await;
     Ok(())
 }
 

@@ -26,6 +26,8 @@ pub struct SmtpSettings {
     pub username: String,
     /// The password.
     pub password: String,
+    /// How long one operation may take ([`tls::within`]).
+    pub deadline: std::time::Duration,
 }
 
 /// Why a message was not accepted.
@@ -53,6 +55,7 @@ pub enum SendError {
 /// An open, authenticated submission session.
 pub struct SmtpSession {
     conn: AsyncSmtpConnection,
+    deadline: std::time::Duration,
 }
 
 impl std::fmt::Debug for SmtpSession {
@@ -113,8 +116,19 @@ impl AsyncTokioStream for Verified {
 }
 
 impl SmtpSession {
-    /// Connects, verifies the certificate, greets and logs in.
+    /// Connects, verifies the certificate, greets and logs in, within the
+    /// deadline.
     pub async fn open(settings: &SmtpSettings) -> Result<SmtpSession, SendError> {
+        let key = settings.endpoint.key();
+        tls::within(
+            settings.deadline,
+            |d| SendError::Transient(format!("{key}: {d}")),
+            Self::open_now(settings),
+        )
+        .await
+    }
+
+    async fn open_now(settings: &SmtpSettings) -> Result<SmtpSession, SendError> {
         let (stream, _chain, _by) = tls::connect(&settings.endpoint, &settings.trust).await?;
         let key = settings.endpoint.key();
         let hello = ClientId::Domain("conclave.invalid".into());
@@ -137,7 +151,10 @@ impl SmtpSession {
                 endpoint: key,
                 detail: e.to_string(),
             })?;
-        Ok(SmtpSession { conn })
+        Ok(SmtpSession {
+            conn,
+            deadline: settings.deadline,
+        })
     }
 
     /// Submits one message; Ok once the server accepted it.
@@ -152,10 +169,19 @@ impl SmtpSession {
                 .map_err(|e| SendError::Permanent(format!("bad recipient address {to}: {e}")))?],
         )
         .map_err(|e| SendError::Permanent(e.to_string()))?;
-        match self.conn.send(&envelope, message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Err(e) => Err(SendError::Transient(e.to_string())),
+        match tokio::time::timeout(self.deadline, self.conn.send(&envelope, message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+            Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
+            Err(_) => {
+                // A submission cut short leaves the connection in an unknown
+                // state: it is marked broken, so the next copy takes a new one.
+                let _ = tokio::time::timeout(self.deadline, self.conn.abort()).await;
+                Err(SendError::Transient(format!(
+                    "the server gave no answer within {} seconds",
+                    self.deadline.as_secs()
+                )))
+            }
         }
     }
 
@@ -166,6 +192,6 @@ impl SmtpSession {
 
     /// Says goodbye.
     pub async fn close(mut self) {
-        let _ = self.conn.quit().await;
+        let _ = tokio::time::timeout(self.deadline, self.conn.quit()).await;
     }
 }

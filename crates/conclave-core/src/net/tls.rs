@@ -456,6 +456,15 @@ pub async fn connect(
     // SMTP and IMAP are request/response: without this, Nagle's algorithm
     // and the peer's delayed ACK cost ~40 ms per submitted copy.
     tcp.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+    // A server, or a path to it, that goes away without a word is noticed
+    // by the kernel too, not only by the deadline of the next operation.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(15))
+        .with_retries(4);
+    socket2::SockRef::from(&tcp)
+        .set_tcp_keepalive(&keepalive)
+        .map_err(|e| fail(e.to_string()))?;
     if endpoint.security == Security::StartTls {
         let preamble = tokio::time::timeout(TIMEOUT, starttls(&mut tcp, endpoint.protocol)).await;
         match preamble {
@@ -477,6 +486,27 @@ pub async fn connect(
         }
         Ok(Err(e)) => Err(handshake.explain(e)),
         Err(_) => Err(fail("the TLS handshake timed out".into())),
+    }
+}
+
+/// How long one network operation (a login, a command and its answer, a
+/// submitted message) may take before the server counts as silent.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs one network operation of a mail protocol against `deadline`: a
+/// server that accepted the connection and then says nothing ends in an
+/// error that names it, rather than a relay that waits forever.
+pub async fn within<T, E>(
+    deadline: Duration,
+    what: impl FnOnce(String) -> E,
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match tokio::time::timeout(deadline, op).await {
+        Ok(r) => r,
+        Err(_) => Err(what(format!(
+            "no answer within {} seconds",
+            deadline.as_secs()
+        ))),
     }
 }
 

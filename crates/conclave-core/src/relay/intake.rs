@@ -25,6 +25,14 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         l.imap_settings()
     })?;
     let key = settings.endpoint.key();
+    let deadline = settings.deadline;
+    // Every exchange with the server has a deadline: a server that goes
+    // silent ends the pass with an error, to be tried again with backoff.
+    macro_rules! within {
+        ($op:expr) => {
+            tls::within(deadline, imap::silent(&key), $op)
+        };
+    }
     // The card's PIN, if the list key is on a card, is asked once per pass
     // and before the list is locked: a PIN dialog never holds the list.
     let pin_asked = std::cell::Cell::new(false);
@@ -43,17 +51,23 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         };
     tls::block_on(async {
         let mut session = imap::login(&settings).await.map_err(imap_error)?;
-        let folders = imap::ensure_folders(&mut session, &key)
+        let folders = within!(imap::ensure_folders(&mut session, &key))
             .await
             .map_err(imap_error)?;
         // Posts claimed before a crash: finish them now.
         let mut report = IntakeReport::default();
-        session.select("INBOX").await.map_err(|e| {
-            imap_error(ImapError::Protocol {
-                endpoint: key.clone(),
-                detail: e.to_string(),
-            })
-        })?;
+        within!(async {
+            session
+                .select("INBOX")
+                .await
+                .map(|_| ())
+                .map_err(|e| ImapError::Protocol {
+                    endpoint: key.clone(),
+                    detail: e.to_string(),
+                })
+        })
+        .await
+        .map_err(imap_error)?;
         for (id, state, uid) in with(list, |l| l.store().claimed_unprocessed())? {
             let Some(post) = with(list, |l| l.store().post(id))? else {
                 continue;
@@ -64,26 +78,33 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             let raw = with(list, |l| l.original(&post))?;
             let mut uid = u32::try_from(uid).unwrap_or(0);
             if state == "claimed" {
-                uid = imap::move_claimed(&mut session, &key, uid, &folders.processed)
-                    .await
-                    .map_err(imap_error)?
-                    .unwrap_or(0);
+                uid = within!(imap::move_claimed(
+                    &mut session,
+                    &key,
+                    uid,
+                    &folders.processed
+                ))
+                .await
+                .map_err(imap_error)?
+                .unwrap_or(0);
                 with(list, |l| {
                     l.store().set_post_imap(id, "moved", i64::from(uid))
                 })?;
             }
             let outcome = process(id, &raw, None)?;
             if uid > 0 {
-                file(&mut session, &key, &folders, uid, &outcome)
+                within!(file(&mut session, &key, &folders, uid, &outcome))
                     .await
                     .map_err(imap_error)?;
             }
             report.outcomes.push(outcome);
         }
-        let (validity, uids) = imap::inbox(&mut session, &key).await.map_err(imap_error)?;
+        let (validity, uids) = within!(imap::inbox(&mut session, &key))
+            .await
+            .map_err(imap_error)?;
         with(list, |l| l.note_uidvalidity(validity))?;
         for uid in uids {
-            let Some(raw) = imap::fetch(&mut session, &key, uid)
+            let Some(raw) = within!(imap::fetch(&mut session, &key, uid))
                 .await
                 .map_err(imap_error)?
             else {
@@ -98,7 +119,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     .set_post_imap(post_id, "recorded", i64::from(uid))?;
                 Ok(post_id)
             })?;
-            if !imap::try_claim(&mut session, &key, uid)
+            if !within!(imap::try_claim(&mut session, &key, uid))
                 .await
                 .map_err(imap_error)?
             {
@@ -109,22 +130,27 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             with(list, |l| {
                 l.store().set_post_imap(post_id, "claimed", i64::from(uid))
             })?;
-            let dest = imap::move_claimed(&mut session, &key, uid, &folders.processed)
-                .await
-                .map_err(imap_error)?
-                .unwrap_or(0);
+            let dest = within!(imap::move_claimed(
+                &mut session,
+                &key,
+                uid,
+                &folders.processed
+            ))
+            .await
+            .map_err(imap_error)?
+            .unwrap_or(0);
             with(list, |l| {
                 l.store().set_post_imap(post_id, "moved", i64::from(dest))
             })?;
             let outcome = process(post_id, &raw, Some(parsed))?;
             if dest > 0 {
-                file(&mut session, &key, &folders, dest, &outcome)
+                within!(file(&mut session, &key, &folders, dest, &outcome))
                     .await
                     .map_err(imap_error)?;
             }
             report.outcomes.push(outcome);
         }
-        let _ = session.logout().await;
+        let _ = tokio::time::timeout(deadline, session.logout()).await;
         Ok(report)
     })
     .map_err(|e| Error::io("start", "the network runtime", e))?

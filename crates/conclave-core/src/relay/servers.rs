@@ -218,6 +218,15 @@ impl List {
         )
     }
 
+    /// How long one IMAP or SMTP operation may take (`net.timeout_seconds`).
+    pub fn network_deadline(&self) -> Result<std::time::Duration> {
+        let secs: u64 = self
+            .config_value("net.timeout_seconds")?
+            .parse()
+            .unwrap_or(tls::DEFAULT_DEADLINE.as_secs());
+        Ok(std::time::Duration::from_secs(secs.max(1)))
+    }
+
     /// The SMTP settings from the configuration.
     pub fn smtp_settings(&self) -> Result<SmtpSettings> {
         let (endpoint, trust, username, password) = self.server_login("smtp", Protocol::Smtp)?;
@@ -226,6 +235,7 @@ impl List {
             trust,
             username,
             password,
+            deadline: self.network_deadline()?,
         })
     }
 
@@ -359,6 +369,7 @@ impl List {
             trust,
             username,
             password,
+            deadline: self.network_deadline()?,
         })
     }
 }
