@@ -270,24 +270,24 @@ pub fn cert_accept(app: State<'_, App>, endpoint: String, sha256: String) -> Rep
     Ok(app.status())
 }
 
-/// The list's options (not the server settings, which the wizard set).
+/// The list's options that the Settings screen shows: by group, the post
+/// rules, the copies and delivery (the wizard and the server screens set
+/// the others).
 #[tauri::command(async)]
 pub fn settings(app: State<'_, App>) -> Reply<Vec<Setting>> {
     let engine = engine(&app)?;
     let values = engine.list().config_show()?;
-    Ok(conclave_core::list::policy::OPTIONS
+    Ok(conclave_core::list::settings::SETTINGS
         .iter()
-        .filter(|(k, _, _)| {
-            !k.contains('.') || k.starts_with("smtp.rate") || k.starts_with("smtp.conn")
-        })
-        .map(|(k, default, help)| Setting {
-            key: (*k).to_string(),
+        .filter(|s| s.group.in_settings_screen())
+        .map(|s| Setting {
+            key: s.key.to_string(),
             value: values
-                .get(*k)
+                .get(s.key)
                 .cloned()
-                .unwrap_or_else(|| (*default).to_string()),
-            default: (*default).to_string(),
-            help: (*help).to_string(),
+                .unwrap_or_else(|| s.default.to_string()),
+            default: s.default.to_string(),
+            help: s.help.to_string(),
         })
         .collect())
 }

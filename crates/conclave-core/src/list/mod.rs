@@ -17,6 +17,7 @@ mod open;
 pub mod policy;
 mod receive;
 mod resign;
+pub mod settings;
 
 pub use resign::RESIGN_AFTER;
 
@@ -314,7 +315,7 @@ impl List {
 
     /// Sets an option, after checking its value.
     pub fn config_set(&mut self, key: &str, value: &str) -> Result<()> {
-        policy::validate(key, value)?;
+        settings::validate(key, value)?;
         self.store.config_set(key, value)?;
         self.store.audit(
             self.clock.unix(),
@@ -326,9 +327,9 @@ impl List {
 
     /// Every option with its value in force.
     pub fn config_show(&self) -> Result<BTreeMap<String, String>> {
-        let mut out: BTreeMap<String, String> = policy::OPTIONS
+        let mut out: BTreeMap<String, String> = settings::SETTINGS
             .iter()
-            .map(|o| (o.0.to_owned(), o.1.to_owned()))
+            .map(|o| (o.key.to_owned(), o.default.to_owned()))
             .collect();
         out.insert("list.request_address".into(), self.request_address()?);
         for (k, v) in self.store.config_all()? {
@@ -401,11 +402,7 @@ impl List {
 
     /// A configuration value, or its default.
     pub(crate) fn config_value(&self, key: &str) -> Result<String> {
-        let default = policy::OPTIONS
-            .iter()
-            .find(|o| o.0 == key)
-            .map(|o| o.1)
-            .unwrap_or("");
+        let default = settings::default_of(key);
         Ok(self
             .store
             .config_get(key)?

@@ -1,0 +1,241 @@
+//! Every option of a list, in one table: its key, default, what it means,
+//! which group it belongs to and what values it takes. The table drives
+//! validation (`config set`), the defaults (`config show`, [`super::Policy`]),
+//! the settings the app shows (by group), and the option table of the
+//! README (`markdown_table`, checked by a test). A new option is one row.
+
+use crate::error::{Error, Result};
+
+/// Where an option belongs, for the people who change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Who the list is (set by the wizard or `init`).
+    List,
+    /// What happens to posts that break a rule.
+    Posts,
+    /// How copies look.
+    Copies,
+    /// How copies go out.
+    Delivery,
+    /// The list mailbox (set by the wizard).
+    Imap,
+    /// The submission server (set by the wizard).
+    Smtp,
+    /// Trust and timeouts for both servers.
+    Network,
+}
+
+impl Group {
+    /// Whether the app's Settings screen shows this group's options (the
+    /// wizard and the server screens set the others).
+    pub fn in_settings_screen(self) -> bool {
+        matches!(self, Group::Posts | Group::Copies | Group::Delivery)
+    }
+}
+
+/// What values an option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `distribute`, `hold`, `reject` or `discard` (`off` for distribute).
+    Action,
+    /// `hold`, `reject` or `discard`.
+    StopAction,
+    /// A whole number from `min` to `max`.
+    Number {
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// An e-mail address.
+    Address,
+    /// A host name or address.
+    Host,
+    /// A path to a file.
+    File,
+    /// A file, or empty for none.
+    OptionalFile,
+    /// Any text on one line.
+    Text,
+    /// Set once, by `init`.
+    Fixed,
+}
+
+/// One option.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Its key (`receive_signed_only`, `smtp.port`…).
+    pub key: &'static str,
+    /// Its default, as stored.
+    pub default: &'static str,
+    /// The default as the README shows it, when it differs (a computed one).
+    pub default_shown: Option<&'static str>,
+    /// What it means, in one line.
+    pub help: &'static str,
+    /// Where it belongs.
+    pub group: Group,
+    /// What values it takes.
+    pub kind: Kind,
+}
+
+const ACTIONS: &str = "distribute|hold|reject|discard";
+
+const fn s(
+    key: &'static str,
+    default: &'static str,
+    help: &'static str,
+    group: Group,
+    kind: Kind,
+) -> Setting {
+    Setting {
+        key,
+        default,
+        default_shown: None,
+        help,
+        group,
+        kind,
+    }
+}
+
+/// Every option, in the order the README and `config show` list them.
+pub const SETTINGS: &[Setting] = &[
+    s("receive_encrypted_only", "reject", "action for posts that are not encrypted: distribute|hold|reject|discard", Group::Posts, Kind::Action),
+    s("receive_signed_only", "hold", "action for posts not signed by their sender: distribute|hold|reject|discard", Group::Posts, Kind::Action),
+    s("subscribers_only", "hold", "action for posts from non-subscribers: distribute|hold|reject|discard", Group::Posts, Kind::Action),
+    s("max_message_size_kb", "10240", "the largest post accepted, in KiB, as it arrives", Group::Posts, Kind::Number { min: 1, max: 4_194_304 }),
+    s("max_message_size_action", "reject", "action for larger posts: hold|reject|discard", Group::Posts, Kind::StopAction),
+    s("signature_mode", "carry", "carry: the author's signed original travels inside; replace: a 'signed by' block instead", Group::Copies, Kind::OneOf(&["carry", "replace"])),
+    s("keep_message_id", "false", "true: copies keep the author's Message-ID inside the encryption", Group::Copies, Kind::OneOf(&["true", "false"])),
+    s("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)", Group::Delivery, Kind::Number { min: 0, max: u32::MAX as u64 }),
+    s("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)", Group::Delivery, Kind::Number { min: 1, max: 16 }),
+    s("list.name", "", "the list's display name", Group::List, Kind::Text),
+    s("list.address", "", "the list address (set by init)", Group::List, Kind::Fixed),
+    Setting {
+        default_shown: Some("LOCAL+request@DOMAIN"),
+        ..s("list.request_address", "", "where List-Help and List-Unsubscribe point (default: LOCAL+request@DOMAIN)", Group::List, Kind::Address)
+    },
+    s("imap.host", "", "the IMAP server of the list mailbox", Group::Imap, Kind::Host),
+    s("imap.port", "993", "its port (993 for implicit TLS, 143 for STARTTLS)", Group::Imap, Kind::Number { min: 1, max: 65535 }),
+    s("imap.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)", Group::Imap, Kind::OneOf(&["tls", "starttls"])),
+    s("imap.username", "", "the login of the list mailbox", Group::Imap, Kind::Text),
+    s("imap.password_file", "", "a file (mode 0600) holding its password; empty: the OS keyring holds it", Group::Imap, Kind::OptionalFile),
+    s("smtp.host", "", "the SMTP submission server", Group::Smtp, Kind::Host),
+    s("smtp.port", "465", "its port (465 for implicit TLS, 587 for STARTTLS)", Group::Smtp, Kind::Number { min: 1, max: 65535 }),
+    s("smtp.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)", Group::Smtp, Kind::OneOf(&["tls", "starttls"])),
+    s("smtp.username", "", "the login for submission", Group::Smtp, Kind::Text),
+    s("smtp.password_file", "", "a file (mode 0600) holding its password; empty: the OS keyring holds it", Group::Smtp, Kind::OptionalFile),
+    s("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store", Group::Network, Kind::File),
+    s("net.timeout_seconds", "60", "how long one IMAP or SMTP operation may take before the server counts as silent and the relay tries again later", Group::Network, Kind::Number { min: 1, max: 3600 }),
+];
+
+/// The option `key`, if there is one.
+pub fn find(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The default of `key` (empty for an unknown key).
+pub fn default_of(key: &str) -> &'static str {
+    find(key).map(|s| s.default).unwrap_or("")
+}
+
+/// Checks a value before it is stored.
+pub fn validate(key: &str, value: &str) -> Result<()> {
+    let Some(setting) = find(key) else {
+        let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        return Err(Error::InvalidInput(format!(
+            "unknown setting {key}; known settings: {}",
+            known.join(", ")
+        )));
+    };
+    if setting.kind == Kind::Fixed {
+        return Err(Error::InvalidInput(format!(
+            "{key} is set by init and cannot change"
+        )));
+    }
+    if setting.kind.accepts(value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "bad value for {key}: {value:?} ({})",
+            setting.help
+        )))
+    }
+}
+
+impl Kind {
+    /// Whether `value` is one this kind takes.
+    pub fn accepts(self, value: &str) -> bool {
+        let one_line = !value.chars().any(char::is_control);
+        match self {
+            Kind::Action => ACTIONS.split('|').chain(["off"]).any(|a| a == value),
+            Kind::StopAction => ["hold", "reject", "discard"].contains(&value),
+            Kind::Number { min, max } => {
+                value.parse::<u64>().is_ok_and(|n| (min..=max).contains(&n))
+            }
+            Kind::OneOf(words) => words.contains(&value),
+            Kind::Address => {
+                value.contains('@') && !value.contains(char::is_whitespace) && one_line
+            }
+            Kind::Host => {
+                !value.is_empty()
+                    && !value.contains(char::is_whitespace)
+                    && !value.contains('/')
+                    && one_line
+            }
+            Kind::File => !value.is_empty() && one_line,
+            Kind::OptionalFile | Kind::Text => one_line,
+            Kind::Fixed => false,
+        }
+    }
+}
+
+/// The README's option table, as Markdown: one row an option.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| option | default | meaning |\n|---|---|---|\n");
+    for s in SETTINGS {
+        let default = s.default_shown.unwrap_or(s.default);
+        let default = if default.is_empty() {
+            String::new()
+        } else {
+            format!("`{default}`")
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {} |\n",
+            s.key,
+            s.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_a_value_its_kind_takes() {
+        for s in SETTINGS {
+            if s.default.is_empty() || s.kind == Kind::Fixed {
+                continue;
+            }
+            assert!(s.kind.accepts(s.default), "{}: {:?}", s.key, s.default);
+        }
+    }
+
+    #[test]
+    fn values_are_checked_by_kind() {
+        assert!(validate("receive_signed_only", "reject").is_ok());
+        assert!(validate("receive_signed_only", "maybe").is_err());
+        assert!(validate("max_message_size_action", "distribute").is_err());
+        assert!(validate("smtp.connections", "17").is_err());
+        assert!(validate("smtp.connections", "16").is_ok());
+        assert!(validate("net.timeout_seconds", "0").is_err());
+        assert!(validate("imap.host", "a b").is_err());
+        assert!(validate("list.address", "x@example.test").is_err());
+        assert!(validate("list.name", "A\nB").is_err());
+        let e = validate("nope", "1").unwrap_err().to_string();
+        assert!(e.contains("unknown setting nope"), "{e}");
+    }
+}
