@@ -1,0 +1,86 @@
+// The subscribers screen: who is on the list with which key, and adding or removing them.
+
+import { api } from "../api";
+import { field, h, mount, value } from "../dom";
+import { showError } from "../feedback";
+import { spaced } from "../format";
+import { content, render } from "../state";
+
+export async function subscribers(): Promise<void> {
+  const subs = await api.subscribers();
+  const form = h(
+    "div",
+    { class: "add" },
+    h("h3", {}, "Add a subscriber"),
+    field("sub-address", "Address", { type: "email" }),
+    h("textarea", { id: "sub-key", rows: 4, placeholder: "-----BEGIN PGP PUBLIC KEY BLOCK-----" }),
+    h(
+      "input",
+      {
+        type: "file",
+        id: "sub-key-file",
+        accept: ".asc,.gpg,.pgp,.txt",
+        onchange: async (e: Event) => {
+          const f = (e.target as HTMLInputElement).files?.[0];
+          if (f) (document.getElementById("sub-key") as HTMLTextAreaElement).value = await f.text();
+        },
+      },
+    ),
+    h(
+      "button",
+      {
+        id: "sub-add",
+        onclick: async () => {
+          try {
+            await api.subscriberAdd(value("sub-address").trim(), value("sub-key"));
+            void render();
+          } catch (e) {
+            showError(e, form);
+          }
+        },
+      },
+      "Add",
+    ),
+  );
+  mount(
+    content,
+    h("h2", {}, "Subscribers"),
+    h(
+      "table",
+      { class: "subs" },
+      h("tr", {}, h("th", {}, "Address"), h("th", {}, "Key"), h("th", {}, "")),
+      ...subs.map((s) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, s.address),
+          h(
+            "td",
+            { class: "sub-key" },
+            h("code", {}, spaced(s.fingerprint)),
+            h("br"),
+            h("small", {}, `${s.algorithm}; ${s.expires ? `expires ${s.expires}` : "does not expire"}; User IDs: ${s.addresses.join(", ") || "none valid"}`),
+            s.warning ? h("div", { class: "warning" }, s.warning) : null,
+          ),
+          h(
+            "td",
+            {},
+            h(
+              "button",
+              {
+                class: "danger small",
+                onclick: async () => {
+                  if (!confirm(`Remove ${s.address}?`)) return;
+                  await api.subscriberRemove(s.address);
+                  void render();
+                },
+              },
+              "Remove",
+            ),
+          ),
+        ),
+      ),
+    ),
+    form,
+  );
+}
