@@ -263,6 +263,7 @@ pub fn cert_accept(app: State<'_, App>, endpoint: String, sha256: String) -> Rep
             .unwrap_or_else(|_| {
                 Err(conclave_core::Error::Network(
                     "the connection thread failed".into(),
+                    None,
                 ))
             })
     })?;

@@ -90,15 +90,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A server refused us or the connection broke (not a TLS matter).
+    /// A server refused us or the connection broke (not a TLS matter); the
+    /// protocol's own error is the source.
     #[error("{0}")]
-    Network(String),
+    Network(String, #[source] Option<BoxError>),
     /// A TLS connection did not happen; see [`TlsError`].
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// See [`ErrorKind::Card`].
+    /// See [`ErrorKind::Card`]; the card library's error is the source.
     #[error("{0}")]
-    Card(String),
+    Card(String, #[source] Option<BoxError>),
     /// See [`ErrorKind::Pin`].
     #[error("{0}")]
     Pin(String),
@@ -110,8 +111,11 @@ pub enum Error {
     Crypto {
         /// What was being done.
         what: &'static str,
-        /// The underlying OpenPGP error, flattened to text.
+        /// The underlying error, flattened to one line.
         detail: String,
+        /// The underlying error itself.
+        #[source]
+        source: BoxError,
     },
 }
 
@@ -129,8 +133,8 @@ impl Error {
             Error::Store { .. } => ErrorKind::Store,
             Error::Io { .. } => ErrorKind::Io,
             Error::Crypto { .. } => ErrorKind::Crypto,
-            Error::Network(_) => ErrorKind::Network,
-            Error::Card(_) => ErrorKind::Card,
+            Error::Network(..) => ErrorKind::Network,
+            Error::Card(..) => ErrorKind::Card,
             Error::Pin(_) => ErrorKind::Pin,
             Error::Keyring(_) => ErrorKind::Keyring,
             Error::Tls(t) => match t {
@@ -153,18 +157,25 @@ impl Error {
                 | Error::BadPassphrase
                 | Error::Store { .. }
                 | Error::Io { .. }
-                | Error::Card(_)
+                | Error::Card(..)
                 | Error::Pin(_)
                 | Error::Keyring(_)
         )
     }
 
     /// Wraps an OpenPGP error with what was being done.
-    pub(crate) fn crypto(what: &'static str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn crypto(what: &'static str, err: impl Into<BoxError>) -> Self {
+        let source = err.into();
         Error::Crypto {
             what,
-            detail: flatten(&err.to_string()),
+            detail: flatten(&source.to_string()),
+            source,
         }
+    }
+
+    /// A network failure, keeping the protocol's error as the source.
+    pub(crate) fn network(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Network(err.to_string(), Some(Box::new(err)))
     }
 
     /// Wraps an I/O error with the file it concerns.
@@ -181,6 +192,9 @@ impl Error {
 fn flatten(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// An underlying error of any kind, kept as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -269,4 +283,34 @@ fn sha(chain: &[CertInfo]) -> String {
         .first()
         .map(|c| c.sha256.clone())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn errors_keep_their_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer");
+        let e = Error::network(io);
+        assert_eq!(e.kind(), ErrorKind::Network);
+        let cause = e.source().expect("the network error is kept");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::TimedOut)
+        );
+        let e = Error::crypto("read a key", std::io::Error::other("bad\n  packet"));
+        assert_eq!(e.to_string(), "cannot read a key: bad packet");
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+    }
+
+    #[test]
+    fn only_the_post_is_blamed_for_its_own_faults() {
+        assert!(Error::BadKey("x".into()).is_post_fault());
+        assert!(Error::InvalidInput("x".into()).is_post_fault());
+        assert!(!Error::PassphraseRequired.is_post_fault());
+        assert!(!Error::Card("pulled".into(), None).is_post_fault());
+        assert!(!Error::Pin("wrong".into()).is_post_fault());
+    }
 }

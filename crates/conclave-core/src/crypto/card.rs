@@ -81,9 +81,10 @@ pub struct CardInfo {
 /// Every OpenPGP card PC/SC can see.
 pub fn list_cards() -> Result<Vec<CardInfo>> {
     let backends = PcscBackend::card_backends(None).map_err(|e| {
-        Error::Card(format!(
-            "cannot reach PC/SC ({e}); is pcscd running and a reader plugged in?"
-        ))
+        Error::Card(
+            format!("cannot reach PC/SC ({e}); is pcscd running and a reader plugged in?"),
+            None,
+        )
     })?;
     let mut out = Vec::new();
     for backend in backends.flatten() {
@@ -138,21 +139,25 @@ fn hex(f: Option<&Fingerprint>) -> Option<String> {
     f.map(|f| super::hex(f.as_bytes()))
 }
 
-fn unreachable(ident: &str, e: impl std::fmt::Display) -> Error {
-    Error::Card(format!(
-        "the OpenPGP card {ident} cannot be reached ({e}); insert it and check that pcscd runs"
-    ))
+fn unreachable(ident: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Card(
+        format!(
+            "the OpenPGP card {ident} cannot be reached ({e}); insert it and check that pcscd runs"
+        ),
+        Some(Box::new(e)),
+    )
 }
 
 fn card_error(ident: &str, e: openpgp_card::Error) -> Error {
     match e {
         openpgp_card::Error::Smartcard(e) => unreachable(ident, e),
-        other => Error::Card(format!("the OpenPGP card {ident} refused: {other}")),
+        other => Error::Card(
+            format!("the OpenPGP card {ident} refused: {other}"),
+            Some(Box::new(other)),
+        ),
     }
 }
 
-/// Verifies a PIN, asking `pins` for it. Never sends a PIN to a card whose
-/// counter is at zero, and says how many tries are left after a wrong one.
 /// Asks `pins` for the card's user PIN now, with the tries the card has
 /// left, so that a source that asks the owner (the app's dialog) has it at
 /// hand when the card needs it: the relay calls this before it locks the
@@ -174,6 +179,8 @@ pub fn ask_pin_ahead(ident: &str, pins: &PinSource) {
     }
 }
 
+/// Verifies a PIN, asking `pins` for it. Never sends a PIN to a card whose
+/// counter is at zero, and says how many tries are left after a wrong one.
 fn verify(
     tx: &mut Card<Transaction<'_>>,
     ident: &str,

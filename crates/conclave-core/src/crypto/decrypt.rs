@@ -86,6 +86,8 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+impl std::error::Error for OpenError {}
+
 /// A decrypted post.
 #[derive(Debug)]
 pub struct Opened {

@@ -202,6 +202,6 @@ async fn submit<'a>(
 fn send_error(e: SendError) -> Error {
     match e {
         SendError::Tls(t) => Error::Tls(t),
-        other => Error::Network(other.to_string()),
+        other => Error::network(other),
     }
 }

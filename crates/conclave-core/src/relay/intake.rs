@@ -177,6 +177,6 @@ async fn file(
 pub(crate) fn imap_error(e: ImapError) -> Error {
     match e {
         ImapError::Tls(t) => Error::Tls(t),
-        other => Error::Network(other.to_string()),
+        other => Error::network(other),
     }
 }
