@@ -388,3 +388,90 @@ fn card_use_certifies_an_old_sha1_list_key_through_the_card() {
     assert_eq!(out.trim(), "distributed to 1");
     reads_its_copy(&list, &alice, &cert, "OLD-CARD-KEY-RELAYS");
 }
+
+/// While the relay waits for the card's PIN (the app's dialog is open), the
+/// owner's commands answer at once: the PIN is asked before the list is
+/// locked. Once the PIN is given, the post goes out.
+#[test]
+fn the_owners_commands_answer_while_the_card_waits_for_its_pin() {
+    use conclave_core::crypto::card::{PinKind, PinRequest, PinSource};
+    use conclave_core::{Event, List, Outcome, Password, SystemClock};
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let _guard = VirtualCard::lock();
+    let (_, ident) = VirtualCard::fresh();
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = MailList::new("Card PIN Wait");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let flags = pin_flags(&f.list, USER_PIN, ADMIN_PIN);
+    f.list
+        .run_ok(&with_flags(&flags, &["card", "import", &ident]));
+    let needle = format!("PIN-WAIT-{}", std::process::id());
+    mh.inject(
+        "alice@example.test",
+        LIST,
+        &f.subs[0].compose_post(&f.cert, LIST, "...", &needle),
+    );
+    assert!(conclave_tests::wait_until(10, || mh.count("list", "") == 1));
+    // A PIN source like the app's dialog: it waits until the owner answers.
+    let (asked_tx, asked) = mpsc::channel::<()>();
+    let (answer, answered) = mpsc::channel::<()>();
+    let answered = Mutex::new(answered);
+    let asked_tx = Mutex::new(asked_tx);
+    let given = Mutex::new(false);
+    let pins: PinSource = Arc::new(move |req: &PinRequest| {
+        if req.kind != PinKind::User {
+            return None;
+        }
+        let mut given = given.lock().unwrap();
+        if !*given {
+            let _ = asked_tx.lock().unwrap().send(());
+            answered
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60))
+                .ok()?;
+            *given = true;
+        }
+        Some(Password::from(USER_PIN))
+    });
+    let mut list = List::open(f.list.home.path(), Arc::new(SystemClock)).unwrap();
+    list.unlock_card(pins).unwrap();
+    let engine = conclave_core::relay::Engine::new(list);
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let seen = events.clone();
+    engine.subscribe(Arc::new(move |e: &Event| {
+        seen.lock().unwrap().push(e.clone())
+    }));
+    engine.start();
+    asked
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the relay asks for the PIN");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let subscribers = engine.list().subscribers().unwrap();
+    let settings = engine.list().config_show().unwrap();
+    let held = engine.list().held().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the owner's commands waited {took:?} for the PIN"
+    );
+    assert_eq!(subscribers.len(), 3);
+    assert!(settings.contains_key("receive_signed_only"));
+    assert!(held.is_empty());
+    answer.send(()).unwrap();
+    assert!(
+        conclave_tests::wait_until(30, || events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Post(Outcome::Distributed { copies: 3, .. })))),
+        "{:?}",
+        events.lock().unwrap()
+    );
+    engine.stop();
+}

@@ -456,3 +456,36 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A message to the list's request address (what a client's
+/// List-Unsubscribe button sends) is never distributed, even signed and
+/// encrypted: it is refused saying what it is, and the log keeps it.
+#[test]
+fn a_message_to_the_request_address_is_not_a_post() {
+    let list = Conclave::new();
+    list.init(LIST, "Request List");
+    let cert = list.list_cert();
+    let alice = Subscriber::new(Engine::Gpg, "alice@example.test");
+    list.add_subscriber(&alice);
+    let unsubscribe = b"Delivered-To: list+request@example.test\r\nFrom: alice@example.test\r\nTo: list+request@example.test\r\nSubject: unsubscribe\r\nMessage-ID: <u1@example.test>\r\n\r\nunsubscribe\r\n";
+    let out = list.process(unsubscribe);
+    assert!(
+        out.starts_with("rejected: a message to the request address list+request@example.test"),
+        "{out}"
+    );
+    let signed = alice.compose(
+        &cert,
+        "list+request@example.test",
+        &Post::new("help", "help"),
+    );
+    let out = list.process(&signed);
+    assert!(
+        out.starts_with("rejected: a message to the request address"),
+        "{out}"
+    );
+    assert!(list.export_outbox().is_empty(), "no copies");
+    // A post to the list itself, delivered there, still goes out.
+    let mut post = b"Delivered-To: list@example.test\r\n".to_vec();
+    post.extend_from_slice(&alice.compose_post(&cert, LIST, "a post", "POST-NOT-REQUEST"));
+    assert_eq!(list.process(&post), "distributed to 1");
+}

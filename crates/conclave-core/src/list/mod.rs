@@ -8,6 +8,7 @@
 //! it talks to the mail host.
 
 pub mod card;
+pub mod classify;
 pub mod fanout;
 pub mod judge;
 pub mod key;

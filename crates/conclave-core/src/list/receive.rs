@@ -9,6 +9,7 @@ use crate::events::{Event, Outcome};
 use crate::mime::parse;
 use crate::store::PostState;
 
+use super::classify::{classify, Kind};
 use super::judge::{self, Verdict};
 use super::open::{Opened, Parsed};
 use super::policy::{Action, Policy};
@@ -58,6 +59,25 @@ impl List {
                 }
             ),
         )?;
+        if let Ok(incoming) = &parsed {
+            let request = self.request_address()?.to_ascii_lowercase();
+            if classify(incoming, &self.address, &request) == Kind::Request {
+                // Never distributed: commands get their own answers
+                // (subscribe, unsubscribe, help); until then the owner
+                // sees them in the log, and the ciphertext is kept.
+                let reason = format!(
+                    "a message to the request address {request}: the list does not answer commands by mail yet; the owner can act on it"
+                );
+                return self.record_outcome(
+                    post_id,
+                    Outcome::Rejected {
+                        post: post_id,
+                        reason,
+                    },
+                    "",
+                );
+            }
+        }
         let policy = Policy::load(&self.store)?;
         match self.judged(post_id, raw, parsed, &policy, &policy) {
             Ok(judged) => self.conclude(post_id, judged),

@@ -20,6 +20,11 @@ pub struct Incoming {
     pub in_reply_to: Option<String>,
     /// See `in_reply_to`.
     pub references: Option<String>,
+    /// Where the message was delivered: the addresses in `Delivered-To:`
+    /// and `X-Original-To:` (added by the receiving server), lowercased.
+    pub delivered_to: Vec<String>,
+    /// The addresses in `To:` and `Cc:`, lowercased.
+    pub to: Vec<String>,
     /// Where the ciphertext is.
     pub payload: Payload,
 }
@@ -60,8 +65,40 @@ pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
         message_id: msg.message_id().map(str::to_owned),
         in_reply_to: msg.header_raw("In-Reply-To").map(|s| s.trim().to_owned()),
         references: msg.header_raw("References").map(|s| s.trim().to_owned()),
+        delivered_to: delivered_to(&msg),
+        to: msg
+            .to()
+            .into_iter()
+            .chain(msg.cc())
+            .flat_map(|a| a.iter())
+            .filter_map(|a| a.address.as_ref())
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect(),
         payload,
     })
+}
+
+/// The addresses of every `Delivered-To:` and `X-Original-To:` header.
+fn delivered_to(msg: &Message<'_>) -> Vec<String> {
+    msg.headers()
+        .iter()
+        .filter(|h| {
+            let name = h.name.as_str();
+            name.eq_ignore_ascii_case("Delivered-To") || name.eq_ignore_ascii_case("X-Original-To")
+        })
+        .filter_map(|h| {
+            msg.raw_message()
+                .get(h.offset_start as usize..h.offset_end as usize)
+        })
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_ascii_lowercase()
+        })
+        .filter(|a| a.contains('@'))
+        .collect()
 }
 
 /// Parses bytes with mail-parser, never letting a parser panic escape.
