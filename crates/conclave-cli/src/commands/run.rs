@@ -1,0 +1,85 @@
+//! `conclave run`: run the list, one pass (`--once`) or until stopped, and
+//! print what each pass did.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use conclave_core::events::{DeliveryReport, IntakeReport};
+use conclave_core::relay::delivery::send_outbox;
+use conclave_core::relay::intake::poll_mailbox;
+use conclave_core::relay::Engine;
+use conclave_core::{Event, List};
+
+use super::common::open_unlocked;
+use crate::cli::Cli;
+
+/// Runs the relay with the list key usable.
+pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
+    let list = open_unlocked(cli)?;
+    if once {
+        run_once(list, out)
+    } else {
+        run_until_stopped(list)
+    }
+}
+
+/// One pass over the mailbox and the outbox.
+fn run_once(list: List, out: &mut impl Write) -> Result<()> {
+    let list = Mutex::new(list);
+    // The intake's lines as soon as the posts are in the outbox, then the
+    // delivery's.
+    for l in intake_lines(&poll_mailbox(&list)?) {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    writeln!(out, "{}", delivery_line(&send_outbox(&list)?))?;
+    Ok(())
+}
+
+/// The relay on this thread, printing each pass, until it stops or meets an
+/// error the owner must act on.
+fn run_until_stopped(list: List) -> Result<()> {
+    let engine = Engine::new(list);
+    engine.subscribe(Arc::new(move |e: &Event| match e {
+        Event::Pass { intake, delivery } => {
+            for l in intake_lines(intake) {
+                println!("{l}");
+            }
+            println!("{}", delivery_line(delivery));
+        }
+        Event::Error {
+            message,
+            fatal: false,
+            ..
+        } => eprintln!("conclave: {message} (retrying)"),
+        Event::Notice { message } => eprintln!("conclave: {message}"),
+        _ => {}
+    }));
+    engine.run()?;
+    Ok(())
+}
+
+/// What `run` prints of a pass over the mailbox: a line per post.
+fn intake_lines(r: &IntakeReport) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .outcomes
+        .iter()
+        .map(|o| format!("post #{}: {o}", o.post()))
+        .collect();
+    if r.taken_elsewhere > 0 {
+        lines.push(format!(
+            "{} posts taken by another instance",
+            r.taken_elsewhere
+        ));
+    }
+    lines
+}
+
+/// What `run` prints of a pass over the outbox.
+fn delivery_line(r: &DeliveryReport) -> String {
+    format!(
+        "sent {}, failed {}, deferred {}",
+        r.sent, r.failed, r.deferred
+    )
+}
