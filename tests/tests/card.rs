@@ -310,24 +310,21 @@ fn card_use_certifies_an_old_sha1_list_key_through_the_card() {
         .tempdir_in("/tmp")
         .unwrap();
     let gpg = |args: &[&str]| {
-        let out = std::process::Command::new("gpg")
-            .env("GNUPGHOME", gnupg.path())
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args([
-                "--faked-system-time",
-                "20160301T120000!",
-                "--cert-digest-algo",
-                "SHA1",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        conclave_tests::programs::run_checked(
+            std::process::Command::new("gpg")
+                .env("GNUPGHOME", gnupg.path())
+                .args(conclave_tests::subscriber::GPG_COMMON)
+                .args([
+                    "--faked-system-time",
+                    "20160301T120000!",
+                    "--cert-digest-algo",
+                    "SHA1",
+                ])
+                .args(args),
+            None,
+        )
+        .unwrap()
+        .stdout
     };
     gpg(&["--quick-gen-key", LIST, "ed25519", "sign,cert", "never"]);
     let listing =

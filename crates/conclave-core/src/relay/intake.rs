@@ -54,6 +54,32 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         let folders = within!(imap::ensure_folders(&mut session, &key))
             .await
             .map_err(imap_error)?;
+        // A claimed post: moved to Processed (unless it is there already),
+        // processed, and filed by its outcome.
+        let settle = async |session: &mut imap::Session,
+                            id: i64,
+                            mut uid: u32,
+                            moved: bool,
+                            raw: &[u8],
+                            parsed: Option<crate::list::Parsed>|
+               -> Result<Outcome> {
+            if !moved {
+                uid = within!(imap::move_claimed(session, &key, uid, &folders.processed))
+                    .await
+                    .map_err(imap_error)?
+                    .unwrap_or(0);
+                with(list, |l| {
+                    l.store().set_post_imap(id, "moved", i64::from(uid))
+                })?;
+            }
+            let outcome = process(id, raw, parsed)?;
+            if uid > 0 {
+                within!(file(session, &key, &folders, uid, &outcome))
+                    .await
+                    .map_err(imap_error)?;
+            }
+            Ok(outcome)
+        };
         // Posts claimed before a crash: finish them now.
         let mut report = IntakeReport::default();
         within!(async {
@@ -76,27 +102,8 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                 pin_ahead();
             }
             let raw = with(list, |l| l.original(&post))?;
-            let mut uid = u32::try_from(uid).unwrap_or(0);
-            if state == "claimed" {
-                uid = within!(imap::move_claimed(
-                    &mut session,
-                    &key,
-                    uid,
-                    &folders.processed
-                ))
-                .await
-                .map_err(imap_error)?
-                .unwrap_or(0);
-                with(list, |l| {
-                    l.store().set_post_imap(id, "moved", i64::from(uid))
-                })?;
-            }
-            let outcome = process(id, &raw, None)?;
-            if uid > 0 {
-                within!(file(&mut session, &key, &folders, uid, &outcome))
-                    .await
-                    .map_err(imap_error)?;
-            }
+            let uid = u32::try_from(uid).unwrap_or(0);
+            let outcome = settle(&mut session, id, uid, state != "claimed", &raw, None).await?;
             report.outcomes.push(outcome);
         }
         let (validity, uids) = within!(imap::inbox(&mut session, &key))
@@ -130,24 +137,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             with(list, |l| {
                 l.store().set_post_imap(post_id, "claimed", i64::from(uid))
             })?;
-            let dest = within!(imap::move_claimed(
-                &mut session,
-                &key,
-                uid,
-                &folders.processed
-            ))
-            .await
-            .map_err(imap_error)?
-            .unwrap_or(0);
-            with(list, |l| {
-                l.store().set_post_imap(post_id, "moved", i64::from(dest))
-            })?;
-            let outcome = process(post_id, &raw, Some(parsed))?;
-            if dest > 0 {
-                within!(file(&mut session, &key, &folders, dest, &outcome))
-                    .await
-                    .map_err(imap_error)?;
-            }
+            let outcome = settle(&mut session, post_id, uid, false, &raw, Some(parsed)).await?;
             report.outcomes.push(outcome);
         }
         let _ = tokio::time::timeout(deadline, session.logout()).await;
