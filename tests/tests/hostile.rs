@@ -489,3 +489,49 @@ fn a_message_to_the_request_address_is_not_a_post() {
     post.extend_from_slice(&alice.compose_post(&cert, LIST, "a post", "POST-NOT-REQUEST"));
     assert_eq!(list.process(&post), "distributed to 1");
 }
+
+/// A message on which the OpenPGP library panics (sequoia-openpgp 2.4.2,
+/// a truncated encrypted packet after the session key is found) is refused
+/// with "internal error", its ciphertext kept, and the next post goes out:
+/// it once killed `conclave process` with exit 101.
+#[test]
+fn a_message_that_panics_the_openpgp_library_is_refused_and_kept() {
+    let root = conclave_tests::workspace_root().join("tests/data");
+    let key = std::fs::read(root.join("keys/deltachat/alice-secret.asc")).unwrap();
+    let crash =
+        std::fs::read(root.join("eml/crashes/seipdv1-truncated-after-session-key.eml")).unwrap();
+    let list = Conclave::new();
+    list.init_import("alice@example.org", "Crash List", &key);
+    let f = list.write_aux("crash.eml", &crash);
+    let out = list
+        .cmd()
+        .env_remove("RUST_BACKTRACE")
+        .arg("process")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {stderr}",
+        out.status.code()
+    );
+    assert!(
+        stdout.starts_with("rejected: internal error while reading the OpenPGP message"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.lines().count() <= 1,
+        "at most one line about the panic: {stderr}"
+    );
+    let store = Store::open(&list.home.path().join("list.db")).unwrap();
+    let kept = store.posts_in_state(PostState::Rejected).unwrap();
+    assert_eq!(kept.len(), 1, "the ciphertext is kept");
+    // The next post is handled as ever.
+    let cert = list.list_cert();
+    let bob = Subscriber::new(Engine::Gpg, "bob@example.test");
+    list.add_subscriber(&bob);
+    let post = bob.compose_post(&cert, "alice@example.org", "after", "AFTER-THE-CRASH");
+    assert_eq!(list.process(&post), "distributed to 1");
+}

@@ -10,11 +10,27 @@ mod commands;
 use clap::Parser;
 
 fn main() {
+    // A panic (a bug, here or in a library) is reported on one line like
+    // any other error, unless a backtrace was asked for.
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| {
+            let text = info.to_string();
+            eprintln!(
+                "conclave: internal error: {}",
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }));
+    }
     let cli = cli::Cli::parse();
     if let Err(e) = commands::run(cli) {
         let mut line = format!("{e}");
         for cause in e.chain().skip(1) {
-            let c = cause.to_string();
+            // Causes are compared on one line, as the engine flattens them.
+            let c = cause
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             if !line.contains(&c) {
                 line.push_str(": ");
                 line.push_str(&c);

@@ -58,6 +58,8 @@ pub enum OpenError {
     TooLarge(usize),
     /// Encrypted in LibrePGP's OCB packet (GnuPG 2.4+), not OpenPGP.
     LibrePgpOcb,
+    /// The OpenPGP library failed on the message (it panicked).
+    Internal(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -72,6 +74,10 @@ impl std::fmt::Display for OpenError {
             OpenError::NoIntegrity => write!(
                 f,
                 "the encrypted data has no integrity protection (no MDC); refused, as such data enables EFAIL-style attacks"
+            ),
+            OpenError::Internal(detail) => write!(
+                f,
+                "internal error while reading the OpenPGP message ({detail}); the message is kept"
             ),
             OpenError::LibrePgpOcb => write!(
                 f,
@@ -110,6 +116,32 @@ pub fn open(
     limit: usize,
 ) -> Result<Opened, OpenError> {
     prescan(message)?;
+    // Sequoia 2.4.2 panics on some malformed messages (an `unwrap` on a
+    // truncated encrypted packet once the session key is found): such a
+    // message is refused like any other that cannot be read.
+    let decrypted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        open_unguarded(message, decryptors, certs, now, limit)
+    }));
+    decrypted.unwrap_or_else(|panic| Err(OpenError::Internal(panic_text(&*panic))))
+}
+
+/// The text a panic carried, if it was text.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .map(|s| one_line(&s))
+        .unwrap_or_else(|| "no detail".into())
+}
+
+fn open_unguarded(
+    message: &[u8],
+    decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
+    certs: &[Cert],
+    now: SystemTime,
+    limit: usize,
+) -> Result<Opened, OpenError> {
     let helper = Helper::new(decryptors, certs, now);
     let builder =
         DecryptorBuilder::from_bytes(message).map_err(|e| OpenError::Malformed(one_line(&e)))?;

@@ -376,16 +376,22 @@ fn parallel_map<T: Sync, R: Send>(
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|c| scope.spawn(|| c.iter().map(&f).collect::<Vec<_>>()))
+            .map(|c| {
+                (
+                    c.len(),
+                    scope.spawn(|| c.iter().map(&f).collect::<Vec<_>>()),
+                )
+            })
             .collect();
+        // A chunk whose thread failed fails every copy of it, so the
+        // results stay one for each item, in order.
         handles
             .into_iter()
-            .flat_map(|h| {
+            .flat_map(|(n, h)| {
                 h.join().unwrap_or_else(|_| {
-                    vec![Err(Error::crypto(
-                        "encrypt a copy",
-                        "a worker thread failed",
-                    ))]
+                    (0..n)
+                        .map(|_| Err(Error::crypto("encrypt a copy", "a worker thread failed")))
+                        .collect()
                 })
             })
             .collect()

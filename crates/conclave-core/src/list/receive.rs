@@ -79,7 +79,19 @@ impl List {
             }
         }
         let policy = Policy::load(&self.store)?;
-        match self.judged(post_id, raw, parsed, &policy, &policy) {
+        // Whatever fails inside opening or judging a post, even a panic in a
+        // library, ends with that post refused and its ciphertext kept: one
+        // bad post never stops the posts behind it.
+        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.judged(post_id, raw, parsed, &policy, &policy)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(crate::error::Error::InvalidInput(format!(
+                "internal error while opening the post ({}); the message is kept",
+                crate::crypto::decrypt::panic_text(&*panic)
+            )))
+        });
+        match judged {
             Ok(judged) => self.conclude(post_id, judged),
             // What cannot be opened for the post's own sake is refused, saying
             // why; a locked key, a pulled card or a failing disk is not the
