@@ -133,7 +133,16 @@ fn notify_held(handle: &tauri::AppHandle, post: i64, outcome: &str) {
         .notification()
         .builder()
         .title(format!("Conclave: post #{post} is held"))
-        .body(outcome.strip_prefix("held: ").unwrap_or(outcome))
+        .body(
+            // The reason can carry a sender's text: no control characters
+            // (notification daemons render some markup and line breaks).
+            outcome
+                .strip_prefix("held: ")
+                .unwrap_or(outcome)
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>(),
+        )
         .show();
 }
 

@@ -535,3 +535,63 @@ fn a_message_that_panics_the_openpgp_library_is_refused_and_kept() {
     let post = bob.compose_post(&cert, "alice@example.org", "after", "AFTER-THE-CRASH");
     assert_eq!(list.process(&post), "distributed to 1");
 }
+
+/// Escape sequences in a post (a subject that sets the window title, a body
+/// that writes the clipboard with OSC 52, a line break that draws a fake
+/// "Signature:" line) never reach the owner's terminal as such: `process`,
+/// `held list`, `held show` and `log` print them inert.
+#[test]
+fn terminal_output_is_inert() {
+    let list = Conclave::new();
+    list.init(LIST, "Inert List");
+    let cert = list.list_cert();
+    let alice = Subscriber::new(Engine::Gpg, "alice@example.test");
+    list.add_subscriber(&alice);
+    // An unsigned post is held; its subject and body carry escapes.
+    let subject = "=?utf-8?q?Hi=1B]0;pwned=07=0ASignature:_signed_by_alice?=";
+    let body = "text \u{1b}]52;c;cHduZWQ=\u{7} and \u{9b}2J done";
+    let post = alice.compose(
+        &cert,
+        LIST,
+        &Post::new(subject, body).signing(Signing::Unsigned),
+    );
+    let held = list.process(&post);
+    assert!(held.starts_with("held:"), "{held}");
+    let id = held_id(&list);
+    for args in [
+        vec!["held", "list"],
+        vec!["held", "show", id.as_str()],
+        vec!["log"],
+    ] {
+        let out = list.run(&args);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{args:?} printed a control character: {text:?}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Signature: signed by alice")),
+            "{args:?} drew a fake signature line: {text}"
+        );
+    }
+    let shown = list.run_ok(&["held", "show", id.as_str()]);
+    assert!(
+        shown.contains("text \u{FFFD}]52;c;cHduZWQ=\u{FFFD} and \u{FFFD}2J done"),
+        "{shown}"
+    );
+}
+
+/// The id of the only held post.
+fn held_id(list: &Conclave) -> String {
+    list.run_ok(&["held", "list"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string()
+}

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod inert;
 
 use clap::Parser;
 
@@ -17,7 +18,7 @@ fn main() {
             let text = info.to_string();
             eprintln!(
                 "conclave: internal error: {}",
-                text.split_whitespace().collect::<Vec<_>>().join(" ")
+                inert::one_line(&text.split_whitespace().collect::<Vec<_>>().join(" "))
             );
         }));
     }
@@ -36,7 +37,10 @@ fn main() {
                 line.push_str(&c);
             }
         }
-        eprintln!("conclave: error: {}", line.replace('\n', " "));
+        eprintln!(
+            "conclave: error: {}",
+            inert::one_line(&line.replace('\n', " "))
+        );
         std::process::exit(1);
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::common::{open, open_unlocked, unix};
 use crate::cli::{Cli, HeldCmd};
+use crate::inert::one_line;
 
 /// Runs a `held` subcommand; showing and approving need the list key.
 pub fn dispatch(cli: &Cli, cmd: &HeldCmd, out: &mut impl Write) -> Result<()> {
@@ -32,8 +33,8 @@ pub fn dispatch(cli: &Cli, cmd: &HeldCmd, out: &mut impl Write) -> Result<()> {
                     "{}\t{}\t{}\t{}",
                     p.id,
                     conclave_core::clock::rfc5322(unix(p.received_at)),
-                    from,
-                    p.reason
+                    one_line(from),
+                    one_line(&p.reason)
                 )?;
             }
         }
@@ -42,10 +43,17 @@ pub fn dispatch(cli: &Cli, cmd: &HeldCmd, out: &mut impl Write) -> Result<()> {
             writeln!(
                 out,
                 "Post: #{}\nFrom: {}\nSubject: {}\nSignature: {}\nHeld because: {}\n\n{}",
-                v.id, v.sender, v.subject, v.signature, v.reason, v.text
+                v.id,
+                one_line(&v.sender),
+                one_line(&v.subject),
+                one_line(&v.signature),
+                one_line(&v.reason),
+                v.text
             )?;
         }
-        HeldCmd::Approve { id } => writeln!(out, "{}", list.held_approve(*id)?)?,
+        HeldCmd::Approve { id } => {
+            writeln!(out, "{}", one_line(&list.held_approve(*id)?.to_string()))?
+        }
         HeldCmd::Reject { id, reason } => writeln!(out, "{}", list.held_reject(*id, reason)?)?,
         HeldCmd::Discard { id } => writeln!(out, "{}", list.held_discard(*id)?)?,
     }

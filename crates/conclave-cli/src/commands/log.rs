@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::common::{open, unix};
 use crate::cli::Cli;
+use crate::inert::one_line;
 
 /// Prints the last `limit` entries of the audit log.
 pub fn dispatch(cli: &Cli, limit: i64, out: &mut impl Write) -> Result<()> {
@@ -18,7 +19,7 @@ pub fn dispatch(cli: &Cli, limit: i64, out: &mut impl Write) -> Result<()> {
             "{} {}{post}: {}",
             conclave_core::clock::rfc5322(unix(e.at)),
             e.event,
-            e.detail
+            one_line(&e.detail)
         )?;
     }
     Ok(())

@@ -21,8 +21,9 @@ use crate::cli::{Cli, Command};
 /// Runs the command on the command line, writing its output to standard
 /// output (held locked until the command is done).
 pub fn run(cli: Cli) -> Result<()> {
-    let out = std::io::stdout();
-    let mut out = out.lock();
+    // Whatever a command prints may carry text from posts: no control
+    // character of it reaches the terminal.
+    let mut out = crate::inert::Inert::new(std::io::stdout().lock());
     match &cli.command {
         Command::Init(args) => init::dispatch(&cli, args, &mut out),
         Command::Key { cmd } => key::dispatch(&cli, cmd, &mut out),

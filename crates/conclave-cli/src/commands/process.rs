@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use super::common::open_unlocked;
 use crate::cli::Cli;
+use crate::inert::one_line;
 
 /// Processes each message in turn, printing its outcome as soon as it is known.
 pub fn dispatch(cli: &Cli, files: &[PathBuf], out: &mut impl Write) -> Result<()> {
@@ -25,7 +26,7 @@ pub fn dispatch(cli: &Cli, files: &[PathBuf], out: &mut impl Write) -> Result<()
         let outcome = list
             .receive(&bytes)
             .with_context(|| format!("cannot process {}", f.display()))?;
-        writeln!(out, "{outcome}")?;
+        writeln!(out, "{}", one_line(&outcome.to_string()))?;
         out.flush()?;
     }
     Ok(())

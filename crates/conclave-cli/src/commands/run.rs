@@ -13,6 +13,7 @@ use conclave_core::{Event, List};
 
 use super::common::open_unlocked;
 use crate::cli::Cli;
+use crate::inert::one_line;
 
 /// Runs the relay with the list key usable.
 pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
@@ -52,8 +53,8 @@ fn run_until_stopped(list: List) -> Result<()> {
             message,
             fatal: false,
             ..
-        } => eprintln!("conclave: {message} (retrying)"),
-        Event::Notice { message } => eprintln!("conclave: {message}"),
+        } => eprintln!("conclave: {} (retrying)", one_line(message)),
+        Event::Notice { message } => eprintln!("conclave: {}", one_line(message)),
         _ => {}
     }));
     engine.run()?;
@@ -65,7 +66,7 @@ fn intake_lines(r: &IntakeReport) -> Vec<String> {
     let mut lines: Vec<String> = r
         .outcomes
         .iter()
-        .map(|o| format!("post #{}: {o}", o.post()))
+        .map(|o| one_line(&format!("post #{}: {o}", o.post())))
         .collect();
     if r.taken_elsewhere > 0 {
         lines.push(format!(
