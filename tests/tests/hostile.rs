@@ -595,3 +595,50 @@ fn held_id(list: &Conclave) -> String {
         .trim()
         .to_string()
 }
+
+/// The name a copy shows comes from the verified subscriber's key, never
+/// from the sender's `From:` header: Mallory, a subscriber, cannot appear
+/// as "Alice (treasurer) via List", and the "signed by" statement of
+/// `signature_mode replace` names him as his key does.
+#[test]
+fn a_copy_names_the_author_as_their_key_does() {
+    let list = Conclave::new();
+    list.init(LIST, "Names List");
+    let cert = list.list_cert();
+    let mallory = Subscriber::with_user_id(
+        Engine::Gpg,
+        "mallory@example.test",
+        "Mallory <mallory@example.test>",
+    );
+    let reader = Subscriber::new(Engine::Gpg, "reader@example.test");
+    list.add_subscriber(&mallory);
+    list.add_subscriber(&reader);
+    for mode in ["carry", "replace"] {
+        list.config_set("signature_mode", mode);
+        let mut post = Post::new("Budget", &format!("NAMES-{mode}"));
+        post.from = Some("\"Alice (treasurer)\" <mallory@example.test>".into());
+        let eml = mallory.compose(&cert, LIST, &post);
+        assert_eq!(list.process(&eml), "distributed to 2", "{mode}");
+    }
+    let copies = list.export_outbox();
+    for key in ["reader@example.test", "reader@example.test.2"] {
+        let d = reader.decrypt(&copies[key]).unwrap();
+        let (signed, _) = d.split_signed().unwrap();
+        let signed = String::from_utf8_lossy(&signed);
+        assert!(
+            !signed.contains("Alice"),
+            "{key}: the header's name leaked: {signed}"
+        );
+        assert!(
+            signed.contains("From: \"Mallory via Names List\" <list@example.test>")
+                || signed.contains("From: Mallory via Names List <list@example.test>"),
+            "{key}: {signed}"
+        );
+    }
+    let replaced = reader.decrypt(&copies["reader@example.test.2"]).unwrap();
+    let texts = conclave_tests::mime::all_text_plain(&replaced.entity).join("\n");
+    assert!(
+        texts.contains("From: Mallory <mallory@example.test>"),
+        "{texts}"
+    );
+}

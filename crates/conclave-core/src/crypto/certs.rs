@@ -66,6 +66,30 @@ fn addresses_under(
     out
 }
 
+/// The name in the valid User ID of `cert` that carries `address`
+/// (`Alice` of `Alice <alice@example.org>`), cleaned of control characters;
+/// None when that User ID has no name.
+pub fn name_for(cert: &Cert, address: &str, now: SystemTime) -> Option<String> {
+    let address = address.to_ascii_lowercase();
+    let vc = cert.with_policy(policy(), now).ok()?;
+    vc.userids()
+        .filter(|ua| {
+            ua.userid()
+                .email_normalized()
+                .ok()
+                .flatten()
+                .is_some_and(|e| e == address)
+        })
+        .find_map(|ua| {
+            ua.userid()
+                .name()
+                .ok()
+                .flatten()
+                .map(crate::mime::build::clean)
+        })
+        .filter(|n| !n.is_empty())
+}
+
 /// True if a valid User ID of `cert` carries `address`.
 pub fn speaks_for(cert: &Cert, address: &str, now: SystemTime) -> bool {
     let address = address.to_ascii_lowercase();

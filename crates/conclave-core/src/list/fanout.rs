@@ -38,6 +38,7 @@ impl List {
         let policy = super::Policy::load(&self.store)?;
         let now = self.now();
         let name = self.name()?;
+        let members = self.members()?;
         let address = self.address.clone();
         let domain = address
             .split_once('@')
@@ -45,12 +46,18 @@ impl List {
             .unwrap_or("localhost")
             .to_owned();
         let from = post.incoming.from.clone().unwrap_or_default();
-        let author_name = post
-            .protected
-            .from_name
-            .clone()
-            .or_else(|| post.incoming.from_name.clone())
-            .unwrap_or_else(|| from.clone());
+        // The name a copy shows comes from the verified subscriber's key
+        // (its User ID for the address), never from the sender's headers,
+        // which anyone who can put mail in the mailbox controls; an
+        // unverified post shows the address alone.
+        let author_name = match &post.author {
+            Some((addr, _)) => members
+                .iter()
+                .find(|m| m.address == addr)
+                .and_then(|m| certs::name_for(m.cert, addr, now))
+                .unwrap_or_else(|| addr.clone()),
+            None => build::clean(&from),
+        };
 
         let parts = match policy.signature_mode {
             SignatureMode::Carry => carried_parts(post)?,
@@ -252,7 +259,10 @@ fn replaced_parts(post: &Opened, author_name: &str, from: &str) -> Vec<Vec<u8>> 
             "-- The list verified this post --\r\nFrom: {author_name} <{addr}>\r\nSigned by: {addr}, key {}\r\n",
             spaced(fpr)
         ),
-        None => format!("-- The list could not verify this post --\r\nFrom: {author_name} <{from}>\r\nNot signed by the sender's key.\r\n"),
+        None => format!(
+            "-- The list could not verify this post --\r\nFrom: {author_name} <{}>\r\nNot signed by the sender's key.\r\n",
+            build::clean(from)
+        ),
     };
     let content = match &post.content {
         Content::MimeSigned { signed, .. } => build::content_only(signed),
