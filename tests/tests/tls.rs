@@ -222,3 +222,26 @@ fn no_session_resumption_across_ports() {
         }
     }
 }
+
+/// `certs accept` never replaces a pin that differs from the certificate
+/// presented: the owner forgets the old one on purpose first.
+#[test]
+fn certs_accept_never_replaces_another_pin() {
+    let mh = Mailhost::get();
+    let c = list();
+    let sha = mh.var("MAILHOST_SELFSIGNED_CERT_SHA256");
+    let ep = mh.endpoint("MAILHOST_UNTRUSTED_HOST", "MAILHOST_UNTRUSTED_IMAPS_PORT");
+    // Another certificate was pinned for this server before.
+    let other = "11".repeat(32);
+    let store = conclave_core::store::Store::open(&c.home.path().join("list.db")).unwrap();
+    store.set_tls_pin(&ep, &other, "CN=before", 0).unwrap();
+    drop(store);
+    let (code, err) = c.run_err(&["certs", "accept", ep.as_str(), "--sha256", &sha]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("has another certificate pinned") && err.contains(&other),
+        "{err}"
+    );
+    c.run_ok(&["certs", "forget", ep.as_str()]);
+    c.run_ok(&["certs", "accept", ep.as_str(), "--sha256", &sha]);
+}

@@ -166,6 +166,17 @@ impl List {
                 presented.sha256
             )));
         }
+        // A pin is never replaced in one step: a changed certificate is the
+        // alarm, and the owner forgets the old pin on purpose first.
+        if let Some(pinned) = self.store().tls_pin(&endpoint.key())? {
+            if pinned != presented.sha256 {
+                return Err(Error::InvalidInput(format!(
+                    "{} has another certificate pinned (SHA-256 {pinned}); nothing was pinned: find out why it changed, then run `conclave certs forget {}` before accepting the new one",
+                    endpoint.key(),
+                    endpoint.key()
+                )));
+            }
+        }
         self.store().set_tls_pin(
             &endpoint.key(),
             &presented.sha256,
