@@ -10,6 +10,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("hex", 0),
+    ("text", 0),
     ("error", 0),
     ("events", 1),
     ("store", 2),

@@ -30,6 +30,7 @@ pub mod net;
 pub mod relay;
 pub mod secrets;
 pub mod store;
+pub mod text;
 
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};

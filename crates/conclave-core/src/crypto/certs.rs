@@ -80,17 +80,8 @@ pub fn name_for(cert: &Cert, address: &str, now: SystemTime) -> Option<String> {
                 .flatten()
                 .is_some_and(|e| e == address)
         })
-        .find_map(|ua| ua.userid().name().ok().flatten().map(one_line))
+        .find_map(|ua| ua.userid().name().ok().flatten().map(crate::text::clean))
         .filter(|n| !n.is_empty())
-}
-
-/// Text on one line: control characters become spaces, runs of white space
-/// one space.
-fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_control() || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// True if a valid User ID of `cert` carries `address`.

@@ -256,17 +256,7 @@ pub fn header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Removes line breaks and control characters, so that hostile header values
-/// cannot inject headers.
-pub fn clean(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::text::clean;
 
 /// Encodes unstructured header text (RFC 2047) when it is not plain ASCII.
 pub fn encode_text(value: &str) -> String {
