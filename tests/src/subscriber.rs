@@ -141,6 +141,10 @@ pub struct Post {
     /// Attach the author's public key, as Thunderbird's "Attach my public
     /// key" does.
     pub attach_key: bool,
+    /// Put `From`, `To` and `Subject` inside the encryption (inside the
+    /// signed part, for [`Signing::MimeSigned`]), as Thunderbird does
+    /// (RFC 9788). Default: true. Mutt and K-9 do not.
+    pub protect_headers: bool,
 }
 
 impl Post {
@@ -155,7 +159,14 @@ impl Post {
             from: None,
             extra_headers: Vec::new(),
             attach_key: false,
+            protect_headers: true,
         }
+    }
+
+    /// Leaves every header outside the encryption, as Mutt and K-9 do.
+    pub fn unprotected(mut self) -> Self {
+        self.protect_headers = false;
+        self
     }
 
     /// Attaches the author's public key.
@@ -659,6 +670,22 @@ impl Subscriber {
         Ok(armored)
     }
 
+    /// A cleartext-signed text (`gpg --clearsign`), as Mutt's and
+    /// Enigmail's inline signing writes it. GnuPG only.
+    pub fn clearsign(&self, text: &str) -> Result<Vec<u8>, String> {
+        assert_eq!(self.engine, Engine::Gpg, "clearsigning is done with GnuPG");
+        let input = self.write_scratch("txt", text.as_bytes())?;
+        let output = self.scratch("clear");
+        run_checked(
+            self.gpg()
+                .args(["--clearsign", "-u", &self.fingerprint, "-o"])
+                .arg(&output)
+                .arg(&input),
+            None,
+        )?;
+        std::fs::read(&output).map_err(|e| format!("reading {}: {e}", output.display()))
+    }
+
     /// Makes an armored detached signature over exactly `data` (binary
     /// signature, type 0x00) with this subscriber's key.
     pub fn sign_detached(&self, data: &[u8]) -> Result<Vec<u8>, String> {
@@ -721,12 +748,23 @@ impl Subscriber {
     /// [`Signing::Inline`] and [`Signing::Unsigned`] the `text/plain`
     /// entity, for [`Signing::MimeSigned`] a `multipart/signed` whose
     /// first part is that `text/plain` entity.
-    pub fn compose_inner(&self, post: &Post) -> Vec<u8> {
+    pub fn compose_inner(&self, post: &Post, list_addr: &str) -> Vec<u8> {
         let mut text = mime::text_plain_entity(&post.body);
         if post.attach_key {
             let fpr = self.fingerprint();
             let keyid = fpr.get(fpr.len().saturating_sub(16)..).unwrap_or(fpr);
             text = mime::with_key_attached(&text, &self.public_key_armored(), keyid);
+        }
+        if post.protect_headers {
+            let from = post.from.clone().unwrap_or_else(|| self.address.clone());
+            let mut protected = format!(
+                "From: {}\r\nTo: {list_addr}\r\nSubject: {}\r\n",
+                mime::encode_header_value(&from),
+                mime::encode_header_value(&post.subject)
+            )
+            .into_bytes();
+            protected.extend_from_slice(&text);
+            text = protected;
         }
         match post.signing {
             Signing::Inline | Signing::Unsigned => text,
@@ -746,7 +784,7 @@ impl Subscriber {
     /// message from this subscriber to `list_addr`, encrypted to
     /// `list_cert_armored`.  Panics on failure.
     pub fn compose(&self, list_cert_armored: &[u8], list_addr: &str, post: &Post) -> Vec<u8> {
-        let inner = self.compose_inner(post);
+        let inner = self.compose_inner(post, list_addr);
         let armored = self
             .encrypt(&inner, list_cert_armored, post.signing == Signing::Inline)
             .unwrap_or_else(|e| panic!("{self:?}: encryption failed: {e}"));

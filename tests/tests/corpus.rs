@@ -28,6 +28,9 @@ fn list_with(
     list.init_import(list_addr, "Corpus List", &read(list_key));
     let key = data(author_key);
     list.run_ok(&["subscriber", "add", author, "--key", &key.to_string_lossy()]);
+    // The corpus was signed years ago; by default the list holds a
+    // signature older than a week (`an_old_real_post_is_held_by_default`).
+    list.config_set("max_signature_age_days", "0");
     let reader = Subscriber::new(Engine::Gpg, "reader@example.test");
     list.add_subscriber(&reader);
     (list, reader)
@@ -73,6 +76,23 @@ fn accepted(file: &str, expect_subject: Option<&str>, alice_key: &str) {
     }
     let log = list.run_ok(&["log"]);
     assert!(log.contains("distributed #1: 2 copies queued"), "{log}");
+}
+
+#[test]
+fn an_old_real_post_is_held_by_default() {
+    let (list, _reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        ALICE_TB,
+    );
+    list.config_set("max_signature_age_days", "7");
+    let line = list.process(&read("eml/deltachat/thunderbird_encrypted_signed.eml"));
+    assert!(
+        line.starts_with("held: signed ")
+            && line.ends_with(" days ago; this list takes signatures up to 7 days old"),
+        "{line}"
+    );
 }
 
 #[test]

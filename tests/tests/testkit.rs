@@ -69,7 +69,12 @@ fn each_engine_composes_and_decrypts() {
             "{engine}: {ct:?}"
         );
         let (signed, sig) = split_multipart_signed(&d.entity).expect("multipart/signed splits");
-        assert!(signed.starts_with(b"Content-Type: text/plain"), "{engine}");
+        // Thunderbird's protected headers, then the text part.
+        assert!(signed.starts_with(b"From: "), "{engine}");
+        assert!(
+            conclave_tests::mime::contains(&signed, b"\r\nContent-Type: text/plain"),
+            "{engine}"
+        );
         let fpr = b
             .verify_detached(&signed, &sig, &a.public_key_armored())
             .unwrap_or_else(|e| panic!("{engine}: {e}"));

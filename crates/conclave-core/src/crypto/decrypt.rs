@@ -28,6 +28,8 @@ pub enum SigStatus {
         /// A digest that identifies this signature over this content, for the
         /// replay cache. It does not depend on malleable parts of the packet.
         replay_digest: String,
+        /// When the signature says it was made.
+        created: Option<SystemTime>,
     },
     /// A signature that does not verify.
     Bad {
@@ -340,6 +342,7 @@ impl Helper<'_> {
         });
         self.sigs.push(SigStatus::Good {
             replay_digest: format!("{cert}:{digest}"),
+            created: sig.signature_creation_time(),
             cert,
         });
         self.sig_packets.push(sig.clone());

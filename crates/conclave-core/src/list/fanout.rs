@@ -63,22 +63,26 @@ impl List {
             SignatureMode::Carry => carried_parts(post)?,
             SignatureMode::Replace => replaced_parts(post, &author_name, &from),
         };
-        let subject = post
-            .protected
-            .subject
-            .clone()
-            .filter(|s| !s.trim().is_empty() && s.trim() != "...")
-            .or_else(|| post.incoming.subject.clone())
-            .unwrap_or_default();
-        let message_id = if policy.keep_message_id {
-            post.protected
-                .message_id
-                .clone()
-                .or_else(|| post.incoming.message_id.clone())
+        // Headers from inside the encryption (from inside the signed data,
+        // for a signed post) are the author's; the outer ones are the mail
+        // host's to change, and never go out as the author's.
+        let subject = match inside_subject(post) {
+            Some(s) => s,
+            None => match post.incoming.subject.as_deref().map(build::clean) {
+                Some(s) if !s.is_empty() && s != "..." => format!("{UNVERIFIED_SUBJECT}{s}"),
+                _ => String::new(),
+            },
+        };
+        // The author's own Message-ID is kept only when they signed it:
+        // anyone can make a post carry the ID of an earlier one, which
+        // clients would then show as the same message.
+        let message_id = if policy.keep_message_id && post.author.is_some() {
+            post.protected.message_id.as_deref().and_then(message_id_ok)
         } else {
             None
         }
         .unwrap_or_else(|| format!("{}@{domain}", short_hash(&post.digest, "")));
+        let (in_reply_to, references) = threading(post, &domain);
         let headers = ProtectedHeaders {
             from: build::mailbox(Some(&format!("{author_name} via {name}")), &address),
             to: build::mailbox(Some(&name), &address),
@@ -86,16 +90,8 @@ impl List {
             subject,
             date: crate::clock::rfc5322(now),
             message_id,
-            in_reply_to: post
-                .protected
-                .in_reply_to
-                .clone()
-                .or_else(|| post.incoming.in_reply_to.clone()),
-            references: post
-                .protected
-                .references
-                .clone()
-                .or_else(|| post.incoming.references.clone()),
+            in_reply_to,
+            references,
             outer: vec![
                 ("Subject".into(), "...".into()),
                 ("From".into(), build::mailbox(Some(&name), &address)),
@@ -220,6 +216,89 @@ impl List {
                 .audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
         }
         Ok(queued)
+    }
+}
+
+/// What a subject taken from outside the encryption starts with in a copy.
+pub const UNVERIFIED_SUBJECT: &str = "[unverified subject] ";
+
+/// The subject inside the encryption, if the post carries one (`...` is the
+/// placeholder clients put outside, not a subject).
+fn inside_subject(post: &Opened) -> Option<String> {
+    post.protected
+        .subject
+        .as_deref()
+        .map(build::clean)
+        .filter(|s| !s.is_empty() && s != "...")
+}
+
+/// A Message-ID fit for a header: `local@domain` of visible ASCII, without
+/// angle brackets, at most 250 characters.
+fn message_id_ok(id: &str) -> Option<String> {
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
+    let visible = id.bytes().all(|b| {
+        b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\' | b'(' | b')' | b',' | b';')
+    });
+    (visible
+        && id.len() <= 250
+        && id.split('@').count() == 2
+        && !id.starts_with('@')
+        && !id.ends_with('@'))
+    .then(|| id.to_owned())
+}
+
+/// The IDs in a threading header, each fit for a header, at most 20 (the
+/// last ones, which matter most for threading), written `<a> <b>`.
+fn message_ids(value: &str, keep: impl Fn(&str) -> bool) -> Option<String> {
+    let ids: Vec<String> = value
+        .split(|c: char| c == '<' || c == '>' || c.is_whitespace() || c == ',')
+        .filter_map(message_id_ok)
+        .filter(|id| keep(id))
+        .collect();
+    let ids = ids.get(ids.len().saturating_sub(20)..).unwrap_or_default();
+    (!ids.is_empty()).then(|| {
+        ids.iter()
+            .map(|id| format!("<{id}>"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// `In-Reply-To:` and `References:` for a copy. From inside the encryption
+/// as they are; from outside, only the IDs of messages this list sent (its
+/// own, `HASH@DOMAIN`), which place the post in one of the list's threads
+/// and claim nothing for the author.
+fn threading(post: &Opened, domain: &str) -> (Option<String>, Option<String>) {
+    let ours = |id: &str| {
+        id.split_once('@').is_some_and(|(local, d)| {
+            d.eq_ignore_ascii_case(domain)
+                && local.len() == 32
+                && local.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    };
+    let inside = post.protected.in_reply_to.is_some() || post.protected.references.is_some();
+    if inside {
+        (
+            post.protected
+                .in_reply_to
+                .as_deref()
+                .and_then(|v| message_ids(v, |_| true)),
+            post.protected
+                .references
+                .as_deref()
+                .and_then(|v| message_ids(v, |_| true)),
+        )
+    } else {
+        (
+            post.incoming
+                .in_reply_to
+                .as_deref()
+                .and_then(|v| message_ids(v, ours)),
+            post.incoming
+                .references
+                .as_deref()
+                .and_then(|v| message_ids(v, ours)),
+        )
     }
 }
 

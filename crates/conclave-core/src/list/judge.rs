@@ -61,6 +61,14 @@ pub struct Facts {
     /// When the sender's signed content arrived before as another post:
     /// (that post's id, when, as Unix time).
     pub replay_of: Option<(i64, i64)>,
+    /// Why a signature the post seems to carry does not count (material
+    /// outside what it signs), so that it is read as unsigned.
+    pub unsigned_because: Option<String>,
+    /// How old the sender's signature is, in seconds, when they signed it.
+    pub signature_age: Option<u64>,
+    /// The `To:` and `Cc:` addresses inside the data the sender signed,
+    /// when it carries them.
+    pub signed_to: Option<Vec<String>>,
 }
 
 /// Which rule stopped a post.
@@ -140,6 +148,16 @@ pub fn too_large(size: usize, policy: &Policy) -> Option<Verdict> {
         ),
         author: None,
     })
+}
+
+/// A duration in words: "3 hours", "12 days".
+fn how_long(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s < 2 * 3600 => (s / 60, "minutes"),
+        s if s < 2 * 86_400 => (s / 3600, "hours"),
+        s => (s / 86_400, "days"),
+    };
+    format!("{n} {unit}")
 }
 
 /// Applies the list's rules to what opening a post found.
@@ -252,10 +270,52 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Verdict {
     if author.is_none() && policy.signed_only != Action::Distribute {
         let mut reason =
             "not signed by the sender's key: this list accepts signed posts only".to_string();
-        if !unknown.is_empty() {
-            reason.push_str(&format!(" ({})", unknown.join("; ")));
+        let mut why = unknown;
+        if let Some(u) = &facts.unsigned_because {
+            why.insert(0, format!("a signature does not count: {u}"));
+        }
+        if !why.is_empty() {
+            reason.push_str(&format!(" ({})", why.join("; ")));
         }
         violations.push((policy.signed_only, reason));
+    }
+    // A signature means "this subscriber wrote this, for this list,
+    // recently": one made for other recipients, or long ago, may be a
+    // signed mail of theirs that someone else sent on to the list.
+    if author.is_some() {
+        if let Some(to) = &facts.signed_to {
+            let for_list = to
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&policy.list_address));
+            if !for_list
+                && !policy.list_address.is_empty()
+                && policy.retargeted != Action::Distribute
+            {
+                let shown = if to.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    to.join(", ")
+                };
+                violations.push((
+                    policy.retargeted,
+                    format!("signed for someone else (To: {shown}), not for this list"),
+                ));
+            }
+        }
+        let limit = policy.max_signature_age_days.saturating_mul(86_400);
+        match facts.signature_age {
+            Some(age) if limit > 0 && age > limit && policy.retargeted != Action::Distribute => {
+                violations.push((
+                    policy.retargeted,
+                    format!(
+                        "signed {} ago; this list takes signatures up to {} days old",
+                        how_long(age),
+                        policy.max_signature_age_days
+                    ),
+                ))
+            }
+            _ => {}
+        }
     }
     if let Some(worst) = violations.iter().map(|v| v.0).max() {
         let reason = violations
@@ -285,6 +345,9 @@ mod tests {
             max_size_action: Action::Reject,
             signature_mode: SignatureMode::Carry,
             keep_message_id: false,
+            list_address: "list@example.test".into(),
+            retargeted: Action::Hold,
+            max_signature_age_days: 7,
         }
     }
 
@@ -356,6 +419,17 @@ mod tests {
         ("both options: the most severe wins", |f| { f.is_member = false; f.from = "eve@example.test".into(); f.signatures.clear() }, |p| p.subscribers_only = Action::Discard, false, Err((Action::Discard, Stage::Options, "eve@example.test is not a subscriber"))),
         ("reject beats discard", |f| { f.is_member = false; f.from = "eve@example.test".into(); f.signatures.clear() }, |p| { p.subscribers_only = Action::Discard; p.signed_only = Action::Reject }, false, Err((Action::Reject, Stage::Options, "not signed by the sender's key"))),
         ("not a subscriber, approved", |f| { f.is_member = false; f.from = "eve@example.test".into(); f.signatures.clear() }, |_| {}, true, Ok(None)),
+        ("a signature that does not count, with its reason", |f| { f.signatures.clear(); f.unsigned_because = Some("its multipart/signed has 3 parts".into()) }, |_| {}, false, Err((Action::Hold, Stage::Options, "accepts signed posts only (a signature does not count: its multipart/signed has 3 parts)"))),
+        ("signed for the list", |f| f.signed_to = Some(vec!["bob@example.test".into(), "LIST@example.test".into()]), |_| {}, false, Ok(Some("AAAA"))),
+        ("signed for someone else", |f| f.signed_to = Some(vec!["bob@example.test".into()]), |_| {}, false, Err((Action::Hold, Stage::Options, "signed for someone else (To: bob@example.test), not for this list"))),
+        ("signed for nobody", |f| f.signed_to = Some(vec![]), |_| {}, false, Err((Action::Hold, Stage::Options, "signed for someone else (To: nobody)"))),
+        ("signed for someone else, approved", |f| f.signed_to = Some(vec!["bob@example.test".into()]), |_| {}, true, Ok(Some("AAAA"))),
+        ("To of an unsigned post counts for nothing", |f| { f.signatures.clear(); f.signed_to = Some(vec!["bob@example.test".into()]) }, |p| p.signed_only = Action::Distribute, false, Ok(None)),
+        ("signed a week ago", |f| f.signature_age = Some(7 * 86_400), |_| {}, false, Ok(Some("AAAA"))),
+        ("signed too long ago", |f| f.signature_age = Some(12 * 86_400 + 5), |_| {}, false, Err((Action::Hold, Stage::Options, "signed 12 days ago; this list takes signatures up to 7 days old"))),
+        ("signed long ago, any age allowed", |f| f.signature_age = Some(400 * 86_400), |p| p.max_signature_age_days = 0, false, Ok(Some("AAAA"))),
+        ("signed long ago, approved", |f| f.signature_age = Some(400 * 86_400), |_| {}, true, Ok(Some("AAAA"))),
+        ("signed long ago and replayed: the replay first", |f| { f.signature_age = Some(400 * 86_400); f.replay_of = Some((3, 0)) }, |_| {}, false, Err((Action::Reject, Stage::Replay, "replayed"))),
     ];
 
     #[test]

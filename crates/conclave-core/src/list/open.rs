@@ -96,18 +96,28 @@ impl List {
         };
         // For a clear post, the whole message is the entity.
         let entity_source: &[u8] = if facts.encrypted { &plaintext } else { raw };
-        let (content, protected) = parse::content(entity_source, pgp_mime);
-        let mut cleartext_signed = false;
-        match &content {
+        let inside = parse::content(entity_source, pgp_mime);
+        // The signature over the whole plaintext (signed and encrypted in
+        // one) covers its headers too; a multipart/signed covers its first
+        // part, whose headers `parse::content` read.
+        let headers_signed = match &inside.content {
             Content::MimeSigned {
                 signed, signature, ..
-            } => sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0),
-            Content::Text { text } if text.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") => {
-                cleartext_signed = true;
-                sigs.extend(decrypt::verify_cleartext(text, certs, now));
+            } => {
+                sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0);
+                true
             }
-            _ => {}
-        }
+            Content::Mime { .. } => !sigs.is_empty(),
+            Content::Text { text } => {
+                if inside.clearsigned {
+                    sigs.extend(decrypt::verify_cleartext(text, certs, now));
+                }
+                false
+            }
+        };
+        let cleartext_signed = inside.clearsigned;
+        facts.unsigned_because = inside.unsigned_because.clone();
+        let (content, protected) = (inside.content, inside.protected);
         facts.inner_from = protected.from.clone();
 
         // Who signed it, and what did the sender sign before?
@@ -117,6 +127,7 @@ impl List {
                 SigStatus::Good {
                     cert,
                     replay_digest: d,
+                    created,
                 } => {
                     let owners: Vec<String> = members
                         .iter()
@@ -125,6 +136,12 @@ impl List {
                         .collect();
                     if owners.contains(&from) && replay_digest.is_none() {
                         replay_digest = Some(d.clone());
+                        facts.signature_age = created
+                            .and_then(|c| now.duration_since(c).ok())
+                            .map(|age| age.as_secs());
+                        if headers_signed {
+                            facts.signed_to = protected.to.clone();
+                        }
                     }
                     SignatureFact::Good {
                         fingerprint: cert.to_hex(),

@@ -66,6 +66,12 @@ pub struct Policy {
     pub signature_mode: SignatureMode,
     /// Keep the author's Message-ID inside the encryption.
     pub keep_message_id: bool,
+    /// The list address, which a signed post's own `To:`/`Cc:` must name.
+    pub list_address: String,
+    /// Action for a signed post signed for someone else, or too long ago.
+    pub retargeted: Action,
+    /// The oldest signature taken, in days (0: any age).
+    pub max_signature_age_days: u64,
 }
 
 impl Policy {
@@ -96,6 +102,11 @@ impl Policy {
                 SignatureMode::Carry
             },
             keep_message_id: get("keep_message_id")? == "true",
+            list_address: get("list.address")?.to_ascii_lowercase(),
+            retargeted: Action::Hold,
+            max_signature_age_days: get("max_signature_age_days")?.parse().map_err(|_| {
+                Error::InvalidInput("max_signature_age_days is not a number".into())
+            })?,
         })
     }
 
@@ -109,6 +120,7 @@ impl Policy {
             subscribers_only: Action::Distribute,
             max_size: usize::MAX,
             max_size_action: Action::Distribute,
+            retargeted: Action::Distribute,
             ..self.clone()
         }
     }

@@ -45,7 +45,11 @@ pub fn protected_entity(h: &ProtectedHeaders, parts: &[Vec<u8>], boundary: &str)
     header(&mut out, "Reply-To", &h.reply_to);
     header(&mut out, "Subject", &encode_text(&h.subject));
     header(&mut out, "Date", &h.date);
-    header(&mut out, "Message-ID", &format!("<{}>", h.message_id));
+    header(
+        &mut out,
+        "Message-ID",
+        &format!("<{}>", clean(&h.message_id)),
+    );
     if let Some(v) = &h.in_reply_to {
         header(&mut out, "In-Reply-To", &clean(v));
     }

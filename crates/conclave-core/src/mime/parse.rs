@@ -66,14 +66,7 @@ pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
         in_reply_to: msg.header_raw("In-Reply-To").map(|s| s.trim().to_owned()),
         references: msg.header_raw("References").map(|s| s.trim().to_owned()),
         delivered_to: delivered_to(&msg),
-        to: msg
-            .to()
-            .into_iter()
-            .chain(msg.cc())
-            .flat_map(|a| a.iter())
-            .filter_map(|a| a.address.as_ref())
-            .map(|a| a.trim().to_ascii_lowercase())
-            .collect(),
+        to: recipients(&msg),
         payload,
     })
 }
@@ -181,7 +174,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Headers the author put inside the encryption (RFC 9788, or the older
-/// `protected-headers="v1"` convention).
+/// `protected-headers="v1"` convention). For a `multipart/signed` entity
+/// they come from the signed part alone: the root's headers are covered by
+/// no signature.
 #[derive(Debug, Clone, Default)]
 pub struct Protected {
     /// The protected `From:` address, lowercased.
@@ -196,6 +191,9 @@ pub struct Protected {
     pub references: Option<String>,
     /// `Message-ID:`, without angle brackets.
     pub message_id: Option<String>,
+    /// The addresses of the protected `To:` and `Cc:`, lowercased; `None`
+    /// when the entity has neither header.
+    pub to: Option<Vec<String>>,
 }
 
 /// What the author's decrypted content is.
@@ -223,63 +221,149 @@ pub enum Content {
     },
 }
 
+/// Decrypted content picked apart.
+#[derive(Debug, Clone)]
+pub struct Inside {
+    /// What it is.
+    pub content: Content,
+    /// The headers it carries.
+    pub protected: Protected,
+    /// Whether the text is one cleartext-signed block and nothing else.
+    pub clearsigned: bool,
+    /// Why a signature it seems to carry does not count: a
+    /// `multipart/signed` of other than two parts, or text around a
+    /// cleartext-signed block. The content is then read as unsigned.
+    pub unsigned_because: Option<String>,
+}
+
 /// Picks apart decrypted content. `pgp_mime` says whether it is a MIME entity.
-pub fn content(plaintext: &[u8], pgp_mime: bool) -> (Content, Protected) {
+pub fn content(plaintext: &[u8], pgp_mime: bool) -> Inside {
+    let text = |protected: Protected| -> Inside {
+        let (text, clearsigned, unsigned_because) = match clearsigned(plaintext) {
+            Clearsigned::No => (plaintext.to_vec(), false, None),
+            Clearsigned::Alone(block) => (block.to_vec(), true, None),
+            Clearsigned::Surrounded => (
+                plaintext.to_vec(),
+                false,
+                Some("there is text outside its cleartext-signed block, which the signature does not cover".to_string()),
+            ),
+        };
+        Inside {
+            content: Content::Text { text },
+            protected,
+            clearsigned,
+            unsigned_because,
+        }
+    };
     if !pgp_mime {
-        return (
-            Content::Text {
-                text: plaintext.to_vec(),
-            },
-            Protected::default(),
-        );
+        return text(Protected::default());
     }
     let entity = to_crlf(plaintext);
     let Ok(msg) = parse(&entity) else {
         // A body with no headers at all: treat it as text.
-        return (
-            Content::Text {
-                text: plaintext.to_vec(),
-            },
-            Protected::default(),
-        );
+        return text(Protected::default());
     };
-    let mut protected = protected_headers(&msg);
+    let root = protected_headers(&msg);
     let root_ct = msg.root_part().content_type();
     let is_signed = is_type(root_ct, "multipart", "signed");
     let boundary = root_ct
         .and_then(|ct| ct.attribute("boundary"))
         .map(str::to_owned);
     drop(msg);
+    let mut unsigned_because = None;
     if let (true, Some(boundary)) = (is_signed, boundary) {
         let (_, body) = split_head(&entity);
-        if let Some(parts) = split_multipart(body, &boundary) {
-            if let (Some(signed), Some(sig_part)) = (parts.first(), parts.get(1)) {
-                let (_, sig_body) = split_head(sig_part);
-                // Headers protected on the signed part count too.
-                if protected.subject.is_none() {
-                    if let Ok(inner) = parse(signed) {
-                        let p = protected_headers(&inner);
-                        protected = merge(protected, p);
-                    }
+        match split_multipart(body, &boundary) {
+            Some(parts) if parts.len() == 2 => {
+                if let (Some(signed), Some(sig_part)) = (parts.first(), parts.get(1)) {
+                    let (_, sig_body) = split_head(sig_part);
+                    // Only the signed part's own headers count.
+                    let protected = parse(signed)
+                        .map(|inner| protected_headers(&inner))
+                        .unwrap_or_default();
+                    let signed = signed.to_vec();
+                    let signature = sig_body.to_vec();
+                    return Inside {
+                        content: Content::MimeSigned {
+                            entity,
+                            signed,
+                            signature,
+                        },
+                        protected,
+                        clearsigned: false,
+                        unsigned_because: None,
+                    };
                 }
-                let signed = signed.to_vec();
-                let signature = sig_body.to_vec();
-                return (
-                    Content::MimeSigned {
-                        entity,
-                        signed,
-                        signature,
-                    },
-                    protected,
-                );
+            }
+            Some(parts) => {
+                unsigned_because = Some(format!(
+                    "its multipart/signed has {} parts instead of two (the signed part and the signature), so not all of it is signed",
+                    parts.len()
+                ))
+            }
+            None => {
+                unsigned_because =
+                    Some("its multipart/signed has no closing boundary".to_string())
             }
         }
     }
-    (Content::Mime { entity }, protected)
+    Inside {
+        content: Content::Mime { entity },
+        protected: root,
+        clearsigned: false,
+        unsigned_because,
+    }
+}
+
+/// Where a cleartext-signed block sits in a text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Clearsigned<'a> {
+    /// There is none.
+    No,
+    /// The text is the block, give or take whitespace around it.
+    Alone(&'a [u8]),
+    /// There is other text before or after it.
+    Surrounded,
+}
+
+/// Finds a cleartext-signed block (`-----BEGIN PGP SIGNED MESSAGE-----` at
+/// the start of a line, to the end of its `-----END PGP SIGNATURE-----`
+/// line) and says whether anything but whitespace surrounds it.
+pub fn clearsigned(text: &[u8]) -> Clearsigned<'_> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
+    const END: &[u8] = b"-----END PGP SIGNATURE-----";
+    let Some(start) = line_starting(text, BEGIN, 0) else {
+        return Clearsigned::No;
+    };
+    let end = match line_starting(text, END, start) {
+        Some(e) => e + END.len(),
+        // Cut short: the whole rest is the block, and verifying it says so.
+        None => text.len(),
+    };
+    let blank = |b: &[u8]| b.iter().all(u8::is_ascii_whitespace);
+    match (text.get(..start), text.get(start..end), text.get(end..)) {
+        (Some(before), Some(block), Some(after)) if blank(before) && blank(after) => {
+            Clearsigned::Alone(block)
+        }
+        _ => Clearsigned::Surrounded,
+    }
+}
+
+/// The offset of the first line at or after `from` that starts with `marker`.
+fn line_starting(text: &[u8], marker: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let found = at + find(text.get(at..)?, marker)?;
+        if found == 0 || text.get(found - 1) == Some(&b'\n') {
+            return Some(found);
+        }
+        at = found + 1;
+    }
 }
 
 fn protected_headers(msg: &Message<'_>) -> Protected {
     let (from, from_name) = first_address(msg);
+    let has_to = msg.header("To").is_some() || msg.header("Cc").is_some();
     Protected {
         from,
         from_name,
@@ -287,18 +371,19 @@ fn protected_headers(msg: &Message<'_>) -> Protected {
         in_reply_to: msg.header_raw("In-Reply-To").map(|s| s.trim().to_owned()),
         references: msg.header_raw("References").map(|s| s.trim().to_owned()),
         message_id: msg.message_id().map(str::to_owned),
+        to: has_to.then(|| recipients(msg)),
     }
 }
 
-fn merge(a: Protected, b: Protected) -> Protected {
-    Protected {
-        from: a.from.or(b.from),
-        from_name: a.from_name.or(b.from_name),
-        subject: a.subject.or(b.subject),
-        in_reply_to: a.in_reply_to.or(b.in_reply_to),
-        references: a.references.or(b.references),
-        message_id: a.message_id.or(b.message_id),
-    }
+/// The addresses in `To:` and `Cc:`, lowercased.
+fn recipients(msg: &Message<'_>) -> Vec<String> {
+    msg.to()
+        .into_iter()
+        .chain(msg.cc())
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address.as_ref())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
 }
 
 /// The decoded text of the first text/plain part of an entity, for showing
@@ -363,20 +448,62 @@ mod tests {
 
     #[test]
     fn reads_multipart_signed() {
-        let entity = b"Content-Type: multipart/signed; boundary=\"xx\"; protocol=\"application/pgp-signature\"\r\n\r\n--xx\r\nContent-Type: text/plain\r\nSubject: real\r\n\r\nbody\r\n--xx\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--xx--\r\n";
-        let (c, p) = content(entity, true);
-        match c {
+        let entity = b"Content-Type: multipart/signed; boundary=\"xx\"; protocol=\"application/pgp-signature\"\r\nSubject: unsigned root\r\nTo: elsewhere@example.test\r\n\r\n--xx\r\nContent-Type: text/plain\r\nSubject: real\r\nTo: list@example.test\r\n\r\nbody\r\n--xx\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--xx--\r\n";
+        let inside = content(entity, true);
+        match inside.content {
             Content::MimeSigned {
                 signed, signature, ..
             } => {
                 assert_eq!(
                     signed,
-                    b"Content-Type: text/plain\r\nSubject: real\r\n\r\nbody"
+                    b"Content-Type: text/plain\r\nSubject: real\r\nTo: list@example.test\r\n\r\nbody"
                 );
                 assert_eq!(signature, b"SIG");
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(p.subject.as_deref(), Some("real"));
+        // The root's headers are covered by no signature: only the signed part's count.
+        assert_eq!(inside.protected.subject.as_deref(), Some("real"));
+        assert_eq!(
+            inside.protected.to,
+            Some(vec!["list@example.test".to_string()])
+        );
+        assert!(inside.unsigned_because.is_none());
+    }
+
+    #[test]
+    fn a_multipart_signed_of_three_parts_is_unsigned() {
+        let entity = b"Content-Type: multipart/signed; boundary=\"xx\"; protocol=\"application/pgp-signature\"\r\n\r\n--xx\r\nContent-Type: text/plain\r\n\r\nbody\r\n--xx\r\nContent-Type: application/pgp-signature\r\n\r\nSIG\r\n--xx\r\nContent-Type: text/plain\r\n\r\nadded\r\n--xx--\r\n";
+        let inside = content(entity, true);
+        assert!(matches!(inside.content, Content::Mime { .. }));
+        assert!(inside
+            .unsigned_because
+            .is_some_and(|r| r.contains("3 parts instead of two")));
+    }
+
+    #[test]
+    fn finds_a_clearsigned_block_and_what_surrounds_it() {
+        let block = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nhi\n-----BEGIN PGP SIGNATURE-----\n\nx\n-----END PGP SIGNATURE-----";
+        assert_eq!(clearsigned(b"plain text"), Clearsigned::No);
+        assert_eq!(
+            clearsigned(format!("\r\n\r\n{block}\r\n \r\n").as_bytes()),
+            Clearsigned::Alone(block.as_bytes())
+        );
+        assert_eq!(
+            clearsigned(format!("{block}\nP.S. send money").as_bytes()),
+            Clearsigned::Surrounded
+        );
+        assert_eq!(
+            clearsigned(format!("Note:\n{block}").as_bytes()),
+            Clearsigned::Surrounded
+        );
+        // A quoted block is not a block.
+        assert_eq!(
+            clearsigned(format!("> {block}").as_bytes()),
+            Clearsigned::No
+        );
+        let inside = content(format!("{block}\nadded").as_bytes(), false);
+        assert!(!inside.clearsigned);
+        assert!(inside.unsigned_because.is_some());
     }
 }
