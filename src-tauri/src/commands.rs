@@ -228,6 +228,33 @@ pub fn subscriber_add(app: State<'_, App>, address: String, key: String) -> Repl
     Ok(())
 }
 
+/// Replaces the key `old` (a fingerprint) of a subscriber with `key`
+/// (armored): the owner's explicit act. Returns how many copies still
+/// queued for the old key were dropped.
+#[tauri::command(async)]
+pub fn subscriber_replace_key(
+    app: State<'_, App>,
+    address: String,
+    old: String,
+    key: String,
+) -> Reply<u32> {
+    let engine = engine(&app)?;
+    let (_, dropped) = engine
+        .list()
+        .replace_subscriber_key(&address, &old, key.as_bytes())?;
+    Ok(u32::try_from(dropped).unwrap_or(u32::MAX))
+}
+
+/// The fingerprint of a public key (armored), to show before it is used.
+#[tauri::command(async)]
+pub fn key_fingerprint(key: String) -> Reply<String> {
+    Ok(
+        conclave_core::crypto::certs::parse_public_cert(key.as_bytes())?
+            .fingerprint()
+            .to_hex(),
+    )
+}
+
 /// Removes a subscriber.
 #[tauri::command(async)]
 pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {

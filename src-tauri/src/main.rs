@@ -207,6 +207,8 @@ fn main() {
             commands::held_decide,
             commands::subscribers,
             commands::subscriber_add,
+            commands::subscriber_replace_key,
+            commands::key_fingerprint,
             commands::subscriber_remove,
             commands::certs,
             commands::cert_accept,

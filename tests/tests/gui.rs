@@ -271,6 +271,46 @@ fn a_held_post_is_approved_from_the_moderation_screen() {
     gui.click("#nav-subscribers");
     gui.wait_text("User IDs: dave@example.test", 10);
     gui.screenshot("05-subscribers-with-dave");
+
+    // Later a post from dave's address arrives with another key attached
+    // (and signed with it): the app never swaps keys in passing; it offers
+    // the replacement as an act of its own, in red, with both fingerprints.
+    let other = conclave_tests::Subscriber::new(conclave_tests::Engine::Gpg, "dave@example.test");
+    let post = conclave_tests::Post::new("...", "my new key").with_key();
+    mh.inject(
+        "dave@example.test",
+        "list@example.test",
+        &other.compose(&f.cert, "list@example.test", &post),
+    );
+    let listed = conclave_tests::wait_until(30, || {
+        gui.click("#nav-moderation");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        gui.find(".held-row").is_some()
+    });
+    assert!(listed, "dave's second post is not under Moderation");
+    gui.click(".held-row");
+    gui.wait("#held-key-replace-0", 20);
+    assert!(
+        gui.find("#held-key-add-0").is_none(),
+        "offered to add dave twice"
+    );
+    let label = gui.text("#held-key-replace-0");
+    let spaced = |f: &str| {
+        f.as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        label.contains(&spaced(dave.fingerprint())) && label.contains(&spaced(other.fingerprint())),
+        "{label}"
+    );
+    gui.screenshot("12-moderation-replace-key");
+    gui.click("#held-key-replace-0");
+    gui.wait_text("dave@example.test's key was replaced", 10);
+    gui.click("#nav-subscribers");
+    gui.wait_text(&spaced(other.fingerprint()), 10);
 }
 
 /// A pinned certificate that changed raises the alarm, which offers no way

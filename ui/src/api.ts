@@ -30,6 +30,9 @@ export const api = {
     invoke<string>("held_decide", { id, action, reason }),
   subscribers: () => invoke<Subscriber[]>("subscribers"),
   subscriberAdd: (address: string, key: string) => invoke<void>("subscriber_add", { address, key }),
+  subscriberReplaceKey: (address: string, old: string, key: string) =>
+    invoke<number>("subscriber_replace_key", { address, old, key }),
+  keyFingerprint: (key: string) => invoke<string>("key_fingerprint", { key }),
   subscriberRemove: (address: string) => invoke<void>("subscriber_remove", { address }),
   certs: () => invoke<Pin[]>("certs"),
   certAccept: (endpoint: string, sha256: string) => invoke<Status>("cert_accept", { endpoint, sha256 }),

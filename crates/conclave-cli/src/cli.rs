@@ -166,9 +166,9 @@ pub enum KeyCmd {
 /// `subscriber` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SubscriberCmd {
-    /// Add a subscriber (or replace their key).
+    /// Add a subscriber (or refresh their key; a different key needs --replace).
     #[command(
-        after_help = "Example:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc"
+        after_help = "Examples:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc\n  conclave --home DIR subscriber add alice@example.org --key alice-new.asc --replace"
     )]
     Add {
         /// Their address; their key must carry it in a User ID.
@@ -176,6 +176,11 @@ pub enum SubscriberCmd {
         /// Their public key, armored or binary.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// Replace the key of a subscriber who has another one (both
+        /// fingerprints are printed and audited; copies still queued for
+        /// the old key are dropped).
+        #[arg(long)]
+        replace: bool,
     },
     /// List subscribers, with warnings about their keys.
     #[command(after_help = "Example:\n  conclave --home DIR subscriber list")]

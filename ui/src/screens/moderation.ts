@@ -5,6 +5,7 @@ import { field, h, mount, value } from "../dom";
 import { notify, showError } from "../feedback";
 import { spaced } from "../format";
 import { content, render } from "../state";
+import { replaceKeyBox } from "../dialogs/replace-key";
 
 export async function moderation(): Promise<void> {
   const held = await api.heldList();
@@ -25,6 +26,7 @@ export async function moderation(): Promise<void> {
             onclick: async () => {
               try {
                 const v = await api.heldShow(p.id);
+                const subs = await api.subscribers();
                 const decide = (action: "approve" | "reject" | "discard") => async () => {
                   try {
                     await api.heldDecide(v.id, action, value("held-reason"));
@@ -42,10 +44,31 @@ export async function moderation(): Promise<void> {
                   h("pre", { id: "held-text" }, v.text),
                   ...v.keys.map((k, i) => {
                     const address = k.addresses.includes(v.sender) ? v.sender : (k.addresses[0] ?? v.sender);
+                    const current = subs.find((s) => s.address === address);
+                    const about = h(
+                      "span",
+                      {},
+                      "Attached key that signed this post ",
+                      h("code", {}, spaced(k.fingerprint)),
+                      ` for ${k.addresses.join(", ") || "no address"}`,
+                    );
+                    if (current && current.fingerprint === k.fingerprint) {
+                      return h("div", { class: "attached-key" }, about, ` (${address} is subscribed with this key)`);
+                    }
+                    if (current) {
+                      return h(
+                        "div",
+                        { class: "attached-key" },
+                        about,
+                        replaceKeyBox(`held-key-replace-${i}`, address, current.fingerprint, k.fingerprint, k.armored, () => {
+                          void render();
+                        }),
+                      );
+                    }
                     return h(
                       "div",
                       { class: "attached-key" },
-                      h("span", {}, "Attached key ", h("code", {}, spaced(k.fingerprint)), ` for ${k.addresses.join(", ") || "no address"}`),
+                      about,
                       h(
                         "button",
                         {

@@ -5,6 +5,7 @@ import { field, h, mount, value } from "../dom";
 import { showError } from "../feedback";
 import { spaced } from "../format";
 import { content, render } from "../state";
+import { replaceKeyBox } from "../dialogs/replace-key";
 
 export async function subscribers(): Promise<void> {
   const subs = await api.subscribers();
@@ -32,7 +33,20 @@ export async function subscribers(): Promise<void> {
         id: "sub-add",
         onclick: async () => {
           try {
-            await api.subscriberAdd(value("sub-address").trim(), value("sub-key"));
+            const address = value("sub-address").trim().toLowerCase();
+            const key = value("sub-key");
+            const current = subs.find((s) => s.address === address);
+            if (current) {
+              const fpr = await api.keyFingerprint(key);
+              if (fpr !== current.fingerprint) {
+                document.getElementById("sub-replace")?.remove();
+                const box = replaceKeyBox("sub-replace-key", address, current.fingerprint, fpr, key, () => void render());
+                box.id = "sub-replace";
+                form.append(box);
+                return;
+              }
+            }
+            await api.subscriberAdd(address, key);
             void render();
           } catch (e) {
             showError(e, form);

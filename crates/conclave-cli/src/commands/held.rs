@@ -50,6 +50,14 @@ pub fn dispatch(cli: &Cli, cmd: &HeldCmd, out: &mut impl Write) -> Result<()> {
                 one_line(&v.reason),
                 v.text
             )?;
+            for k in &v.keys {
+                writeln!(
+                    out,
+                    "\nAttached key that signed this post: {} (for {})",
+                    k.fingerprint,
+                    one_line(&k.addresses.join(", "))
+                )?;
+            }
         }
         HeldCmd::Approve { id } => {
             writeln!(out, "{}", one_line(&list.held_approve(*id)?.to_string()))?

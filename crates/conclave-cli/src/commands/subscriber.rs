@@ -11,11 +11,36 @@ use crate::cli::{Cli, SubscriberCmd};
 pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<()> {
     let mut list = open(cli)?;
     match cmd {
-        SubscriberCmd::Add { address, key } => {
+        SubscriberCmd::Add {
+            address,
+            key,
+            replace,
+        } => {
             let bytes = std::fs::read(key)
                 .with_context(|| format!("cannot read the key file {}", key.display()))?;
-            let s = list.add_subscriber(address, &bytes)?;
-            writeln!(out, "subscribed {} with key {}", s.address, s.fingerprint)?;
+            let current = list
+                .subscribers()?
+                .into_iter()
+                .find(|s| s.address == address.trim().to_ascii_lowercase())
+                .map(|s| s.fingerprint);
+            match current {
+                Some(old) if *replace => {
+                    let (s, dropped) = list.replace_subscriber_key(address, &old, &bytes)?;
+                    if s.fingerprint == old {
+                        writeln!(out, "updated the key {} of {}", s.fingerprint, s.address)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "replaced the key of {}: {old} -> {} ({dropped} copies queued for the old key dropped)",
+                            s.address, s.fingerprint
+                        )?;
+                    }
+                }
+                _ => {
+                    let s = list.add_subscriber(address, &bytes)?;
+                    writeln!(out, "subscribed {} with key {}", s.address, s.fingerprint)?;
+                }
+            }
         }
         SubscriberCmd::List => {
             for s in list.subscribers()? {
@@ -26,8 +51,14 @@ pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<
             }
         }
         SubscriberCmd::Remove { address } => {
-            list.remove_subscriber(address)?;
-            writeln!(out, "removed {address}")?;
+            let dropped = list.remove_subscriber(address)?;
+            match dropped {
+                0 => writeln!(out, "removed {address}")?,
+                n => writeln!(
+                    out,
+                    "removed {address} ({n} copies still queued for them dropped)"
+                )?,
+            }
         }
     }
     Ok(())

@@ -351,7 +351,7 @@ fn replaced_parts(post: &Opened, author_name: &str, from: &str) -> Vec<Vec<u8>> 
     vec![build::text_part(statement.as_bytes()), content]
 }
 
-fn armored_sigs(sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {
+pub(super) fn armored_sigs(sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {
     if sigs.is_empty() {
         return Ok(Vec::new());
     }

@@ -44,8 +44,79 @@ impl Members {
 }
 
 impl List {
-    /// Adds (or updates) a subscriber with their public key.
+    /// Adds a subscriber with their public key, or takes a newer copy of
+    /// the key they have (new expiry, new subkeys). A different key never
+    /// replaces theirs here: that is [`List::replace_subscriber_key`].
     pub fn add_subscriber(&mut self, address: &str, key: &[u8]) -> Result<SubscriberInfo> {
+        let (address, cert) = self.usable_key(address, key)?;
+        let fpr = cert.fingerprint().to_hex();
+        match self.subscriber_key(&address)? {
+            Some(old) if old != fpr => {
+                return Err(Error::InvalidInput(format!(
+                    "{address} is subscribed with key {old}; a different key ({fpr}) replaces it only on purpose: `conclave subscriber add {address} --key FILE --replace`, or Replace key in the app"
+                )))
+            }
+            Some(_) => self.store_key(&address, &cert, &format!("{address}: key {fpr} updated"))?,
+            None => self.store_key(&address, &cert, &format!("{address} added with key {fpr}"))?,
+        }
+        Ok(subscriber_info(address, fpr, Ok(cert), self.clock.now()))
+    }
+
+    /// Replaces a subscriber's key `old` (its fingerprint, as the owner saw
+    /// it) with `key`: an act of its own, audited with both fingerprints.
+    /// Copies still queued for them, encrypted to the old key, are dropped.
+    /// Returns the subscriber and how many copies were dropped.
+    pub fn replace_subscriber_key(
+        &mut self,
+        address: &str,
+        old: &str,
+        key: &[u8],
+    ) -> Result<(SubscriberInfo, usize)> {
+        let (address, cert) = self.usable_key(address, key)?;
+        let fpr = cert.fingerprint().to_hex();
+        let old = old.trim().replace(' ', "").to_ascii_uppercase();
+        match self.subscriber_key(&address)? {
+            None => return Err(Error::NotFound(format!("{address} is not a subscriber"))),
+            Some(current) if current != old => {
+                return Err(Error::InvalidInput(format!(
+                    "{address} is subscribed with key {current}, not {old}; nothing was changed"
+                )))
+            }
+            Some(_) => {}
+        }
+        let dropped = if fpr == old {
+            self.store_key(&address, &cert, &format!("{address}: key {fpr} updated"))?;
+            0
+        } else {
+            let dropped = self.store.drop_queued_for(&address)?;
+            self.store_key(
+                &address,
+                &cert,
+                &format!(
+                    "{address}: key {old} replaced with {fpr} by the owner; {dropped} copies queued for the old key dropped"
+                ),
+            )?;
+            dropped
+        };
+        Ok((
+            subscriber_info(address, fpr, Ok(cert), self.clock.now()),
+            dropped,
+        ))
+    }
+
+    /// The fingerprint of a subscriber's key, if they are subscribed.
+    fn subscriber_key(&self, address: &str) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .subscribers()?
+            .into_iter()
+            .find(|s| s.address == address)
+            .map(|s| s.fingerprint))
+    }
+
+    /// The address, normalised, and the key, if the key speaks for it and
+    /// can be encrypted to; otherwise exactly why not.
+    fn usable_key(&self, address: &str, key: &[u8]) -> Result<(String, Cert)> {
         let address = address.trim().to_ascii_lowercase();
         if !valid_address(&address) {
             return Err(Error::InvalidInput(format!(
@@ -62,32 +133,35 @@ impl List {
             )));
         }
         certs::encryption_keys(&cert, now)?;
-        let fpr = cert.fingerprint().to_hex();
-        self.store
-            .put_subscriber(&address, &fpr, &certs::binary(&cert)?, self.clock.unix())?;
-        self.store.audit(
-            self.clock.unix(),
-            None,
-            "subscriber",
-            &format!("{address} added with key {fpr}"),
-        )?;
-        self.members = None;
-        Ok(subscriber_info(address, fpr, Ok(cert), now))
+        Ok((address, cert))
     }
 
-    /// Removes a subscriber.
-    pub fn remove_subscriber(&mut self, address: &str) -> Result<()> {
+    /// Stores a subscriber's key and audits it.
+    fn store_key(&mut self, address: &str, cert: &Cert, audit: &str) -> Result<()> {
+        let fpr = cert.fingerprint().to_hex();
+        self.store
+            .put_subscriber(address, &fpr, &certs::binary(cert)?, self.clock.unix())?;
+        self.store
+            .audit(self.clock.unix(), None, "subscriber", audit)?;
+        self.members = None;
+        Ok(())
+    }
+
+    /// Removes a subscriber. Copies still queued for them are dropped.
+    pub fn remove_subscriber(&mut self, address: &str) -> Result<usize> {
         let address = address.trim().to_ascii_lowercase();
         if !self.store.remove_subscriber(&address)? {
             return Err(Error::NotFound(format!("{address} is not a subscriber")));
         }
         self.members = None;
+        let dropped = self.store.drop_queued_for(&address)?;
         self.store.audit(
             self.clock.unix(),
             None,
             "subscriber",
-            &format!("{address} removed"),
-        )
+            &format!("{address} removed; {dropped} copies still queued for them dropped"),
+        )?;
+        Ok(dropped)
     }
 
     /// Every subscriber, with a warning when their key cannot be used.

@@ -2,6 +2,7 @@
 //! (nothing written), approved (judged again with the options lifted),
 //! rejected or discarded (the ciphertext stays, the reason is logged).
 
+use crate::crypto::decrypt::SigStatus;
 use crate::crypto::{certs, decrypt};
 use crate::error::{Error, Result};
 use crate::events::Outcome;
@@ -9,8 +10,29 @@ use crate::mime::parse::{self, Content};
 use crate::store::{PostState, StoredPost};
 
 use super::judge::Verdict;
+use super::open::Opened;
 use super::policy::Policy;
 use super::{AttachedKey, HeldView, List};
+
+/// Whether `cert` made a signature on the opened post that verifies.
+fn signed_with(opened: &Opened, cert: &sequoia_openpgp::Cert, now: std::time::SystemTime) -> bool {
+    let certs = std::slice::from_ref(cert);
+    let good = |sigs: &[SigStatus]| sigs.iter().any(|s| matches!(s, SigStatus::Good { .. }));
+    match &opened.content {
+        Content::MimeSigned {
+            signed, signature, ..
+        } => good(&decrypt::verify_detached(signed, signature, certs, now).0),
+        Content::Text { text } if opened.cleartext_signed => {
+            good(&decrypt::verify_cleartext(text, certs, now))
+        }
+        _ => match super::fanout::armored_sigs(&opened.sig_packets) {
+            Ok(sigs) if !sigs.is_empty() => {
+                good(&decrypt::verify_detached(&opened.plaintext, &sigs, certs, now).0)
+            }
+            _ => false,
+        },
+    }
+}
 
 impl List {
     /// The posts waiting for the owner.
@@ -84,6 +106,11 @@ impl List {
                         let Ok(cert) = certs::parse_public_cert(&bytes) else {
                             continue;
                         };
+                        // A key is offered only if it made the post's
+                        // signature: any key can be attached to anything.
+                        if !signed_with(opened, &cert, now) {
+                            continue;
+                        }
                         keys.push(AttachedKey {
                             fingerprint: cert.fingerprint().to_hex(),
                             addresses: certs::addresses(&cert, now),

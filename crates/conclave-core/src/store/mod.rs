@@ -628,6 +628,32 @@ impl Store {
         Ok(dropped)
     }
 
+    /// Drops every copy still queued for `recipient` (a subscriber removed,
+    /// or their key replaced: those copies are encrypted to a key that no
+    /// longer stands for them), and the bodies no copy needs any more.
+    /// Returns how many copies were dropped.
+    pub fn drop_queued_for(&self, recipient: &str) -> Result<usize> {
+        self.transaction(|store| {
+            let n = store
+                .conn
+                .execute(
+                    "DELETE FROM outbox WHERE recipient = ?1 AND state = 'queued'",
+                    [recipient],
+                )
+                .store("drop queued copies")?;
+            if n > 0 {
+                store
+                    .conn
+                    .execute(
+                        "DELETE FROM bodies WHERE id NOT IN (SELECT body_id FROM outbox)",
+                        [],
+                    )
+                    .store("drop unused bodies")?;
+            }
+            Ok(n)
+        })
+    }
+
     /// Deletes a post's bodies that no copy refers to any more.
     pub fn drop_unused_bodies_unlocked(&self, post_id: i64) -> Result<()> {
         self.conn
