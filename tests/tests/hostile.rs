@@ -306,6 +306,42 @@ fn replayed_post_is_rejected() {
     kept(&f, 4, PostState::Rejected, &again);
 }
 
+/// A post its sender did not sign is known again by its decrypted content:
+/// processed three times (as it arrived, or encrypted anew), it goes out once.
+#[test]
+fn an_unsigned_post_is_not_distributed_twice() {
+    let f = fixture();
+    f.list.config_set("receive_signed_only", "distribute");
+    let msg = f
+        .alice
+        .compose_unsigned_post(&f.cert, LIST, "unsigned", "UNSIGNED-ONCE");
+    assert_eq!(f.list.process(&msg), "distributed to 2");
+    for _ in 0..2 {
+        let line = f.list.process(&msg);
+        assert!(
+            line.starts_with("rejected: replayed: the same post (the same decrypted content) arrived before as post #1"),
+            "{line}"
+        );
+    }
+    // The same text encrypted again: a new ciphertext, the same content.
+    let inner = f.bob.compose_inner(
+        &Post::new("unsigned", "UNSIGNED-ONCE").signing(Signing::Unsigned),
+        LIST,
+    );
+    let first = multipart_encrypted_message(
+        &headers("bob@example.test"),
+        &f.bob.encrypt(&inner, &f.cert, false).unwrap(),
+    );
+    let again = multipart_encrypted_message(
+        &headers("bob@example.test"),
+        &f.bob.encrypt(&inner, &f.cert, false).unwrap(),
+    );
+    assert_eq!(f.list.process(&first), "distributed to 2");
+    assert!(f.list.process(&again).starts_with("rejected: replayed:"));
+    assert_eq!(f.list.export_outbox().len(), 4, "two posts, two copies each");
+    kept(&f, 5, PostState::Rejected, &again);
+}
+
 #[test]
 fn oversized_post_is_refused_before_decryption() {
     let f = fixture();

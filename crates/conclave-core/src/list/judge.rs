@@ -61,6 +61,9 @@ pub struct Facts {
     /// When the sender's signed content arrived before as another post:
     /// (that post's id, when, as Unix time).
     pub replay_of: Option<(i64, i64)>,
+    /// Whether the post is known again by its decrypted content (it is not
+    /// signed by its sender) rather than by the sender's signature.
+    pub replay_by_content: bool,
     /// Why a signature the post seems to carry does not count (material
     /// outside what it signs), so that it is read as unsigned.
     pub unsigned_because: Option<String>,
@@ -250,7 +253,12 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Verdict {
             Action::Reject,
             Stage::Replay,
             format!(
-                "replayed: the same signed post arrived before as post #{first} ({})",
+                "replayed: the same {} arrived before as post #{first} ({})",
+                if facts.replay_by_content {
+                    "post (the same decrypted content)"
+                } else {
+                    "signed post"
+                },
                 crate::clock::rfc5322(
                     std::time::UNIX_EPOCH
                         + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0))
@@ -407,6 +415,7 @@ mod tests {
         ("a bad signature", |f| f.signatures.push(SignatureFact::Bad { issuer: "AAAA".into(), error: "checksum".into() }), |_| {}, false, Err((Action::Reject, Stage::Signature, "bad signature by key AAAA: checksum"))),
         ("replayed", |f| f.replay_of = Some((7, 0)), |_| {}, false, Err((Action::Reject, Stage::Replay, "replayed: the same signed post arrived before as post #7"))),
         ("replayed, approved", |f| f.replay_of = Some((7, 0)), |_| {}, true, Err((Action::Reject, Stage::Replay, "replayed"))),
+        ("unsigned, replayed", |f| { f.signatures.clear(); f.replay_of = Some((7, 0)); f.replay_by_content = true }, |_| {}, false, Err((Action::Reject, Stage::Replay, "replayed: the same post (the same decrypted content) arrived before as post #7"))),
         ("forged and replayed: the signature first", |f| { f.signatures = vec![bob_signed()]; f.replay_of = Some((7, 0)) }, |_| {}, false, Err((Action::Reject, Stage::Signature, "signed by bob"))),
         ("unsigned", |f| f.signatures.clear(), |_| {}, false, Err((Action::Hold, Stage::Options, "not signed by the sender's key: this list accepts signed posts only"))),
         ("signed by an unknown key", |f| f.signatures = vec![SignatureFact::UnknownKey { issuer: "DDDD".into() }], |_| {}, false, Err((Action::Hold, Stage::Options, "accepts signed posts only (signed by unknown key DDDD)"))),

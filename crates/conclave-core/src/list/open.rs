@@ -157,6 +157,12 @@ impl List {
                 },
             });
         }
+        // A post its sender did not sign is known again by its decrypted
+        // content: the same ciphertext, or the same text encrypted anew.
+        if replay_digest.is_none() {
+            replay_digest = Some(format!("content:{}", crate::hex::sha256_hex(&plaintext)));
+            facts.replay_by_content = true;
+        }
         if let Some(d) = &replay_digest {
             facts.replay_of = self
                 .store
