@@ -23,8 +23,9 @@ pub enum Misbehaviour {
     /// Nothing: a plain TLS front for the server.
     None,
     /// Before the server's reply to every `UID FETCH`, an unsolicited
-    /// `* 1 FETCH` for a UID that does not exist, with no flags, a huge
-    /// size and a huge mod-sequence.
+    /// `* 1 FETCH` for another UID, claimed by some instance (as when
+    /// another session has just claimed it), with a huge size and a huge
+    /// mod-sequence.
     UnsolicitedFetch,
     /// Closes the connection when the client sends `UID MOVE` (the command
     /// never reaches the server), as a crash or a lost link would.
@@ -33,7 +34,7 @@ pub enum Misbehaviour {
 
 /// The unsolicited line of [`Misbehaviour::UnsolicitedFetch`].
 pub const UNSOLICITED: &[u8] =
-    b"* 1 FETCH (UID 4000000000 RFC822.SIZE 999999999 MODSEQ (4000000000) FLAGS ())\r\n";
+    b"* 1 FETCH (UID 4000000000 RFC822.SIZE 999999999 MODSEQ (4000000000) FLAGS ($ConclaveClaimed))\r\n";
 
 /// A running proxy; it stops when dropped.
 pub struct ImapProxy {

@@ -233,10 +233,12 @@ fn a_post_over_the_limit_is_filed_without_being_downloaded() {
 }
 
 /// The claim reads the flags and mod-sequence from the FETCH line of the
-/// UID it claims. A post another instance has claimed (flagged, not yet
-/// moved) stays theirs even when the server slips an unsolicited FETCH for
-/// another message, with no flags and a higher mod-sequence, into the
-/// reply; a post nobody claimed is still claimed and distributed.
+/// UID it claims, never from an unsolicited FETCH the server slips into the
+/// reply for another message (here one some instance has just claimed,
+/// with a higher mod-sequence and a huge size): a post nobody claimed is
+/// claimed and distributed, and a post another instance claimed (flagged,
+/// not yet moved) stays theirs. The sizes asked before fetching ignore the
+/// other message's line too.
 #[test]
 fn an_unsolicited_fetch_for_another_message_never_decides_a_claim() {
     let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
