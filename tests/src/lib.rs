@@ -15,10 +15,13 @@
 //!   cert fingerprints / key IDs).
 //! * [`programs`]: [`find_program`], [`require_programs`].
 //! * [`Conclave`]: runs `conclave --home HOME …` ([`conclave`]).
+//! * [`ImapProxy`]: the mail host's IMAP behind a loopback TLS proxy that
+//!   can misbehave as some servers do ([`imapproxy`]).
 
 pub mod bench;
 pub mod card;
 pub mod conclave;
+pub mod imapproxy;
 pub mod mailhost;
 pub mod mime;
 pub mod pgp;
@@ -28,6 +31,7 @@ pub mod webdriver;
 
 pub use card::VirtualCard;
 pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
+pub use imapproxy::{ImapProxy, Misbehaviour};
 pub use mailhost::{MailList, Mailhost, SilentServer};
 pub use mime::{first_text_plain, header, split_multipart_signed};
 pub use pgp::{

@@ -15,9 +15,11 @@ pub mod key;
 mod members;
 mod moderation;
 mod open;
+mod oversized;
 pub mod policy;
 mod receive;
 mod resign;
+mod retention;
 pub mod settings;
 
 pub use resign::RESIGN_AFTER;
@@ -439,6 +441,39 @@ impl List {
     /// relay asks for the PIN with them before it locks the list.
     pub(crate) fn card_pins(&self) -> Option<(String, crate::crypto::card::PinSource)> {
         self.keystore.as_ref().and_then(|ks| ks.card_pins())
+    }
+
+    /// The UIDVALIDITY of INBOX the relay saw last, if any.
+    pub(crate) fn known_uidvalidity(&self) -> Result<Option<u32>> {
+        Ok(self
+            .store
+            .config_get("state.imap_uidvalidity")?
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// Records where a claimed post was found again after INBOX's
+    /// UIDVALIDITY changed (its UID now, or None when it is no longer
+    /// there), and logs it.
+    pub(crate) fn relocated(
+        &mut self,
+        id: i64,
+        found: Option<u32>,
+        old: u32,
+        current: u32,
+    ) -> Result<()> {
+        let uid = found.unwrap_or(0);
+        self.store.set_post_imap(id, "claimed", i64::from(uid))?;
+        self.store.set_post_validity(id, current)?;
+        let detail = match found {
+            Some(uid) => format!(
+                "INBOX's UIDVALIDITY changed from {old} to {current}: the claimed post was found again by its content, at UID {uid}"
+            ),
+            None => format!(
+                "INBOX's UIDVALIDITY changed from {old} to {current}: the claimed post is no longer in INBOX; it is processed without being filed"
+            ),
+        };
+        self.store
+            .audit(self.clock.unix(), Some(id), "imap", &detail)
     }
 
     /// Records the mailbox's UIDVALIDITY; a change is logged.

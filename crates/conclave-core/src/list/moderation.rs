@@ -53,6 +53,12 @@ impl List {
 
     /// The message as it arrived, unsealing it if it was stored sealed.
     pub(crate) fn original(&mut self, post: &StoredPost) -> Result<Vec<u8>> {
+        if post.purged {
+            return Err(Error::NotFound(format!(
+                "the stored bytes of post #{} were deleted (store.retention_days)",
+                post.id
+            )));
+        }
         if !post.sealed {
             return Ok(post.raw.clone());
         }
@@ -74,6 +80,7 @@ impl List {
     /// what it holds and who signed it.
     pub fn held_show(&mut self, id: i64) -> Result<HeldView> {
         let post = self.held_post(id)?;
+        downloaded(&post)?;
         let raw = self.original(&post)?;
         let parsed = parse::incoming(&raw);
         let subject_outer = parsed
@@ -146,6 +153,7 @@ impl List {
     /// as long as it still passes the checks before them.
     pub fn held_approve(&mut self, id: i64) -> Result<Outcome> {
         let post = self.held_post(id)?;
+        downloaded(&post)?;
         let raw = self.original(&post)?;
         self.store.audit(
             self.clock.unix(),
@@ -174,4 +182,17 @@ impl List {
         let reason = "discarded by the owner".to_string();
         self.record_outcome(id, Outcome::Discarded { post: id, reason }, "")
     }
+}
+
+/// Fails for a post recorded from its header alone: there is nothing here
+/// to open or distribute, and the whole message is in the mailbox.
+fn downloaded(post: &StoredPost) -> Result<()> {
+    if !post.partial {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "post #{} was too large to download ({} KiB): only its header is stored, and the whole message is in the list mailbox's Conclave/Held folder; reject or discard it here, or read it there with a mail client",
+        post.id,
+        u64::try_from(post.size).unwrap_or(0).div_ceil(1024)
+    )))
 }

@@ -197,27 +197,22 @@ pub async fn try_claim(session: &mut Session, endpoint: &str, uid: u32) -> Resul
     if !status.starts_with("OK") {
         return Ok(false);
     }
-    let Some(line) = lines.iter().find(|l| l.contains("MODSEQ")) else {
+    // Only the FETCH line of this UID counts: the server may add unsolicited
+    // FETCH lines for other messages (flags another session changed), whose
+    // flags and mod-sequence say nothing about this one.
+    let Some(line) = lines.iter().find(|l| fetch_uid(l) == Some(uid)) else {
         return Ok(false);
     };
-    if line.contains(CLAIMED) {
+    if fetch_flags(line).is_some_and(|flags| flags.iter().any(|f| f == CLAIMED)) {
         return Ok(false);
     }
-    let modseq: u64 =
-        match line
-            .split("MODSEQ (")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .and_then(|n| n.trim().parse().ok())
-        {
-            Some(m) => m,
-            None => return Err(ImapError::Protocol {
-                endpoint: endpoint.to_owned(),
-                detail:
-                    "the server does not report MODSEQ (CONDSTORE is needed to claim posts safely)"
-                        .into(),
-            }),
-        };
+    let Some(modseq) = fetch_number(line, "MODSEQ (") else {
+        return Err(ImapError::Protocol {
+            endpoint: endpoint.to_owned(),
+            detail: "the server does not report MODSEQ (CONDSTORE is needed to claim posts safely)"
+                .into(),
+        });
+    };
     // Not .SILENT: the server answers with a FETCH for each message the
     // store changed. A store on a UID that another instance has just moved
     // away changes nothing and still ends in OK: only that FETCH proves the
@@ -228,17 +223,152 @@ pub async fn try_claim(session: &mut Session, endpoint: &str, uid: u32) -> Resul
         &format!("UID STORE {uid} (UNCHANGEDSINCE {modseq}) +FLAGS ({CLAIMED})"),
     )
     .await?;
-    let applied = lines
-        .iter()
-        .any(|l| l.contains(" FETCH ") && l.contains(CLAIMED) && fetch_uid(l) == Some(uid));
+    let applied = lines.iter().any(|l| {
+        fetch_uid(l) == Some(uid)
+            && fetch_flags(l).is_some_and(|flags| flags.iter().any(|f| f == CLAIMED))
+    });
     Ok(status.starts_with("OK") && !status.contains("[MODIFIED") && applied)
+}
+
+/// The data items of an untagged FETCH response (`* 3 FETCH (…)`): what is
+/// inside the outer parentheses, or None for any other line.
+fn fetch_items(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("* ")?;
+    let (seq, rest) = rest.split_once(' ')?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rest = rest.strip_prefix("FETCH (")?;
+    let end = rest.rfind(')')?;
+    rest.get(..end)
+}
+
+/// The number after `name` among a FETCH response's items (`UID `,
+/// `MODSEQ (`, `RFC822.SIZE `), matched only at the start of an item.
+fn fetch_number(line: &str, name: &str) -> Option<u64> {
+    let items = fetch_items(line)?;
+    let mut from = 0;
+    while let Some(at) = items.get(from..)?.find(name) {
+        let start = from + at;
+        let boundary = start == 0 || items.as_bytes().get(start - 1) == Some(&b' ');
+        let rest = items.get(start + name.len()..)?;
+        if boundary {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            return digits.parse().ok();
+        }
+        from = start + name.len();
+    }
+    None
 }
 
 /// The UID in an untagged FETCH response, e.g. `* 3 FETCH (UID 17 FLAGS (…))`.
 fn fetch_uid(line: &str) -> Option<u32> {
-    let rest = line.split("UID ").nth(1)?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+    fetch_number(line, "UID ").and_then(|n| u32::try_from(n).ok())
+}
+
+/// The flags in an untagged FETCH response.
+fn fetch_flags(line: &str) -> Option<Vec<String>> {
+    let items = fetch_items(line)?;
+    let at = items
+        .match_indices("FLAGS (")
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || items.as_bytes().get(i - 1) == Some(&b' '))?;
+    let rest = items.get(at + 7..)?;
+    let end = rest.find(')')?;
+    Some(
+        rest.get(..end)?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The size of each of these messages as the server counts it
+/// (`RFC822.SIZE`), asked before anything is downloaded: (UID, size) for
+/// those still there. Lines for other UIDs are ignored.
+pub async fn sizes(
+    session: &mut Session,
+    endpoint: &str,
+    uids: &[u32],
+) -> Result<Vec<(u32, u64)>, ImapError> {
+    let mut out = Vec::new();
+    for chunk in uids.chunks(200) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let (lines, status) =
+            raw_command(session, endpoint, &format!("UID FETCH {set} (RFC822.SIZE)")).await?;
+        if !status.starts_with("OK") {
+            return Err(ImapError::Protocol {
+                endpoint: endpoint.to_owned(),
+                detail: format!("cannot read the sizes of the posts: {status}"),
+            });
+        }
+        for line in &lines {
+            if let (Some(uid), Some(size)) = (fetch_uid(line), fetch_number(line, "RFC822.SIZE ")) {
+                if chunk.contains(&uid) && !out.iter().any(|(u, _)| *u == uid) {
+                    out.push((uid, size));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The header of the message with this UID (`BODY.PEEK[HEADER]`), without
+/// marking it seen; None if it is gone.
+pub async fn fetch_header(
+    session: &mut Session,
+    endpoint: &str,
+    uid: u32,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    let fetches: Vec<_> = session
+        .uid_fetch(uid.to_string(), "BODY.PEEK[HEADER]")
+        .await
+        .map_err(proto(endpoint))?
+        .try_collect()
+        .await
+        .map_err(proto(endpoint))?;
+    Ok(fetches
+        .iter()
+        .find(|f| f.uid == Some(uid))
+        .and_then(|f| f.header())
+        .map(<[u8]>::to_vec))
+}
+
+/// Finds a message in the selected mailbox by its content, for when its
+/// UID no longer means anything (UIDVALIDITY changed): the messages of
+/// exactly `size` bytes are fetched (their header alone when `header_only`)
+/// and compared with `content`. Returns its UID now, or None.
+pub async fn find_by_content(
+    session: &mut Session,
+    endpoint: &str,
+    size: u64,
+    content: &[u8],
+    header_only: bool,
+) -> Result<Option<u32>, ImapError> {
+    let larger = size.saturating_sub(1);
+    let smaller = size.saturating_add(1);
+    let mut candidates: Vec<u32> = session
+        .uid_search(format!("LARGER {larger} SMALLER {smaller}"))
+        .await
+        .map_err(proto(endpoint))?
+        .into_iter()
+        .collect();
+    candidates.sort_unstable();
+    for uid in candidates.into_iter().take(1000) {
+        let bytes = if header_only {
+            fetch_header(session, endpoint, uid).await?
+        } else {
+            fetch(session, endpoint, uid).await?
+        };
+        if bytes.as_deref() == Some(content) {
+            return Ok(Some(uid));
+        }
+    }
+    Ok(None)
 }
 
 /// The hierarchy delimiter, from the raw reply to `LIST "" ""`
@@ -396,6 +526,25 @@ mod tests {
         );
         assert_eq!(fetch_uid("* 3 FETCH (FLAGS (\\Seen) UID 170)"), Some(170));
         assert_eq!(fetch_uid("* 3 EXISTS"), None);
+        // A keyword ending in "UID" is not the UID item.
+        assert_eq!(
+            fetch_uid("* 3 FETCH (FLAGS ($NOUID 5) UID 8 MODSEQ (2))"),
+            Some(8)
+        );
+    }
+
+    #[test]
+    fn reads_the_items_of_one_fetch_line() {
+        let line =
+            "* 2 FETCH (UID 9 RFC822.SIZE 31337 MODSEQ (12) FLAGS (\\Seen $ConclaveClaimed))";
+        assert_eq!(fetch_number(line, "RFC822.SIZE "), Some(31337));
+        assert_eq!(fetch_number(line, "MODSEQ ("), Some(12));
+        assert_eq!(
+            fetch_flags(line).unwrap(),
+            vec!["\\Seen".to_string(), CLAIMED.to_string()]
+        );
+        assert_eq!(fetch_number("a1 OK done", "UID "), None);
+        assert_eq!(fetch_flags("* 2 EXPUNGE"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Intake from the list mailbox over IMAP: fetch each post, record it
-//! (sealed) before anything else, claim it, move it to `Conclave/Processed`,
-//! have the list process it, and file it by outcome. The list is locked for
+//! Intake from the list mailbox over IMAP: ask each post's size, fetch it
+//! (only its header when it is over the size limit), record it (sealed)
+//! before anything else, claim it, move it to `Conclave/Processed`, have the
+//! list process it, and file it by outcome. The list is locked for
 //! each step that touches it, never across a network round trip, so the
 //! owner's commands go through while the mailbox answers.
 
@@ -17,11 +18,14 @@ use super::{ask_pin_ahead, with};
 
 /// One pass over the list mailbox. Every message in INBOX is a post no
 /// instance has claimed yet (claimed ones are moved out), so a change of
-/// UIDVALIDITY loses nothing; it is logged.
+/// UIDVALIDITY loses nothing; it is logged, and a post this instance claimed
+/// under the old UIDVALIDITY is found again by its content, never by its
+/// stale UID. The retention option is applied first.
 pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
     let settings = with(list, |l| {
         l.keystore_ready()?;
         l.store().drop_unclaimed_posts()?;
+        l.apply_retention()?;
         l.imap_settings()
     })?;
     let key = settings.endpoint.key();
@@ -41,14 +45,19 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             ask_pin_ahead(list);
         }
     };
-    let process =
-        |post_id: i64, raw: &[u8], parsed: Option<crate::list::Parsed>| -> Result<Outcome> {
-            pin_ahead();
-            with(list, |l| match parsed {
-                Some(parsed) => l.process_parsed(post_id, raw, parsed),
-                None => l.process_post(post_id, raw),
-            })
-        };
+    let process = |post_id: i64, body: Body<'_>| -> Result<Outcome> {
+        match body {
+            // Judged by its size alone: nothing to decrypt.
+            Body::Header => with(list, |l| l.process_oversized(post_id)),
+            Body::Whole(raw, parsed) => {
+                pin_ahead();
+                with(list, |l| match parsed {
+                    Some(parsed) => l.process_parsed(post_id, raw, *parsed),
+                    None => l.process_post(post_id, raw),
+                })
+            }
+        }
+    };
     tls::block_on(async {
         let mut session = imap::login(&settings).await.map_err(imap_error)?;
         let folders = within!(imap::ensure_folders(&mut session, &key))
@@ -60,8 +69,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                             id: i64,
                             mut uid: u32,
                             moved: bool,
-                            raw: &[u8],
-                            parsed: Option<crate::list::Parsed>|
+                            body: Body<'_>|
                -> Result<Outcome> {
             if !moved {
                 uid = within!(imap::move_claimed(session, &key, uid, &folders.processed))
@@ -72,7 +80,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     l.store().set_post_imap(id, "moved", i64::from(uid))
                 })?;
             }
-            let outcome = process(id, raw, parsed)?;
+            let outcome = process(id, body)?;
             if uid > 0 {
                 within!(file(session, &key, &folders, uid, &outcome))
                     .await
@@ -82,11 +90,11 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         };
         // Posts claimed before a crash: finish them now.
         let mut report = IntakeReport::default();
-        within!(async {
+        let current = within!(async {
             session
                 .select("INBOX")
                 .await
-                .map(|_| ())
+                .map(|mb| mb.uid_validity.unwrap_or(0))
                 .map_err(|e| ImapError::Protocol {
                     endpoint: key.clone(),
                     detail: e.to_string(),
@@ -94,7 +102,8 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         })
         .await
         .map_err(imap_error)?;
-        for (id, state, uid) in with(list, |l| l.store().claimed_unprocessed())? {
+        let known = with(list, |l| l.known_uidvalidity())?;
+        for (id, state, uid, validity) in with(list, |l| l.store().claimed_unprocessed())? {
             let Some(post) = with(list, |l| l.store().post(id))? else {
                 continue;
             };
@@ -102,30 +111,93 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                 pin_ahead();
             }
             let raw = with(list, |l| l.original(&post))?;
-            let uid = u32::try_from(uid).unwrap_or(0);
-            let outcome = settle(&mut session, id, uid, state != "claimed", &raw, None).await?;
+            let mut uid = u32::try_from(uid).unwrap_or(0);
+            let mut moved = state != "claimed";
+            // Posts claimed before the store kept their UIDVALIDITY were
+            // claimed under the one it last saw.
+            let validity = u32::try_from(validity)
+                .ok()
+                .filter(|v| *v != 0)
+                .or(known)
+                .unwrap_or(current);
+            if !moved && validity != current {
+                // Its UID belongs to another UIDVALIDITY and may now name
+                // another message: find the post again by its content.
+                let size = u64::try_from(post.size).unwrap_or(0);
+                let found = within!(imap::find_by_content(
+                    &mut session,
+                    &key,
+                    size,
+                    &raw,
+                    post.partial
+                ))
+                .await
+                .map_err(imap_error)?;
+                uid = found.unwrap_or(0);
+                with(list, |l| l.relocated(id, found, validity, current))?;
+            }
+            if !moved && uid == 0 {
+                // No longer in INBOX: processed without filing.
+                moved = true;
+            }
+            let body = if post.partial {
+                Body::Header
+            } else {
+                Body::Whole(&raw, None)
+            };
+            let outcome = settle(&mut session, id, uid, moved, body).await?;
             report.outcomes.push(outcome);
         }
         let (validity, uids) = within!(imap::inbox(&mut session, &key))
             .await
             .map_err(imap_error)?;
         with(list, |l| l.note_uidvalidity(validity))?;
-        for uid in uids {
-            let Some(raw) = within!(imap::fetch(&mut session, &key, uid))
+        // Every size first: a post over the limit is never downloaded whole.
+        let sizes: std::collections::BTreeMap<u32, u64> =
+            within!(imap::sizes(&mut session, &key, &uids))
                 .await
                 .map_err(imap_error)?
-            else {
-                continue;
+                .into_iter()
+                .collect();
+        for uid in uids {
+            let oversized = match sizes.get(&uid) {
+                Some(size) => with(list, |l| l.too_large_to_fetch(*size))?.then_some(*size),
+                None => None,
             };
-            // Parsed once: for the sender recorded now, and for processing.
-            let parsed = parse::incoming(&raw);
-            let sender = crate::list::sender_of(&parsed);
-            let post_id = with(list, |l| {
-                let (post_id, _) = l.record_post(&raw, &sender)?;
-                l.store()
-                    .set_post_imap(post_id, "recorded", i64::from(uid))?;
-                Ok(post_id)
-            })?;
+            let (post_id, raw, parsed) = if let Some(size) = oversized {
+                let Some(header) = within!(imap::fetch_header(&mut session, &key, uid))
+                    .await
+                    .map_err(imap_error)?
+                else {
+                    continue;
+                };
+                let post_id = with(list, |l| {
+                    let post_id = l.record_partial(&header, size)?;
+                    l.store()
+                        .set_post_imap(post_id, "recorded", i64::from(uid))?;
+                    l.store().set_post_validity(post_id, validity)?;
+                    Ok(post_id)
+                })?;
+                (post_id, header, None)
+            } else {
+                let Some(raw) = within!(imap::fetch(&mut session, &key, uid))
+                    .await
+                    .map_err(imap_error)?
+                else {
+                    continue;
+                };
+                // Parsed once: for the sender recorded now, and for processing.
+                let parsed = parse::incoming(&raw);
+                let sender = crate::list::sender_of(&parsed);
+                let post_id = with(list, |l| {
+                    let (post_id, _) = l.record_post(&raw, &sender)?;
+                    l.store()
+                        .set_post_imap(post_id, "recorded", i64::from(uid))?;
+                    l.store().set_post_validity(post_id, validity)?;
+                    Ok(post_id)
+                })?;
+                (post_id, raw, Some(parsed))
+            };
             if !within!(imap::try_claim(&mut session, &key, uid))
                 .await
                 .map_err(imap_error)?
@@ -137,13 +209,24 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             with(list, |l| {
                 l.store().set_post_imap(post_id, "claimed", i64::from(uid))
             })?;
-            let outcome = settle(&mut session, post_id, uid, false, &raw, Some(parsed)).await?;
+            let body = match parsed {
+                Some(parsed) => Body::Whole(&raw, Some(Box::new(parsed))),
+                None => Body::Header,
+            };
+            let outcome = settle(&mut session, post_id, uid, false, body).await?;
             report.outcomes.push(outcome);
         }
         let _ = tokio::time::timeout(deadline, session.logout()).await;
         Ok(report)
     })
     .map_err(|e| Error::io("start", "the network runtime", e))?
+}
+
+/// What intake has of a post: the whole message (parsed already, or not),
+/// or its header alone (a post too large to download).
+enum Body<'a> {
+    Whole(&'a [u8], Option<Box<crate::list::Parsed>>),
+    Header,
 }
 
 /// Files a processed post: distributed posts stay in Processed.

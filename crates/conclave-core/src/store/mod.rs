@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_post_imap_uid",
         include_str!("migrations/0004_post_imap_uid.sql"),
     ),
+    (
+        "0005_post_partial_retention",
+        include_str!("migrations/0005_post_partial_retention.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -86,6 +90,11 @@ pub struct StoredPost {
     pub state: PostState,
     /// Why it is in that state.
     pub reason: String,
+    /// True when the post was too large to download: `raw` is its header
+    /// alone, and the whole message stays in the mailbox.
+    pub partial: bool,
+    /// True when the retention option deleted its stored bytes.
+    pub purged: bool,
 }
 
 /// A subscriber as recorded in the store.
@@ -385,7 +394,7 @@ impl Store {
     pub fn post(&self, id: i64) -> Result<Option<StoredPost>> {
         self.conn
             .query_row(
-                "SELECT id, received_at, raw, sealed, size, sender, signer, state, reason FROM posts WHERE id = ?1",
+                "SELECT id, received_at, raw, sealed, size, sender, signer, state, reason, partial, purged_at IS NOT NULL FROM posts WHERE id = ?1",
                 [id],
                 post_from_row,
             )
@@ -398,7 +407,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, received_at, x'', sealed, size, sender, signer, state, reason
+                "SELECT id, received_at, x'', sealed, size, sender, signer, state, reason,
+                        partial, purged_at IS NOT NULL
                  FROM posts WHERE state = ?1 ORDER BY id",
             )
             .store("read posts")?;
@@ -439,18 +449,55 @@ impl Store {
         Ok(())
     }
 
+    /// Records the UIDVALIDITY of INBOX a post was fetched under.
+    pub fn set_post_validity(&self, id: i64, validity: u32) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE posts SET imap_validity = ?2 WHERE id = ?1",
+                params![id, i64::from(validity)],
+            )
+            .store("update a post")?;
+        Ok(())
+    }
+
+    /// Marks a post as recorded from its header alone (see
+    /// [`StoredPost::partial`]).
+    pub fn set_post_partial(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE posts SET partial = 1 WHERE id = ?1", [id])
+            .store("update a post")?;
+        Ok(())
+    }
+
     /// Claimed posts whose processing did not finish (a crash):
-    /// (id, imap_state, imap_uid).
-    pub fn claimed_unprocessed(&self) -> Result<Vec<(i64, String, i64)>> {
+    /// (id, imap_state, imap_uid, imap_validity).
+    pub fn claimed_unprocessed(&self) -> Result<Vec<(i64, String, i64, i64)>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, imap_state, imap_uid FROM posts WHERE state = 'received' AND imap_state IN ('claimed', 'moved') ORDER BY id")
+            .prepare("SELECT id, imap_state, imap_uid, imap_validity FROM posts WHERE state = 'received' AND imap_state IN ('claimed', 'moved') ORDER BY id")
             .store("read posts")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .store("read posts")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("read posts")
+    }
+
+    /// Deletes the stored bytes of rejected and discarded posts decided
+    /// before `decided_before` (Unix seconds); the row, its state and reason
+    /// stay. Held posts are never touched, nor posts with copies still
+    /// queued. Returns how many were purged.
+    pub fn purge_refused_posts(&self, decided_before: i64, now: i64) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE posts SET raw = x'', purged_at = ?2
+                 WHERE state IN ('rejected', 'discarded') AND updated_at < ?1
+                   AND purged_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM outbox o
+                                   WHERE o.post_id = posts.id AND o.state = 'queued')",
+                params![decided_before, now],
+            )
+            .store("delete the stored bytes of old refused posts")
     }
 
     // ----- replay cache -----
@@ -816,6 +863,8 @@ fn post_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPost> {
         signer: r.get(6)?,
         state: PostState::parse(&state),
         reason: r.get(8)?,
+        partial: r.get(9)?,
+        purged: r.get(10)?,
     })
 }
 
@@ -869,5 +918,48 @@ mod tests {
             .queue_copies(post, b"body", &[copy.clone(), copy.clone()], 1)
             .unwrap();
         assert_eq!(store.queued_copies().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retention_purges_only_old_refused_posts() {
+        let store = Store::open_in_memory().unwrap();
+        let post = |state: PostState, decided: i64| {
+            let id = store
+                .insert_sealed_post(b"sealed", 6, "d", "a@example.test", 1)
+                .unwrap();
+            store.set_post_state(id, state, "why", "", decided).unwrap();
+            id
+        };
+        let old_rejected = post(PostState::Rejected, 100);
+        let old_discarded = post(PostState::Discarded, 100);
+        let old_held = post(PostState::Held, 100);
+        let old_distributed = post(PostState::Distributed, 100);
+        let new_rejected = post(PostState::Rejected, 1_000);
+        // A refused post with a copy still queued keeps its bytes.
+        let queued = post(PostState::Rejected, 100);
+        let copy = NewCopy {
+            recipient: "b@example.test".into(),
+            message_id: "m".into(),
+            headers: "h".into(),
+            pkesks: vec![1],
+        };
+        store.queue_copies(queued, b"body", &[copy], 1).unwrap();
+
+        assert_eq!(store.purge_refused_posts(500, 2_000).unwrap(), 2);
+        for (id, purged) in [
+            (old_rejected, true),
+            (old_discarded, true),
+            (old_held, false),
+            (old_distributed, false),
+            (new_rejected, false),
+            (queued, false),
+        ] {
+            let p = store.post(id).unwrap().unwrap();
+            assert_eq!(p.purged, purged, "post {id}");
+            assert_eq!(p.raw.is_empty(), purged, "post {id}");
+            assert_eq!(p.reason, "why", "the reason stays");
+        }
+        // Applied again, nothing more.
+        assert_eq!(store.purge_refused_posts(500, 3_000).unwrap(), 0);
     }
 }
