@@ -472,3 +472,102 @@ fn the_owners_commands_answer_while_the_card_waits_for_its_pin() {
     );
     engine.stop();
 }
+
+/// `eml` (PGP/MIME, encrypted to the list key) with the ephemeral point of
+/// its ECDH recipient packets rewritten by `point`, as a hostile sender could.
+fn with_point(eml: &[u8], point: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    use openpgp::crypto::mpi::{Ciphertext, MPI};
+    use openpgp::packet::PKESK;
+    use openpgp::parse::Parse;
+    use openpgp::serialize::Serialize;
+    use openpgp::{Packet, PacketPile};
+    use sequoia_openpgp as openpgp;
+    let armored = conclave_tests::extract_armored_message(eml).unwrap();
+    let pile = PacketPile::from_bytes(&armored).unwrap();
+    let mut out = Vec::new();
+    {
+        let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Message).unwrap();
+        for p in pile.into_children() {
+            let p = match p {
+                Packet::PKESK(PKESK::V3(mut k)) => {
+                    if let Ciphertext::ECDH { e, key } = k.esk().clone() {
+                        k.set_esk(Ciphertext::ECDH {
+                            e: MPI::new(&point(e.value())),
+                            key,
+                        });
+                    }
+                    Packet::PKESK(PKESK::V3(k))
+                }
+                other => other,
+            };
+            p.serialize(&mut w).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    conclave_tests::mime::multipart_encrypted_message(
+        &[
+            ("From".into(), "alice@example.test".into()),
+            ("To".into(), LIST.into()),
+            ("Subject".into(), "...".into()),
+        ],
+        &out,
+    )
+}
+
+/// A post whose recipient packet is malformed (a Cv25519 point of the wrong
+/// length, or one of the right length that the card computes a useless
+/// secret from) is refused for itself: it is not a card failure, and the
+/// post behind it goes out in the same pass.
+#[test]
+fn a_malformed_recipient_packet_stops_only_its_post() {
+    let _guard = VirtualCard::lock();
+    let (_card, ident) = VirtualCard::fresh();
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = MailList::new("Card Packets");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let flags = pin_flags(&f.list, USER_PIN, ADMIN_PIN);
+    f.list
+        .run_ok(&with_flags(&flags, &["card", "import", &ident]));
+    let alice = &f.subs[0];
+    let post = |tag: &str| alice.compose_post(&f.cert, LIST, "...", tag);
+    // Too short: checked before the card sees it.
+    let short = with_point(&post("SHORT-POINT"), |e| e[..e.len() - 1].to_vec());
+    // The right length, another point: the card answers, the key does not unwrap.
+    let other = with_point(&post("OTHER-POINT"), |e| {
+        let mut e = e.to_vec();
+        if let Some(b) = e.last_mut() {
+            *b ^= 0x55;
+        }
+        e
+    });
+    let needle = format!("AFTER-THE-BAD-ONES-{}", std::process::id());
+    for m in [&short, &other, &post(&needle)] {
+        mh.inject("alice@example.test", LIST, m);
+    }
+    assert!(conclave_tests::wait_until(10, || mh.count("list", "") == 3));
+    let out = f.list.run_ok(&with_flags(&flags, &["run", "--once"]));
+    let rejected = out.lines().filter(|l| l.contains("rejected")).count();
+    assert_eq!(rejected, 2, "{out}");
+    assert!(out.contains("distributed to 3"), "{out}");
+    let log = f.list.run_ok(&["log"]);
+    assert!(log.contains("is malformed"), "{log}");
+    assert!(
+        log.contains("does not open") || log.contains("refused it"),
+        "{log}"
+    );
+    let got = conclave_tests::wait_until(10, || {
+        mh.inbox("bob").iter().any(|m| {
+            f.subs[1].decrypt(m).is_ok_and(|d| {
+                conclave_tests::mime::all_text_plain(&d.entity)
+                    .join("")
+                    .contains(&needle)
+            })
+        })
+    });
+    assert!(got, "the post behind the bad ones reached bob");
+    // Nothing is left to retry.
+    let again = f.list.run_ok(&with_flags(&flags, &["run", "--once"]));
+    assert_eq!(again.trim(), "sent 0, failed 0, deferred 0");
+}

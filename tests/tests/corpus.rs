@@ -139,7 +139,15 @@ fn proton_rearranged_post_is_accepted() {
 
     // The same layout with a real post by a GnuPG user who is alice@example.org.
     let alice = Subscriber::new(Engine::Gpg, "alice@example.org");
-    list.add_subscriber(&alice);
+    let key = alice.public_key_file();
+    list.run_ok(&[
+        "subscriber",
+        "add",
+        "alice@example.org",
+        "--key",
+        &key.to_string_lossy(),
+        "--replace",
+    ]);
     let inner = conclave_tests::mime::text_plain_entity("Proton layout, real ciphertext");
     let armored = alice.encrypt(&inner, &list.list_cert(), true).unwrap();
     use base64::Engine as _;

@@ -271,6 +271,12 @@ fn a_held_post_is_approved_from_the_moderation_screen() {
     gui.click("#nav-subscribers");
     gui.wait_text("User IDs: dave@example.test", 10);
     gui.screenshot("05-subscribers-with-dave");
+    // Now a subscriber, dave's first post goes out.
+    gui.click("#nav-moderation");
+    gui.click(".held-row");
+    gui.wait("#held-approve", 20);
+    gui.click("#held-approve");
+    gui.wait("#held-empty", 20);
 
     // Later a post from dave's address arrives with another key attached
     // (and signed with it): the app never swaps keys in passing; it offers

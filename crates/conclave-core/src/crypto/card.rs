@@ -148,6 +148,62 @@ fn unreachable(ident: &str, e: impl std::error::Error + Send + Sync + 'static) -
     )
 }
 
+/// Why a recipient packet cannot be for the card's decryption key `public`,
+/// if it cannot: checked before the card sees it.
+fn fits(ciphertext: &mpi::Ciphertext, public: &PublicKey) -> std::result::Result<(), String> {
+    match (ciphertext, public.mpis()) {
+        (mpi::Ciphertext::RSA { c }, mpi::PublicKey::RSA { n, .. }) => {
+            let (got, max) = (c.value().len(), n.value().len());
+            if got == 0 || got > max {
+                return Err(format!("an RSA value of {got} bytes for a {max}-byte key"));
+            }
+            Ok(())
+        }
+        (mpi::Ciphertext::ECDH { e, .. }, mpi::PublicKey::ECDH { curve, .. }) => {
+            let e = e.value();
+            let (prefix, len) = match curve {
+                Curve::Cv25519 => (0x40, 33),
+                Curve::NistP256 => (0x04, 65),
+                Curve::NistP384 => (0x04, 97),
+                Curve::NistP521 => (0x04, 133),
+                Curve::BrainpoolP256 => (0x04, 65),
+                Curve::BrainpoolP384 => (0x04, 97),
+                Curve::BrainpoolP512 => (0x04, 129),
+                other => return Err(format!("the curve {other} is not one a card uses")),
+            };
+            if e.len() != len || e.first() != Some(&prefix) {
+                return Err(format!(
+                    "a {curve} point of {} bytes, where it takes {len} starting with {prefix:#04x}",
+                    e.len()
+                ));
+            }
+            Ok(())
+        }
+        _ => Err("its algorithm does not match the card's decryption key".into()),
+    }
+}
+
+/// The card refused one operation on a recipient packet. A PIN the card
+/// wants, or a card that went away, is the card's failure; anything else
+/// means this packet does not decrypt.
+fn packet_refused(ident: &str, e: openpgp_card::Error) -> Error {
+    match e {
+        openpgp_card::Error::CardStatus(
+            StatusBytes::PasswordNotChecked(_)
+            | StatusBytes::SecurityStatusNotSatisfied
+            | StatusBytes::AuthenticationMethodBlocked
+            | StatusBytes::ConditionOfUseNotSatisfied
+            | StatusBytes::TerminationState
+            | StatusBytes::MemoryFailure,
+        )
+        | openpgp_card::Error::Smartcard(_) => card_error(ident, e),
+        other => Error::crypto(
+            "decrypt the recipient packet on the card",
+            format!("the card {ident} refused it: {other}"),
+        ),
+    }
+}
+
 fn card_error(ident: &str, e: openpgp_card::Error) -> Error {
     match e {
         openpgp_card::Error::Smartcard(e) => unreachable(ident, e),
@@ -378,6 +434,8 @@ impl ListKeystore for CardKeystore {
     }
 
     fn decryptors(&mut self) -> Result<Vec<Box<dyn openpgp::crypto::Decryptor + Send + Sync>>> {
+        // Each operation starts with no failure left from an earlier one.
+        self.take_failure();
         Ok(vec![Box::new(CardOp {
             ident: self.ident.clone(),
             public: self.decryption.clone(),
@@ -387,6 +445,7 @@ impl ListKeystore for CardKeystore {
     }
 
     fn signer(&mut self) -> Result<Box<dyn openpgp::crypto::Signer + Send + Sync>> {
+        self.take_failure();
         Ok(Box::new(CardOp {
             ident: self.ident.clone(),
             public: self.signing.clone(),
@@ -425,6 +484,11 @@ impl CardOp {
     /// Runs `f`, remembering a card failure for the engine: Sequoia's
     /// decryption loop turns a failing decryptor into "no key", which must
     /// not make the engine reject a post because a card was unplugged.
+    ///
+    /// Only a card that cannot be reached or a PIN counts as a card failure
+    /// (`Error::Card`, `Error::Pin`); the card refusing one recipient packet,
+    /// or a session key that does not unwrap, means only that this packet
+    /// does not decrypt, and the post is refused for it like any other.
     fn run<T>(
         &self,
         f: impl FnOnce(&mut Card<Transaction<'_>>) -> Result<T>,
@@ -433,8 +497,10 @@ impl CardOp {
             Ok(v) => Ok(v),
             Err(e) => {
                 let text = e.to_string();
-                if let Ok(mut slot) = self.failure.lock() {
-                    *slot = Some(e);
+                if matches!(e, Error::Card(..) | Error::Pin(_)) {
+                    if let Ok(mut slot) = self.failure.lock() {
+                        *slot = Some(e);
+                    }
                 }
                 Err(openpgp::anyhow::anyhow!(text))
             }
@@ -454,6 +520,12 @@ impl openpgp::crypto::Decryptor for CardOp {
     ) -> openpgp::Result<SessionKey> {
         let ident = self.ident.clone();
         let public = self.public.clone();
+        // A packet that cannot fit the key never reaches the card.
+        if let Err(why) = fits(ciphertext, &public) {
+            return Err(openpgp::anyhow::anyhow!(
+                "the recipient packet for the list key is malformed: {why}"
+            ));
+        }
         self.run(|tx| {
             verify(tx, &ident, &self.pins, PinKind::User, false)?;
             match (ciphertext, public.mpis()) {
@@ -461,7 +533,7 @@ impl openpgp::crypto::Decryptor for CardOp {
                     let out = tx
                         .card()
                         .decipher(Cryptogram::RSA(c.value()))
-                        .map_err(|e| card_error(&ident, e))?;
+                        .map_err(|e| packet_refused(&ident, e))?;
                     Ok(SessionKey::from(&out[..]))
                 }
                 (mpi::Ciphertext::ECDH { e, .. }, mpi::PublicKey::ECDH { curve, .. }) => {
@@ -473,7 +545,7 @@ impl openpgp::crypto::Decryptor for CardOp {
                     let mut shared = tx
                         .card()
                         .decipher(Cryptogram::ECDH(point))
-                        .map_err(|e| card_error(&ident, e))?;
+                        .map_err(|e| packet_refused(&ident, e))?;
                     // Some cards answer a NIST P-256 point (0x04 || x || y):
                     // the shared secret is x.
                     if *curve == Curve::NistP256 && shared.len() == 65 {

@@ -440,6 +440,9 @@ impl VerificationHelper for Helper<'_> {
     }
 }
 
+/// The most recipient packets the list key tries on one message.
+pub const MAX_TRIES: usize = 4;
+
 impl DecryptionHelper for Helper<'_> {
     fn decrypt(
         &mut self,
@@ -448,6 +451,10 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
+        // Each try may cost a card operation: a message of many hidden
+        // recipients gets a few, not one per packet.
+        let mut tries = 0;
+        let mut named_ours = false;
         for pkesk in pkesks {
             for d in self.decryptors.iter_mut() {
                 let ours = match pkesk.recipient() {
@@ -457,12 +464,24 @@ impl DecryptionHelper for Helper<'_> {
                 if !ours {
                     continue;
                 }
+                if tries == MAX_TRIES {
+                    return Err(openpgp::anyhow::anyhow!(
+                        "the list key tried {MAX_TRIES} recipient packets and none decrypted; the rest were not tried"
+                    ));
+                }
+                tries += 1;
+                named_ours |= pkesk.recipient().is_some();
                 if let Some((algo, sk)) = pkesk.decrypt(d.as_mut(), sym_algo) {
                     if decrypt(algo, &sk) {
                         return Ok(None);
                     }
                 }
             }
+        }
+        if named_ours {
+            return Err(openpgp::anyhow::anyhow!(
+                "the recipient packet for the list key does not open: it is malformed, or was not made with this key"
+            ));
         }
         Err(openpgp::anyhow::anyhow!("no key to decrypt the message"))
     }
@@ -592,5 +611,91 @@ mod tests {
         let e = open(&pkesk, Vec::new(), &[], SystemTime::now(), 1 << 20).unwrap_err();
         assert_eq!(e, OpenError::LibrePgpOcb);
         assert!(e.to_string().contains("LibrePGP"), "{e}");
+    }
+
+    /// A decryptor that counts how often it is asked.
+    struct Counting(
+        Box<dyn crypto::Decryptor + Send + Sync>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    );
+
+    impl crypto::Decryptor for Counting {
+        fn public(
+            &self,
+        ) -> &openpgp::packet::Key<
+            openpgp::packet::key::PublicParts,
+            openpgp::packet::key::UnspecifiedRole,
+        > {
+            self.0.public()
+        }
+        fn decrypt(
+            &mut self,
+            ciphertext: &openpgp::crypto::mpi::Ciphertext,
+            plaintext_len: Option<usize>,
+        ) -> openpgp::Result<SessionKey> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.decrypt(ciphertext, plaintext_len)
+        }
+    }
+
+    /// Each try may be a card operation: a message of twelve hidden
+    /// recipients, none the list's, costs the list key four tries, not twelve.
+    #[test]
+    fn a_message_of_many_hidden_recipients_is_tried_a_few_times() {
+        use openpgp::serialize::stream::Recipient;
+        let now = SystemTime::now();
+        let pw = openpgp::crypto::Password::from("pw");
+        let list = super::super::keystore::generate("list@example.test", &pw, now).unwrap();
+        let others: Vec<Cert> = (0..12)
+            .map(|i| {
+                openpgp::cert::CertBuilder::general_purpose(Some(format!("o{i}@example.test")))
+                    .generate()
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        let mut sink = Vec::new();
+        {
+            let recipients: Vec<Recipient> = others
+                .iter()
+                .map(|c| {
+                    let ka = c
+                        .keys()
+                        .with_policy(policy(), now)
+                        .for_transport_encryption()
+                        .next()
+                        .unwrap();
+                    Recipient::new(
+                        None::<openpgp::types::Features>,
+                        None::<KeyHandle>,
+                        ka.key(),
+                    )
+                })
+                .collect();
+            let message = Message::new(&mut sink);
+            let message = Encryptor::for_recipients(message, recipients)
+                .build()
+                .unwrap();
+            let mut w = LiteralWriter::new(message).build().unwrap();
+            w.write_all(b"for others").unwrap();
+            w.finalize().unwrap();
+        }
+        let mut ks = super::super::keystore::FileKeystore::unlock(list, &pw).unwrap();
+        use super::super::keystore::ListKeystore;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>> = ks
+            .decryptors()
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                Box::new(Counting(d, count.clone())) as Box<dyn crypto::Decryptor + Send + Sync>
+            })
+            .collect();
+        let err = open(&sink, decryptors, &[], now, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("tried 4 recipient packets"),
+            "{err}"
+        );
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), MAX_TRIES);
     }
 }
