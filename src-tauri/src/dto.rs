@@ -242,7 +242,9 @@ pub struct Certificate {
     pub sha256: String,
     /// Why nothing trusts it, or that it changed.
     pub reason: String,
-    /// A pinned certificate was replaced by this one: the alarm.
+    /// A pinned certificate was replaced by this one, or a server a
+    /// certificate authority vouched for shows one none vouches for: the
+    /// alarm, with no Accept.
     pub changed: bool,
     /// The fingerprint that was pinned, when it changed.
     pub pinned: Option<String>,
@@ -251,12 +253,25 @@ pub struct Certificate {
 impl Certificate {
     /// The dialog's data for a certificate error, if it is one.
     pub fn from_tls(t: &TlsError) -> Option<Certificate> {
-        let (endpoint, chain, reason, pinned) = match t {
+        let (endpoint, chain, reason, pinned, changed) = match t {
             TlsError::Untrusted {
                 endpoint,
                 reason,
                 chain,
-            } => (endpoint, chain, reason.clone(), None),
+            } => (endpoint, chain, reason.clone(), None, false),
+            TlsError::NoLongerVouched {
+                endpoint,
+                shows,
+                chain,
+            } => (
+                endpoint,
+                chain,
+                format!(
+                    "this server was vouched for by a certificate authority and now shows {shows}"
+                ),
+                None,
+                true,
+            ),
             TlsError::Changed {
                 endpoint,
                 pinned,
@@ -266,6 +281,7 @@ impl Certificate {
                 chain,
                 "the certificate differs from the one you accepted".to_string(),
                 Some(pinned.clone()),
+                true,
             ),
             _ => return None,
         };
@@ -279,7 +295,7 @@ impl Certificate {
             names: first.names,
             sha256: first.sha256,
             reason,
-            changed: pinned.is_some(),
+            changed,
             pinned,
         })
     }

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_post_imap_uid",
         include_str!("migrations/0004_post_imap_uid.sql"),
     ),
+    (
+        "0005_tls_vouched",
+        include_str!("migrations/0005_tls_vouched.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -738,6 +742,41 @@ impl Store {
             .store("read certificate pins")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("read certificate pins")
+    }
+
+    /// Whether a certificate authority vouched for `endpoint` before.
+    pub fn tls_vouched(&self, endpoint: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM tls_vouched WHERE endpoint = ?1",
+                [endpoint],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .store("read whether a certificate authority vouched for a server")
+    }
+
+    /// Remembers that a certificate authority vouched for `endpoint` now.
+    pub fn note_tls_vouched(&self, endpoint: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO tls_vouched (endpoint, first_at, last_at) VALUES (?1, ?2, ?2)
+                 ON CONFLICT(endpoint) DO UPDATE SET last_at = excluded.last_at",
+                params![endpoint, now],
+            )
+            .store("remember that a certificate authority vouched for a server")?;
+        Ok(())
+    }
+
+    /// Forgets that a certificate authority vouched for `endpoint`; false if
+    /// none had.
+    pub fn remove_tls_vouched(&self, endpoint: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM tls_vouched WHERE endpoint = ?1", [endpoint])
+            .store("forget that a certificate authority vouched for a server")?;
+        Ok(n > 0)
     }
 
     // ----- audit -----
