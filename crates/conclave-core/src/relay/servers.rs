@@ -4,12 +4,12 @@
 //! server presents, pin exactly the certificate the owner accepted, forget a
 //! pin).
 
-use crate::crypto::keystore::write_private;
 use crate::error::{Error, Result};
 use crate::list::List;
 use crate::net::imap::ImapSettings;
 use crate::net::smtp::SmtpSettings;
 use crate::net::tls::{self, CertInfo, Endpoint, Protocol, Security, TrustSettings};
+use crate::private::{write_private, Secret};
 use crate::secrets::{account, keyring_get, keyring_set, read_password};
 
 /// What `certs show` found.
@@ -313,7 +313,7 @@ impl List {
         &self,
         prefix: &str,
         protocol: Protocol,
-    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
+    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, Secret)> {
         let endpoint = self.configured_endpoint(prefix, protocol)?;
         let trust = self.trust_for(&endpoint)?;
         let username = self.config_value(&format!("{prefix}.username"))?;
@@ -383,7 +383,8 @@ impl List {
         let key = format!("{prefix}.password_file");
         if in_file {
             let path = self.home().join(format!("{prefix}-password"));
-            write_private(&path, format!("{password}\n").as_bytes())?;
+            let line = zeroize::Zeroizing::new(format!("{password}\n"));
+            write_private(&path, line.as_bytes())?;
             self.config_set(&key, &path.display().to_string())?;
         } else {
             self.config_set(&key, "")?;

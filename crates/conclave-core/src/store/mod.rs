@@ -157,6 +157,34 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Creates the database file `path` of mode 0600 if it is missing (never
+/// through a symbolic link), and makes it and its `-wal` and `-shm` files
+/// 0600 if they are there.
+fn private_files(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600).custom_flags(crate::private::nofollow());
+        }
+        match opts.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(crate::error::Error::io("create", path, e)),
+        }
+    }
+    let mut name = path.as_os_str().to_owned();
+    crate::private::make_private(path)?;
+    for suffix in ["-wal", "-shm"] {
+        name.push(suffix);
+        crate::private::make_private(Path::new(&name))?;
+        name = path.as_os_str().to_owned();
+    }
+    Ok(())
+}
+
 /// The SQLite store of one list.
 #[derive(Debug)]
 pub struct Store {
@@ -164,8 +192,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` and brings it up to date.
+    /// Opens (creating if needed) the store at `path` and brings it up to
+    /// date. The database and its `-wal` and `-shm` files are readable by
+    /// their owner only (0600), whatever they were: SQLite gives the files
+    /// it makes the database's mode.
     pub fn open(path: &Path) -> Result<Store> {
+        private_files(path)?;
         let conn = Connection::open(path).store(&format!("open the store {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .store("switch the store to WAL mode")?;
@@ -177,6 +209,7 @@ impl Store {
             .store("set the busy timeout")?;
         let store = Store { conn };
         store.migrate()?;
+        private_files(path)?;
         Ok(store)
     }
 
