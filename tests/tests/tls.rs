@@ -359,3 +359,37 @@ fn a_vouched_server_no_authority_vouches_for_raises_the_alarm() {
     let (_, err) = c.run_err(&["certs", "accept", &ep, "--sha256", &sha]);
     assert!(err.contains("nothing was pinned"), "{err}");
 }
+
+/// The relay remembers that an authority vouched for its SMTP server when
+/// it sends, and stops with the alarm, sending nothing, once the server on
+/// that path shows a self-signed certificate.
+#[test]
+fn the_relay_stops_when_its_vouched_server_turns_self_signed() {
+    let mh = Mailhost::get();
+    let f = conclave_tests::MailList::new("Step down");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let path = Path::to(mh.var("MAILHOST_HOST"), mh.port("MAILHOST_SMTPS_PORT"));
+    f.list.config_set("smtp.host", "127.0.0.1");
+    f.list.config_set("smtp.port", &path.port.to_string());
+    let post = |subject: &str| {
+        f.list
+            .process(&f.subs[0].compose_post(&f.cert, "list@example.test", subject, subject))
+    };
+    assert_eq!(post("first"), "distributed to 3");
+    let out = f.list.run_ok(&["outbox", "send"]);
+    assert!(out.contains("sent 3, failed 0"), "{out}");
+    assert_eq!(post("second"), "distributed to 3");
+    path.switch(
+        mh.var("MAILHOST_UNTRUSTED_HOST"),
+        mh.port("MAILHOST_UNTRUSTED_SMTPS_PORT"),
+    );
+    let (code, err) = f.list.run_err(&["outbox", "send"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "the certificate of 127.0.0.1:{} changed: this server was vouched for by a certificate authority and now shows a self-signed certificate",
+            path.port
+        )),
+        "{err}"
+    );
+}
