@@ -24,7 +24,7 @@ fi
 source <(sed 's/^/export /' "$MH/mailhost.env")
 
 rm -rf "$DEMO"; mkdir -p "$DEMO"
-printf 'demo passphrase' > "$DEMO/passphrase"
+(umask 077; printf 'demo passphrase' > "$DEMO/passphrase")
 export CONCLAVE_PASSPHRASE_FILE="$DEMO/passphrase"
 C=("$BIN" --home "$DEMO/list")
 "${C[@]}" init --address $LIST --name "Demo List" --generate-key

@@ -12,7 +12,7 @@ LIST=list@example.test
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-printf 'demo passphrase' > "$DEMO/passphrase"
+(umask 077; printf 'demo passphrase' > "$DEMO/passphrase")
 export CONCLAVE_PASSPHRASE_FILE="$DEMO/passphrase"
 C=("$BIN" --home "$DEMO/list")
 

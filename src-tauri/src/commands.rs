@@ -8,6 +8,7 @@ use conclave_core::relay::Engine;
 use conclave_core::relay::PasswordSource;
 use conclave_core::{secrets, KeySource, List, Password, SystemClock};
 use tauri::State;
+use zeroize::Zeroizing;
 
 use crate::dto::*;
 use crate::App;
@@ -92,6 +93,7 @@ pub fn setup(app: State<'_, App>, setup: Setup) -> Reply<Status> {
 /// Unlocks the list key with its passphrase and starts the relay.
 #[tauri::command(async)]
 pub fn unlock(app: State<'_, App>, passphrase: String) -> Reply<Status> {
+    let passphrase = Zeroizing::new(passphrase);
     let engine = engine(&app)?;
     engine.list().unlock(&Password::from(passphrase.as_str()))?;
     engine.start();
@@ -323,9 +325,22 @@ pub fn settings(app: State<'_, App>) -> Reply<Vec<Setting>> {
 /// Changes one option.
 #[tauri::command(async)]
 pub fn setting_set(app: State<'_, App>, key: String, value: String) -> Reply<()> {
+    on_settings_screen(&key)?;
     let engine = engine(&app)?;
     engine.list().config_set(&key, &value)?;
     Ok(())
+}
+
+/// Only an option the Settings screen shows can be changed from it: the
+/// servers, the CA file and the password files have screens of their own
+/// that check what they take.
+fn on_settings_screen(key: &str) -> Reply<()> {
+    match conclave_core::list::settings::find(key) {
+        Some(s) if s.group.in_settings_screen() => Ok(()),
+        _ => Err(invalid(&format!(
+            "{key:?} is not an option of the Settings screen"
+        ))),
+    }
 }
 
 /// The list key: fingerprint, expiry, where it lives, the public key.
@@ -378,6 +393,7 @@ pub fn key_to_card(
     passphrase: String,
     keep_file: bool,
 ) -> Reply<ListKey> {
+    let passphrase = Zeroizing::new(passphrase);
     if ident.trim().is_empty() {
         return Err(invalid("choose the card"));
     }
@@ -448,10 +464,34 @@ pub fn password_set(
     password: String,
     in_file: bool,
 ) -> Reply<String> {
+    let password = Zeroizing::new(password);
     let engine = engine(&app)?;
     let source = engine
         .list()
         .set_server_password(&server, &password, in_file)?;
     engine.start();
     Ok(source.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setting_set_takes_only_the_settings_screen_options() {
+        for key in ["receive_signed_only", "signature_mode", "smtp.connections"] {
+            assert!(on_settings_screen(key).is_ok(), "{key}");
+        }
+        for key in [
+            "imap.host",
+            "smtp.password_file",
+            "tls.ca_file",
+            "list.address",
+            "no.such.option",
+        ] {
+            let e = on_settings_screen(key).expect_err(key);
+            assert_eq!(e.kind, "InvalidInput");
+            assert!(e.message.contains("not an option of the Settings screen"));
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+use zeroize::Zeroize;
 
 use conclave_core::net::tls::{CertInfo, TlsError};
 use conclave_core::Event;
@@ -30,8 +31,9 @@ pub struct Status {
     pub last: Option<UiEvent>,
 }
 
-/// A mail server as the wizard asks for it.
-#[derive(Debug, Clone, Deserialize, TS)]
+/// A mail server as the wizard asks for it. Its password is wiped when it
+/// is dropped and never shown by `Debug`.
+#[derive(Clone, Deserialize, TS)]
 #[ts(export)]
 pub struct Server {
     /// Host name.
@@ -46,8 +48,8 @@ pub struct Server {
     pub password: String,
 }
 
-/// The list key the wizard makes or takes.
-#[derive(Debug, Clone, Deserialize, TS)]
+/// The list key the wizard makes or takes (`Debug` never shows a key).
+#[derive(Clone, Deserialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export)]
 pub enum KeyChoice {
@@ -66,8 +68,9 @@ pub enum KeyChoice {
     },
 }
 
-/// Everything the first-run wizard gathers.
-#[derive(Debug, Clone, Deserialize, TS)]
+/// Everything the first-run wizard gathers. The passphrase is wiped when it
+/// is dropped and never shown by `Debug`.
+#[derive(Clone, Deserialize, TS)]
 #[ts(export)]
 pub struct Setup {
     /// The list address.
@@ -87,6 +90,68 @@ pub struct Setup {
     /// Keep the server passwords in 0600 files in the list's folder rather
     /// than in the OS keyring.
     pub passwords_in_files: bool,
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &format_args!("{REDACTED}"))
+            .finish()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+impl std::fmt::Debug for KeyChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyChoice::Generate => f.write_str("Generate"),
+            KeyChoice::Import { .. } => f
+                .debug_struct("Import")
+                .field("armored", &format_args!("{REDACTED}"))
+                .finish(),
+            KeyChoice::Card { ident } => f.debug_struct("Card").field("ident", ident).finish(),
+        }
+    }
+}
+
+impl Drop for KeyChoice {
+    fn drop(&mut self) {
+        if let KeyChoice::Import { armored } = self {
+            armored.zeroize();
+        }
+    }
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("address", &self.address)
+            .field("name", &self.name)
+            .field("passphrase", &format_args!("{REDACTED}"))
+            .field("key", &self.key)
+            .field("imap", &self.imap)
+            .field("smtp", &self.smtp)
+            .field("ca_file", &self.ca_file)
+            .field("passwords_in_files", &self.passwords_in_files)
+            .finish()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.passphrase.zeroize();
+    }
 }
 
 /// The dashboard's figures.
@@ -242,7 +307,9 @@ pub struct Certificate {
     pub sha256: String,
     /// Why nothing trusts it, or that it changed.
     pub reason: String,
-    /// A pinned certificate was replaced by this one: the alarm.
+    /// A pinned certificate was replaced by this one, or a server a
+    /// certificate authority vouched for shows one none vouches for: the
+    /// alarm, with no Accept.
     pub changed: bool,
     /// The fingerprint that was pinned, when it changed.
     pub pinned: Option<String>,
@@ -251,12 +318,25 @@ pub struct Certificate {
 impl Certificate {
     /// The dialog's data for a certificate error, if it is one.
     pub fn from_tls(t: &TlsError) -> Option<Certificate> {
-        let (endpoint, chain, reason, pinned) = match t {
+        let (endpoint, chain, reason, pinned, changed) = match t {
             TlsError::Untrusted {
                 endpoint,
                 reason,
                 chain,
-            } => (endpoint, chain, reason.clone(), None),
+            } => (endpoint, chain, reason.clone(), None, false),
+            TlsError::NoLongerVouched {
+                endpoint,
+                shows,
+                chain,
+            } => (
+                endpoint,
+                chain,
+                format!(
+                    "this server was vouched for by a certificate authority and now shows {shows}"
+                ),
+                None,
+                true,
+            ),
             TlsError::Changed {
                 endpoint,
                 pinned,
@@ -266,6 +346,7 @@ impl Certificate {
                 chain,
                 "the certificate differs from the one you accepted".to_string(),
                 Some(pinned.clone()),
+                true,
             ),
             _ => return None,
         };
@@ -279,7 +360,7 @@ impl Certificate {
             names: first.names,
             sha256: first.sha256,
             reason,
-            changed: pinned.is_some(),
+            changed,
             pinned,
         })
     }
@@ -446,4 +527,37 @@ pub struct ListKey {
     pub holder: String,
     /// The armored public key, for subscribers.
     pub armored: String,
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::*;
+
+    #[test]
+    fn no_secret_of_the_wizard_is_in_debug_output() {
+        let server = || Server {
+            host: "mail.example.org".into(),
+            port: 993,
+            security: "tls".into(),
+            username: "list".into(),
+            password: "server-password-1".into(),
+        };
+        let setup = Setup {
+            address: "list@example.org".into(),
+            name: "List".into(),
+            passphrase: "key-passphrase-2".into(),
+            key: KeyChoice::Import {
+                armored: "-----BEGIN PGP PRIVATE KEY BLOCK-----".into(),
+            },
+            imap: server(),
+            smtp: server(),
+            ca_file: String::new(),
+            passwords_in_files: false,
+        };
+        let shown = format!("{setup:?} {:#?}", setup);
+        for secret in ["server-password-1", "key-passphrase-2", "PRIVATE KEY"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("<redacted>") && shown.contains("mail.example.org"));
+    }
 }

@@ -94,7 +94,7 @@ impl Conclave {
             .tempdir_in("/tmp")
             .expect("create aux dir");
         let passphrase_file = aux.path().join("passphrase");
-        std::fs::write(&passphrase_file, TEST_PASSPHRASE).expect("write passphrase file");
+        write_private(&passphrase_file, TEST_PASSPHRASE.as_bytes());
         Conclave {
             home,
             passphrase_file,
@@ -233,7 +233,7 @@ impl Conclave {
     /// Writes `data` to a fresh file in the aux directory.
     pub fn write_aux(&self, name: &str, data: &[u8]) -> PathBuf {
         let p = self.aux.path().join(name);
-        std::fs::write(&p, data).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        write_private(&p, data);
         p
     }
 
@@ -273,4 +273,20 @@ pub fn read_eml_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+/// Writes `data` to a new file of mode 0600, as the owner keeps a
+/// passphrase, PIN or password file (Conclave refuses looser ones).
+fn write_private(path: &std::path::Path, data: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    f.write_all(data)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }

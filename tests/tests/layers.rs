@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("text", 0),
     ("error", 0),
     ("events", 1),
+    ("private", 1),
     ("store", 2),
     ("mime", 2),
     ("crypto", 2),

@@ -28,7 +28,8 @@ pub enum ErrorKind {
     Crypto,
     /// A server presented a certificate that nothing trusts: ask the owner.
     UntrustedCertificate,
-    /// A pinned certificate changed: alarm the owner.
+    /// A pinned certificate changed, or a server a certificate authority
+    /// vouched for shows one none vouches for: alarm the owner.
     CertificateChanged,
     /// STARTTLS is configured and the server does not offer it.
     NoStartTls,
@@ -139,7 +140,9 @@ impl Error {
             Error::Keyring(_) => ErrorKind::Keyring,
             Error::Tls(t) => match t {
                 TlsError::Untrusted { .. } => ErrorKind::UntrustedCertificate,
-                TlsError::Changed { .. } => ErrorKind::CertificateChanged,
+                TlsError::Changed { .. } | TlsError::NoLongerVouched { .. } => {
+                    ErrorKind::CertificateChanged
+                }
                 TlsError::NoStartTls { .. } => ErrorKind::NoStartTls,
                 _ => ErrorKind::Network,
             },
@@ -260,6 +263,18 @@ pub enum TlsError {
         /// The pinned fingerprint.
         pinned: String,
         /// The chain the server presented now.
+        chain: Vec<CertInfo>,
+    },
+    /// A certificate authority vouched for this server before, and nothing
+    /// vouches for the certificate it shows now: the same alarm as a
+    /// changed pin.
+    #[error("the certificate of {endpoint} changed: this server was vouched for by a certificate authority and now shows {shows} (SHA-256 {}); someone may be intercepting the connection, and nothing was sent", sha(.chain))]
+    NoLongerVouched {
+        /// `host:port`.
+        endpoint: String,
+        /// What it shows now ("a self-signed certificate", …).
+        shows: String,
+        /// The chain presented, end entity first.
         chain: Vec<CertInfo>,
     },
     /// STARTTLS is configured and the server does not offer it.

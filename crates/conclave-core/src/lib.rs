@@ -27,6 +27,7 @@ pub mod hex;
 pub mod list;
 pub mod mime;
 pub mod net;
+pub mod private;
 pub mod relay;
 pub mod secrets;
 pub mod store;

@@ -8,7 +8,10 @@
 
 use std::path::Path;
 
+use zeroize::Zeroize;
+
 use crate::error::{Error, Result};
+pub use crate::private::{read_secret_file, Secret};
 
 /// The service name under which Conclave's passwords sit in the keyring.
 pub const SERVICE: &str = "Conclave";
@@ -35,9 +38,9 @@ fn keyring_error(account: &str, e: &keyring::Error) -> Error {
 }
 
 /// The password the keyring holds for `account`, if any.
-pub fn keyring_get(account: &str) -> Result<Option<String>> {
+pub fn keyring_get(account: &str) -> Result<Option<Secret>> {
     match entry(account)?.get_password() {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok(Some(Secret::from(p))),
         Err(keyring::Error::NoEntry) => Ok(None),
         Err(e) => Err(keyring_error(account, &e)),
     }
@@ -54,12 +57,13 @@ pub fn keyring_set(account: &str, password: &str) -> Result<()> {
 }
 
 /// Reads a password: from the environment variable `env` if set, else from
-/// `file`, which must be readable by its owner only.
-pub fn read_password(env: &str, file: &str) -> Result<String> {
+/// `file`, which must be readable by its owner only and be theirs
+/// ([`read_secret_file`]).
+pub fn read_password(env: &str, file: &str) -> Result<Secret> {
     if !env.is_empty() {
         if let Ok(p) = std::env::var(env) {
             if !p.is_empty() {
-                return Ok(p);
+                return Ok(Secret::from(p));
             }
         }
     }
@@ -71,32 +75,15 @@ pub fn read_password(env: &str, file: &str) -> Result<String> {
         }));
     }
     let path = Path::new(file);
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::InvalidInput(format!(
-                "refusing the password file {}: its mode is {mode:04o}; make it 0600 (chmod 600 {})",
-                path.display(),
+    let mut bytes = read_secret_file(path, "password file")?;
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok(Secret::from(text)),
+        Err(e) => {
+            e.into_bytes().zeroize();
+            Err(Error::InvalidInput(format!(
+                "the password file {} is not UTF-8 text",
                 path.display()
-            )));
+            )))
         }
     }
-    #[cfg(not(unix))]
-    let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-    let password = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text)
-        .to_owned();
-    if password.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "the password file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(password)
 }

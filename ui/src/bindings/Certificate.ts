@@ -37,7 +37,9 @@ sha256: string,
  */
 reason: string, 
 /**
- * A pinned certificate was replaced by this one: the alarm.
+ * A pinned certificate was replaced by this one, or a server a
+ * certificate authority vouched for shows one none vouches for: the
+ * alarm, with no Accept.
  */
 changed: boolean, 
 /**

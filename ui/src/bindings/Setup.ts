@@ -3,7 +3,8 @@ import type { KeyChoice } from "./KeyChoice";
 import type { Server } from "./Server";
 
 /**
- * Everything the first-run wizard gathers.
+ * Everything the first-run wizard gathers. The passphrase is wiped when it
+ * is dropped and never shown by `Debug`.
  */
 export type Setup = { 
 /**

@@ -45,7 +45,9 @@ export function certificateDialog(c: Certificate): void {
         h(
           "p",
           {},
-          "The server now shows a different certificate from the one you accepted. Someone may be intercepting the connection. Conclave has stopped and sent nothing. Ask your provider whether they replaced their certificate before you do anything.",
+          c.pinned
+            ? "The server now shows a different certificate from the one you accepted. Someone may be intercepting the connection. Conclave has stopped and sent nothing. Ask your provider whether they replaced their certificate before you do anything."
+            : "A certificate authority vouched for this server before, and nothing vouches for the certificate it shows now. Someone may be intercepting the connection. Conclave has stopped and sent nothing. Ask your provider what happened before you do anything.",
         ),
         rows,
         h("p", { class: "reason" }, c.reason),

@@ -78,6 +78,13 @@ fn show(list: &List, endpoint: &str, reach: &ReachArgs, out: &mut impl Write) ->
                     report.endpoint, c.sha256
                 )?;
             }
+            if let tls::TlsError::NoLongerVouched { .. } = &e {
+                writeln!(
+                    out,
+                    "a certificate authority vouched for this server before: find out why it changed before anything else; only then, to accept another certificate: conclave certs forget {}",
+                    report.endpoint
+                )?;
+            }
             return Err(e.into());
         }
     }

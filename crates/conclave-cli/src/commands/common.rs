@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use conclave_core::crypto::card::{PinKind, PinRequest, PinSource};
 use conclave_core::{List, Password, SystemClock};
 
@@ -23,20 +23,12 @@ pub fn home(cli: &Cli) -> Result<PathBuf> {
     Ok(base.join("conclave"))
 }
 
-/// Reads a passphrase file, dropping one trailing line break.
+/// Reads a passphrase file, dropping one trailing line break. Like the PIN
+/// and password files, it must be the user's own, of mode 0600 (checked on
+/// the open file); the bytes read are wiped once the `Password` holds them.
 fn read_passphrase(path: &Path) -> Result<Password> {
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
-    if bytes.ends_with(b"\n") {
-        bytes.pop();
-        if bytes.ends_with(b"\r") {
-            bytes.pop();
-        }
-    }
-    if bytes.is_empty() {
-        bail!("the passphrase file {} is empty", path.display());
-    }
-    Ok(Password::from(bytes))
+    let bytes = conclave_core::secrets::read_secret_file(path, "passphrase file")?;
+    Ok(Password::from(&bytes[..]))
 }
 
 /// The passphrase from `--passphrase-file`, if one was given.
@@ -92,7 +84,7 @@ pub fn pins(cli: &Cli) -> Result<PinSource> {
             return Ok(None);
         }
         let pin = conclave_core::secrets::read_password(env, &path)?;
-        Ok(Some(Password::from(pin)))
+        Ok(Some(Password::from(pin.expose())))
     };
     let user = read("CONCLAVE_PIN", &cli.pin_file)?;
     let admin = read("CONCLAVE_ADMIN_PIN", &cli.admin_pin_file)?;

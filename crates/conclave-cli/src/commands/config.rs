@@ -22,9 +22,13 @@ pub fn dispatch(cli: &Cli, cmd: &ConfigCmd, out: &mut impl Write) -> Result<()> 
         }
         ConfigCmd::Password { server, file, show } => {
             if !*show {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                let password = line.trim_end_matches(['\n', '\r']);
+                // Room enough that the line is not moved while it is read;
+                // the Secret wipes it when dropped.
+                let mut read = String::with_capacity(1024);
+                let got = std::io::stdin().read_line(&mut read);
+                let line = conclave_core::secrets::Secret::from(read);
+                got?;
+                let password = line.expose().trim_end_matches(['\n', '\r']);
                 list.set_server_password(server, password, *file)?;
             }
             writeln!(

@@ -151,22 +151,7 @@ pub fn write_key_file(home: &Path, cert: &openpgp::Cert) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Writes a file that only its owner may read.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| Error::io("write", path, e))?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io("write", path, e))?;
-    f.sync_all().map_err(|e| Error::io("write", path, e))?;
-    Ok(())
-}
+pub use crate::private::write_private;
 
 /// The list key held in a passphrase-protected file.
 pub struct FileKeystore {

@@ -177,7 +177,7 @@ impl List {
                 to.display()
             )));
         }
-        keystore::write_private(to, &bytes)?;
+        crate::private::write_private_new(to, &bytes)?;
         self.store.audit(
             self.clock.unix(),
             None,

@@ -144,11 +144,8 @@ impl List {
             )));
         }
         std::fs::create_dir_all(home).map_err(|e| Error::io("create", home, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700));
-        }
+        // The list's folder is its owner's alone (0700), whatever it was.
+        crate::private::make_private(home)?;
         if home.join(DB_FILE).exists() || home.join(keystore::KEY_FILE).exists() {
             return Err(Error::AlreadyInitialised(home.to_owned()));
         }
@@ -229,6 +226,7 @@ impl List {
         if !db.exists() {
             return Err(Error::NotInitialised(home.to_owned()));
         }
+        crate::private::make_private(home)?;
         let store = Store::open(&db)?;
         let (_, cert, _) = store
             .list_key()?

@@ -22,7 +22,7 @@ pub struct ImapSettings {
     /// The login.
     pub username: String,
     /// The password.
-    pub password: String,
+    pub password: crate::private::Secret,
     /// How long one operation may take ([`tls::within`]).
     pub deadline: std::time::Duration,
 }
@@ -95,7 +95,7 @@ async fn login_now(settings: &ImapSettings) -> Result<Session, ImapError> {
             })?;
     }
     client
-        .login(&settings.username, &settings.password)
+        .login(&settings.username, settings.password.expose())
         .await
         .map_err(|(e, _)| ImapError::Auth {
             endpoint: key,

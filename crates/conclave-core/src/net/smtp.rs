@@ -25,7 +25,7 @@ pub struct SmtpSettings {
     /// The login.
     pub username: String,
     /// The password.
-    pub password: String,
+    pub password: crate::private::Secret,
     /// How long one operation may take ([`tls::within`]).
     pub deadline: std::time::Duration,
 }
@@ -144,7 +144,10 @@ impl SmtpSession {
         let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(verified), &hello)
             .await
             .map_err(|e| SendError::Transient(format!("cannot greet {key}: {e}")))?;
-        let credentials = Credentials::new(settings.username.clone(), settings.password.clone());
+        let credentials = Credentials::new(
+            settings.username.clone(),
+            settings.password.expose().to_owned(),
+        );
         conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
             .await
             .map_err(|e| SendError::Auth {

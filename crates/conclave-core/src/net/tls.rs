@@ -8,7 +8,10 @@
 //! before any credential or mail is sent, and the error carries the chain
 //! with its fingerprints so a front end can ask "accept this certificate?".
 //! A pinned certificate that changes is a different error, and is never
-//! re-pinned silently. Session resumption is off, so a ticket obtained on one
+//! re-pinned silently. Trust does not step down either: a server that a
+//! certificate authority vouched for before and that now shows a certificate
+//! none vouches for (self-signed, say) gets that same alarm, not the
+//! question. Session resumption is off, so a ticket obtained on one
 //! port can never skip verification on another.
 
 use std::path::PathBuf;
@@ -94,6 +97,9 @@ pub struct TrustSettings {
     pub ca_file: Option<PathBuf>,
     /// The pinned SHA-256 for this endpoint, if any (lowercase hex).
     pub pin: Option<String>,
+    /// A certificate authority vouched for this endpoint before: a
+    /// certificate none vouches for now is the alarm, not a question.
+    pub vouched: bool,
 }
 
 pub use crate::error::{CertInfo, TlsError};
@@ -172,11 +178,13 @@ struct Observation {
 enum Failure {
     Untrusted(String),
     Changed(String),
+    NoLongerVouched(String),
 }
 
 #[derive(Debug)]
 struct Verifier {
     pin: Option<String>,
+    vouched: bool,
     webpki: Arc<WebPkiServerVerifier>,
     platform: Option<rustls_platform_verifier::Verifier>,
     provider: Arc<CryptoProvider>,
@@ -238,6 +246,22 @@ impl ServerCertVerifier for Verifier {
             }
         }
         let reason = describe(&first);
+        if self.vouched {
+            let self_signed = intermediates.is_empty()
+                && self
+                    .seen
+                    .lock()
+                    .ok()
+                    .and_then(|o| o.chain.first().map(|c| c.subject == c.issuer))
+                    .unwrap_or(false);
+            let shows = if self_signed {
+                "a self-signed certificate".to_string()
+            } else {
+                format!("a certificate that no certificate authority vouches for ({reason})")
+            };
+            self.record(|o| o.failure = Some(Failure::NoLongerVouched(shows)));
+            return Err(first);
+        }
         self.record(|o| o.failure = Some(Failure::Untrusted(reason)));
         Err(first)
     }
@@ -340,6 +364,7 @@ impl Handshake {
         let seen = Arc::new(Mutex::new(Observation::default()));
         let verifier = Verifier {
             pin: trust.pin.clone(),
+            vouched: trust.vouched,
             webpki,
             platform,
             provider: provider.clone(),
@@ -382,6 +407,11 @@ impl Handshake {
             Some(Failure::Changed(pinned)) => TlsError::Changed {
                 endpoint: self.endpoint.clone(),
                 pinned,
+                chain,
+            },
+            Some(Failure::NoLongerVouched(shows)) => TlsError::NoLongerVouched {
+                endpoint: self.endpoint.clone(),
+                shows,
                 chain,
             },
             Some(Failure::Untrusted(reason)) => TlsError::Untrusted {

@@ -70,6 +70,7 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
         // others are a bonus (a server may cap connections per client).
         let wanted = connections.min(due.len());
         let mut sessions = vec![SmtpSession::open(&settings).await.map_err(send_error)?];
+        super::servers::note_vouched(store, &settings.endpoint, &settings.trust, clock.unix())?;
         let more =
             futures::future::join_all((1..wanted).map(|_| SmtpSession::open(&settings))).await;
         sessions.extend(more.into_iter().flatten());

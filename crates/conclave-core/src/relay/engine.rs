@@ -275,9 +275,11 @@ fn report(inner: &Inner, e: &Error, fatal: bool) {
             .audit(list.unix(), None, "error", &e.to_string());
     }
     let tls = match e {
-        Error::Tls(t @ (tls::TlsError::Untrusted { .. } | tls::TlsError::Changed { .. })) => {
-            Some(t.clone())
-        }
+        Error::Tls(
+            t @ (tls::TlsError::Untrusted { .. }
+            | tls::TlsError::Changed { .. }
+            | tls::TlsError::NoLongerVouched { .. }),
+        ) => Some(t.clone()),
         _ => None,
     };
     emit(

@@ -60,6 +60,9 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
     };
     tls::block_on(async {
         let mut session = imap::login(&settings).await.map_err(imap_error)?;
+        with(list, |l| {
+            l.note_vouched(&settings.endpoint, &settings.trust)
+        })?;
         let folders = within!(imap::ensure_folders(&mut session, &key))
             .await
             .map_err(imap_error)?;

@@ -4,12 +4,12 @@
 //! server presents, pin exactly the certificate the owner accepted, forget a
 //! pin).
 
-use crate::crypto::keystore::write_private;
 use crate::error::{Error, Result};
 use crate::list::List;
 use crate::net::imap::ImapSettings;
 use crate::net::smtp::SmtpSettings;
 use crate::net::tls::{self, CertInfo, Endpoint, Protocol, Security, TrustSettings};
+use crate::private::{write_private, Secret};
 use crate::secrets::{account, keyring_get, keyring_set, read_password};
 
 /// What `certs show` found.
@@ -102,13 +102,23 @@ impl List {
         })
     }
 
-    /// What the owner trusts for `endpoint`: the extra CA file and the pin.
+    /// What the owner trusts for `endpoint`: the extra CA file and the pin,
+    /// and whether a certificate authority vouched for it before.
     pub fn trust_for(&self, endpoint: &Endpoint) -> Result<TrustSettings> {
         let ca = self.config_value("tls.ca_file")?;
         Ok(TrustSettings {
             ca_file: if ca.is_empty() { None } else { Some(ca.into()) },
             pin: self.store().tls_pin(&endpoint.key())?,
+            vouched: self.store().tls_vouched(&endpoint.key())?,
         })
+    }
+
+    /// Remembers that a certificate authority vouched for `endpoint`, after
+    /// a handshake with `trust` succeeded: without a pin, only an authority
+    /// (the public roots, the system's store, the CA file) lets one succeed.
+    /// From then on a certificate no authority vouches for is the alarm.
+    pub(crate) fn note_vouched(&self, endpoint: &Endpoint, trust: &TrustSettings) -> Result<()> {
+        note_vouched(self.store(), endpoint, trust, self.unix())
     }
 
     /// Connects to `endpoint` and reports the certificate it presents and
@@ -123,16 +133,24 @@ impl List {
         })
         .map_err(|e| Error::io("start", "the network runtime", e))?;
         match result {
-            Ok((chain, by)) => Ok(CertReport {
-                endpoint: endpoint.key(),
-                chain,
-                verdict: Ok(by),
-                pin,
-            }),
-            Err(e @ tls::TlsError::Untrusted { .. }) | Err(e @ tls::TlsError::Changed { .. }) => {
+            Ok((chain, by)) => {
+                self.note_vouched(endpoint, &trust)?;
+                Ok(CertReport {
+                    endpoint: endpoint.key(),
+                    chain,
+                    verdict: Ok(by),
+                    pin,
+                })
+            }
+            Err(
+                e @ (tls::TlsError::Untrusted { .. }
+                | tls::TlsError::Changed { .. }
+                | tls::TlsError::NoLongerVouched { .. }),
+            ) => {
                 let chain = match &e {
                     tls::TlsError::Untrusted { chain, .. }
-                    | tls::TlsError::Changed { chain, .. } => chain.clone(),
+                    | tls::TlsError::Changed { chain, .. }
+                    | tls::TlsError::NoLongerVouched { chain, .. } => chain.clone(),
                     _ => Vec::new(),
                 };
                 Ok(CertReport {
@@ -177,6 +195,16 @@ impl List {
                 )));
             }
         }
+        // Nor does trust step down in one step: a server a certificate
+        // authority vouched for that shows a certificate none vouches for
+        // is the alarm, and the owner forgets on purpose first.
+        if let Err(tls::TlsError::NoLongerVouched { shows, .. }) = &report.verdict {
+            return Err(Error::InvalidInput(format!(
+                "{} was vouched for by a certificate authority and now shows {shows}; nothing was pinned: find out why it changed, then run `conclave certs forget {}` before accepting it",
+                endpoint.key(),
+                endpoint.key()
+            )));
+        }
         self.store().set_tls_pin(
             &endpoint.key(),
             &presented.sha256,
@@ -213,20 +241,26 @@ impl List {
         )))
     }
 
-    /// Forgets the pin of `host:port`.
+    /// Forgets the pin of `host:port`, and that a certificate authority
+    /// vouched for it: the owner's deliberate step before accepting another
+    /// certificate.
     pub fn certs_forget(&mut self, host: &str, port: u16) -> Result<()> {
         let key = tls::endpoint_key(host, port);
-        if !self.store().remove_tls_pin(&key)? {
+        let pinned = self.store().remove_tls_pin(&key)?;
+        let vouched = self.store().remove_tls_vouched(&key)?;
+        if !pinned && !vouched {
             return Err(Error::NotFound(format!(
-                "no certificate is pinned for {key}"
+                "no certificate is pinned for {key}, and no certificate authority vouched for it"
             )));
         }
-        self.store().audit(
-            self.unix(),
-            None,
-            "certificate",
-            &format!("forgot the pinned certificate of {key}"),
-        )
+        let what = match (pinned, vouched) {
+            (true, true) => format!(
+                "forgot the pinned certificate of {key}, and that a certificate authority vouched for it"
+            ),
+            (true, false) => format!("forgot the pinned certificate of {key}"),
+            _ => format!("forgot that a certificate authority vouched for {key}"),
+        };
+        self.store().audit(self.unix(), None, "certificate", &what)
     }
 
     /// How long one IMAP or SMTP operation may take (`net.timeout_seconds`).
@@ -279,7 +313,7 @@ impl List {
         &self,
         prefix: &str,
         protocol: Protocol,
-    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, String)> {
+    ) -> Result<(tls::Endpoint, tls::TrustSettings, String, Secret)> {
         let endpoint = self.configured_endpoint(prefix, protocol)?;
         let trust = self.trust_for(&endpoint)?;
         let username = self.config_value(&format!("{prefix}.username"))?;
@@ -349,7 +383,8 @@ impl List {
         let key = format!("{prefix}.password_file");
         if in_file {
             let path = self.home().join(format!("{prefix}-password"));
-            write_private(&path, format!("{password}\n").as_bytes())?;
+            let line = zeroize::Zeroizing::new(format!("{password}\n"));
+            write_private(&path, line.as_bytes())?;
             self.config_set(&key, &path.display().to_string())?;
         } else {
             self.config_set(&key, "")?;
@@ -383,4 +418,18 @@ impl List {
             deadline: self.network_deadline()?,
         })
     }
+}
+
+/// Remembers in `store` that a certificate authority vouched for `endpoint`,
+/// after a handshake with `trust` succeeded (see [`List::note_vouched`]).
+pub(crate) fn note_vouched(
+    store: &crate::store::Store,
+    endpoint: &Endpoint,
+    trust: &TrustSettings,
+    now: i64,
+) -> Result<()> {
+    if trust.pin.is_none() {
+        store.note_tls_vouched(&endpoint.key(), now)?;
+    }
+    Ok(())
 }

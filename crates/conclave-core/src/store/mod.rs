@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_post_partial_retention",
         include_str!("migrations/0005_post_partial_retention.sql"),
     ),
+    (
+        "0006_tls_vouched",
+        include_str!("migrations/0006_tls_vouched.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -162,6 +166,34 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Creates the database file `path` of mode 0600 if it is missing (never
+/// through a symbolic link), and makes it and its `-wal` and `-shm` files
+/// 0600 if they are there.
+fn private_files(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600).custom_flags(crate::private::nofollow());
+        }
+        match opts.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(crate::error::Error::io("create", path, e)),
+        }
+    }
+    let mut name = path.as_os_str().to_owned();
+    crate::private::make_private(path)?;
+    for suffix in ["-wal", "-shm"] {
+        name.push(suffix);
+        crate::private::make_private(Path::new(&name))?;
+        name = path.as_os_str().to_owned();
+    }
+    Ok(())
+}
+
 /// The SQLite store of one list.
 #[derive(Debug)]
 pub struct Store {
@@ -169,8 +201,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` and brings it up to date.
+    /// Opens (creating if needed) the store at `path` and brings it up to
+    /// date. The database and its `-wal` and `-shm` files are readable by
+    /// their owner only (0600), whatever they were: SQLite gives the files
+    /// it makes the database's mode.
     pub fn open(path: &Path) -> Result<Store> {
+        private_files(path)?;
         let conn = Connection::open(path).store(&format!("open the store {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .store("switch the store to WAL mode")?;
@@ -182,6 +218,7 @@ impl Store {
             .store("set the busy timeout")?;
         let store = Store { conn };
         store.migrate()?;
+        private_files(path)?;
         Ok(store)
     }
 
@@ -811,6 +848,41 @@ impl Store {
             .store("read certificate pins")?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .store("read certificate pins")
+    }
+
+    /// Whether a certificate authority vouched for `endpoint` before.
+    pub fn tls_vouched(&self, endpoint: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM tls_vouched WHERE endpoint = ?1",
+                [endpoint],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .store("read whether a certificate authority vouched for a server")
+    }
+
+    /// Remembers that a certificate authority vouched for `endpoint` now.
+    pub fn note_tls_vouched(&self, endpoint: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO tls_vouched (endpoint, first_at, last_at) VALUES (?1, ?2, ?2)
+                 ON CONFLICT(endpoint) DO UPDATE SET last_at = excluded.last_at",
+                params![endpoint, now],
+            )
+            .store("remember that a certificate authority vouched for a server")?;
+        Ok(())
+    }
+
+    /// Forgets that a certificate authority vouched for `endpoint`; false if
+    /// none had.
+    pub fn remove_tls_vouched(&self, endpoint: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM tls_vouched WHERE endpoint = ?1", [endpoint])
+            .store("forget that a certificate authority vouched for a server")?;
+        Ok(n > 0)
     }
 
     // ----- audit -----
