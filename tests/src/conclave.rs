@@ -225,6 +225,23 @@ impl Conclave {
         ])
     }
 
+    /// A co-owner's copy of the list's folder (key, subscribers, settings),
+    /// in a new temporary folder, run with the same passphrase file.
+    pub fn copy_home(&self) -> TempDir {
+        let home = tempfile::Builder::new()
+            .prefix("ctk-home2")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.home.path().display()))
+            .arg(home.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying {}", self.home.path().display());
+        home
+    }
+
     /// `config set KEY VALUE`.
     pub fn config_set(&self, key: &str, value: &str) -> String {
         self.run_ok(&["config", "set", key, value])

@@ -180,18 +180,7 @@ fn garden_club() -> conclave_tests::MailList {
 
 /// A copy of the folder of a list made beforehand, for the app to open.
 fn copy_home(f: &conclave_tests::MailList) -> tempfile::TempDir {
-    let home = tempfile::Builder::new()
-        .prefix("ctk-app")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", f.list.home.path().display()))
-        .arg(home.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    home
+    f.list.copy_home()
 }
 
 /// The app opened on a list made beforehand (alice, bob and carol, the

@@ -179,17 +179,7 @@ fn two_instances_never_both_distribute_a_post() {
     let mh = Mailhost::get();
     let f = fixture();
     // A co-owner's instance: the same list (key, subscribers, settings).
-    let second = tempfile::Builder::new()
-        .prefix("ctk-home2")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", f.list.home.path().display()))
-        .arg(second.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let second = f.list.copy_home();
     let n = 12;
     for i in 0..n {
         let post = f.subs[i % 3].compose_post(

@@ -249,23 +249,20 @@ pub fn judge(facts: &Facts, policy: &Policy) -> Verdict {
         }
     }
     if let Some((first, at)) = facts.replay_of {
-        return stop(
-            Action::Reject,
-            Stage::Replay,
-            format!(
-                "replayed: the same {} arrived before as post #{first} ({})",
-                if facts.replay_by_content {
-                    "post (the same decrypted content)"
-                } else {
-                    "signed post"
-                },
-                crate::clock::rfc5322(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0))
-                )
-            ),
-            author,
+        let what = if facts.replay_by_content {
+            "post (the same decrypted content)"
+        } else {
+            "signed post"
+        };
+        let when = crate::clock::rfc5322(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0)),
         );
+        let reason = if first == 0 {
+            format!("replayed: the same {what} was taken before by another instance of this list (seen {when})")
+        } else {
+            format!("replayed: the same {what} arrived before as post #{first} ({when})")
+        };
+        return stop(Action::Reject, Stage::Replay, reason, author);
     }
     let mut violations: Vec<(Action, String)> = Vec::new();
     if !facts.is_member && policy.subscribers_only != Action::Distribute {
@@ -415,6 +412,7 @@ mod tests {
         ("a bad signature", |f| f.signatures.push(SignatureFact::Bad { issuer: "AAAA".into(), error: "checksum".into() }), |_| {}, false, Err((Action::Reject, Stage::Signature, "bad signature by key AAAA: checksum"))),
         ("replayed", |f| f.replay_of = Some((7, 0)), |_| {}, false, Err((Action::Reject, Stage::Replay, "replayed: the same signed post arrived before as post #7"))),
         ("replayed, approved", |f| f.replay_of = Some((7, 0)), |_| {}, true, Err((Action::Reject, Stage::Replay, "replayed"))),
+        ("replayed at another instance", |f| f.replay_of = Some((0, 0)), |_| {}, false, Err((Action::Reject, Stage::Replay, "replayed: the same signed post was taken before by another instance of this list"))),
         ("unsigned, replayed", |f| { f.signatures.clear(); f.replay_of = Some((7, 0)); f.replay_by_content = true }, |_| {}, false, Err((Action::Reject, Stage::Replay, "replayed: the same post (the same decrypted content) arrived before as post #7"))),
         ("forged and replayed: the signature first", |f| { f.signatures = vec![bob_signed()]; f.replay_of = Some((7, 0)) }, |_| {}, false, Err((Action::Reject, Stage::Signature, "signed by bob"))),
         ("unsigned", |f| f.signatures.clear(), |_| {}, false, Err((Action::Hold, Stage::Options, "not signed by the sender's key: this list accepts signed posts only"))),

@@ -18,6 +18,7 @@ mod open;
 mod oversized;
 pub mod policy;
 mod receive;
+pub(crate) mod replay;
 mod resign;
 mod retention;
 pub mod settings;
@@ -116,6 +117,11 @@ pub struct List {
     events: Option<crate::events::EventSink>,
     /// What was done to an out-of-date list key at init or unlock.
     renewal: Option<String>,
+    /// The key of the replay marks shared through the mailbox, once read
+    /// from it ([`replay`]).
+    replay_key: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// The replay folder holds no key the list signed: not asked again.
+    replay_refused: bool,
 }
 
 impl std::fmt::Debug for List {
@@ -211,6 +217,8 @@ impl List {
             members: None,
             events: None,
             renewal,
+            replay_key: None,
+            replay_refused: false,
         })
     }
 
@@ -243,6 +251,8 @@ impl List {
             members: None,
             events: None,
             renewal: None,
+            replay_key: None,
+            replay_refused: false,
         })
     }
 

@@ -164,10 +164,16 @@ impl List {
             facts.replay_by_content = true;
         }
         if let Some(d) = &replay_digest {
-            facts.replay_of = self
-                .store
-                .replay_seen(d)?
-                .filter(|(first, _)| *first != post_id);
+            facts.replay_of = match self.store.replay_seen(d)? {
+                Some((first, at)) if first != post_id => Some((first, at)),
+                // This post itself (being approved, say).
+                Some(_) => None,
+                // Another instance of the list took it (post 0: not ours).
+                None => match self.replay_mark(d) {
+                    Some(mark) => self.store.replay_mark_seen(&mark)?.map(|at| (0, at)),
+                    None => None,
+                },
+            };
         }
         let digest = crate::hex::sha256_hex(raw);
         Ok((

@@ -60,6 +60,8 @@ pub struct Folders {
     pub held: String,
     /// Rejected or discarded posts.
     pub rejected: String,
+    /// The replay marks the list's instances share, and their key.
+    pub replay: String,
 }
 
 /// Connects, verifies the certificate and logs in, within the deadline.
@@ -117,6 +119,7 @@ pub async fn ensure_folders(session: &mut Session, endpoint: &str) -> Result<Fol
         processed: format!("Conclave{delim}Processed"),
         held: format!("Conclave{delim}Held"),
         rejected: format!("Conclave{delim}Rejected"),
+        replay: format!("Conclave{delim}Replay"),
     };
     let existing: Vec<String> = session
         .list(Some(""), Some("Conclave*"))
@@ -133,6 +136,7 @@ pub async fn ensure_folders(session: &mut Session, endpoint: &str) -> Result<Fol
         folders.processed.clone(),
         folders.held.clone(),
         folders.rejected.clone(),
+        folders.replay.clone(),
     ] {
         if !existing.contains(&f) {
             // Another instance may create it at the same moment: a failed
@@ -317,15 +321,29 @@ pub async fn sizes(
     Ok(out)
 }
 
-/// The header of the message with this UID (`BODY.PEEK[HEADER]`), without
-/// marking it seen; None if it is gone.
-pub async fn fetch_header(
+/// The UIDs a `UID SEARCH` finds, in order.
+async fn search(session: &mut Session, endpoint: &str, query: &str) -> Result<Vec<u32>, ImapError> {
+    let mut uids: Vec<u32> = session
+        .uid_search(query)
+        .await
+        .map_err(proto(endpoint))?
+        .into_iter()
+        .collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// One item of the message with this UID (`BODY.PEEK[…]`), picked from its
+/// FETCH by `pick`, without marking it seen; None if it is gone.
+async fn fetch_item(
     session: &mut Session,
     endpoint: &str,
     uid: u32,
+    item: &str,
+    pick: fn(&async_imap::types::Fetch) -> Option<&[u8]>,
 ) -> Result<Option<Vec<u8>>, ImapError> {
     let fetches: Vec<_> = session
-        .uid_fetch(uid.to_string(), "BODY.PEEK[HEADER]")
+        .uid_fetch(uid.to_string(), item)
         .await
         .map_err(proto(endpoint))?
         .try_collect()
@@ -334,8 +352,18 @@ pub async fn fetch_header(
     Ok(fetches
         .iter()
         .find(|f| f.uid == Some(uid))
-        .and_then(|f| f.header())
+        .and_then(pick)
         .map(<[u8]>::to_vec))
+}
+
+/// The header of the message with this UID (`BODY.PEEK[HEADER]`), without
+/// marking it seen; None if it is gone.
+pub async fn fetch_header(
+    session: &mut Session,
+    endpoint: &str,
+    uid: u32,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    fetch_item(session, endpoint, uid, "BODY.PEEK[HEADER]", |f| f.header()).await
 }
 
 /// Finds a message in the selected mailbox by its content, for when its
@@ -351,13 +379,12 @@ pub async fn find_by_content(
 ) -> Result<Option<u32>, ImapError> {
     let larger = size.saturating_sub(1);
     let smaller = size.saturating_add(1);
-    let mut candidates: Vec<u32> = session
-        .uid_search(format!("LARGER {larger} SMALLER {smaller}"))
-        .await
-        .map_err(proto(endpoint))?
-        .into_iter()
-        .collect();
-    candidates.sort_unstable();
+    let candidates = search(
+        session,
+        endpoint,
+        &format!("LARGER {larger} SMALLER {smaller}"),
+    )
+    .await?;
     for uid in candidates.into_iter().take(1000) {
         let bytes = if header_only {
             fetch_header(session, endpoint, uid).await?
@@ -369,6 +396,94 @@ pub async fn find_by_content(
         }
     }
     Ok(None)
+}
+
+/// The bodies of the oldest messages (ten at most) in `folder` whose
+/// subject is `subject`, oldest first. Leaves `folder` selected (read-only).
+pub async fn with_subject(
+    session: &mut Session,
+    endpoint: &str,
+    folder: &str,
+    subject: &str,
+) -> Result<Vec<Vec<u8>>, ImapError> {
+    session.examine(folder).await.map_err(proto(endpoint))?;
+    let mut uids = search(session, endpoint, &format!("SUBJECT \"{subject}\"")).await?;
+    uids.truncate(10);
+    let mut bodies = Vec::new();
+    for uid in uids {
+        if let Some(text) =
+            fetch_item(session, endpoint, uid, "BODY.PEEK[TEXT]", |f| f.text()).await?
+        {
+            bodies.push(text);
+        }
+    }
+    Ok(bodies)
+}
+
+/// The bodies of the messages in `folder` after UID `after` (all of them if
+/// its UIDVALIDITY is not `validity`), with the folder's UIDVALIDITY and
+/// the last UID read. Leaves `folder` selected (read-only).
+pub async fn read_after(
+    session: &mut Session,
+    endpoint: &str,
+    folder: &str,
+    validity: u32,
+    after: u32,
+) -> Result<(u32, u32, Vec<Vec<u8>>), ImapError> {
+    let mb = session.examine(folder).await.map_err(proto(endpoint))?;
+    let now = mb.uid_validity.unwrap_or(0);
+    let after = if now == validity { after } else { 0 };
+    let mut uids = search(
+        session,
+        endpoint,
+        &format!("UID {}:*", after.saturating_add(1)),
+    )
+    .await?;
+    uids.retain(|u| *u > after);
+    let mut bodies = Vec::new();
+    let mut last = after;
+    for chunk in uids.chunks(200) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetches: Vec<_> = session
+            .uid_fetch(set, "BODY.PEEK[TEXT]")
+            .await
+            .map_err(proto(endpoint))?
+            .try_collect()
+            .await
+            .map_err(proto(endpoint))?;
+        for f in &fetches {
+            if let (Some(uid), Some(text)) = (f.uid, f.text()) {
+                if chunk.contains(&uid) {
+                    bodies.push(text.to_vec());
+                    last = last.max(uid);
+                }
+            }
+        }
+    }
+    Ok((now, last, bodies))
+}
+
+/// Selects INBOX again (after another folder was looked at).
+pub async fn select_inbox(session: &mut Session, endpoint: &str) -> Result<(), ImapError> {
+    session.select("INBOX").await.map_err(proto(endpoint))?;
+    Ok(())
+}
+
+/// Leaves `message` in `folder` (APPEND), marked seen.
+pub async fn append(
+    session: &mut Session,
+    endpoint: &str,
+    folder: &str,
+    message: &[u8],
+) -> Result<(), ImapError> {
+    session
+        .append(folder, Some("(\\Seen)"), None, message)
+        .await
+        .map_err(proto(endpoint))
 }
 
 /// The hierarchy delimiter, from the raw reply to `LIST "" ""`
@@ -387,13 +502,7 @@ async fn delimiter(session: &mut Session, endpoint: &str) -> Result<String, Imap
 /// Selects INBOX; returns (UIDVALIDITY, UIDs of every message in it).
 pub async fn inbox(session: &mut Session, endpoint: &str) -> Result<(u32, Vec<u32>), ImapError> {
     let mb = session.select("INBOX").await.map_err(proto(endpoint))?;
-    let mut uids: Vec<u32> = session
-        .uid_search("ALL")
-        .await
-        .map_err(proto(endpoint))?
-        .into_iter()
-        .collect();
-    uids.sort_unstable();
+    let uids = search(session, endpoint, "ALL").await?;
     Ok((mb.uid_validity.unwrap_or(0), uids))
 }
 
@@ -403,18 +512,7 @@ pub async fn fetch(
     endpoint: &str,
     uid: u32,
 ) -> Result<Option<Vec<u8>>, ImapError> {
-    let fetches: Vec<_> = session
-        .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-        .await
-        .map_err(proto(endpoint))?
-        .try_collect()
-        .await
-        .map_err(proto(endpoint))?;
-    Ok(fetches
-        .iter()
-        .find(|f| f.uid == Some(uid))
-        .and_then(|f| f.body())
-        .map(<[u8]>::to_vec))
+    fetch_item(session, endpoint, uid, "BODY.PEEK[]", |f| f.body()).await
 }
 
 /// Moves a claimed message into `folder`; returns its UID there (COPYUID),

@@ -15,6 +15,7 @@ use crate::net::imap::{self, ImapError};
 use crate::net::tls;
 
 use super::{ask_pin_ahead, with};
+use crate::list::replay::KEY_SUBJECT;
 
 /// One pass over the list mailbox. Every message in INBOX is a post no
 /// instance has claimed yet (claimed ones are moved out), so a change of
@@ -66,6 +67,21 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         let folders = within!(imap::ensure_folders(&mut session, &key))
             .await
             .map_err(imap_error)?;
+        // The replay marks the list's other instances left, before any post
+        // of this pass is judged (the key they are made with is read when
+        // the first post needs it: a card's PIN is not asked for nothing).
+        let replay = folders.replay.as_str();
+        let (validity, after) = with(list, |l| l.replay_position())?;
+        let (validity, last, bodies) = within!(imap::read_after(
+            &mut session,
+            &key,
+            replay,
+            validity,
+            after
+        ))
+        .await
+        .map_err(imap_error)?;
+        with(list, |l| l.take_replay_marks(validity, last, &bodies))?;
         // A claimed post: moved to Processed (unless it is there already),
         // processed, and filed by its outcome.
         let settle = async |session: &mut imap::Session,
@@ -83,11 +99,44 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     l.store().set_post_imap(id, "moved", i64::from(uid))
                 })?;
             }
+            if !with(list, |l| Ok(l.has_replay_key()))? {
+                // The first instance leaves the key; any other finds it.
+                pin_ahead();
+                let mut bodies = Vec::new();
+                for first in [true, false] {
+                    bodies = within!(imap::with_subject(
+                        session,
+                        &key,
+                        &folders.replay,
+                        KEY_SUBJECT
+                    ))
+                    .await
+                    .map_err(imap_error)?;
+                    if !bodies.is_empty() || !first {
+                        break;
+                    }
+                    let message = with(list, |l| l.new_replay_key_message())?;
+                    within!(imap::append(session, &key, &folders.replay, &message))
+                        .await
+                        .map_err(imap_error)?;
+                }
+                within!(imap::select_inbox(session, &key))
+                    .await
+                    .map_err(imap_error)?;
+                take_replay_key(list, &bodies)?;
+            }
             let outcome = process(id, body)?;
             if uid > 0 {
                 within!(file(session, &key, &folders, uid, &outcome))
                     .await
                     .map_err(imap_error)?;
+            }
+            // What this post added to the replay cache, for the others.
+            if let Some((message, digests)) = with(list, |l| l.replay_marks_to_share())? {
+                within!(imap::append(session, &key, &folders.replay, &message))
+                    .await
+                    .map_err(imap_error)?;
+                with(list, |l| l.replay_marks_shared(&digests))?;
             }
             Ok(outcome)
         };
@@ -223,6 +272,23 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         Ok(report)
     })
     .map_err(|e| Error::io("start", "the network runtime", e))?
+}
+
+/// Takes the first key in the replay folder that the list key sealed and
+/// signed. A folder with none (the mail host put something else there)
+/// leaves the replay cache to this instance alone, and says so; a card or
+/// PIN failure stops the pass like any other.
+fn take_replay_key(list: &Mutex<List>, bodies: &[Vec<u8>]) -> Result<()> {
+    let mut last = None;
+    for body in bodies {
+        match with(list, |l| l.take_replay_key(body)) {
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e, Error::Card(..) | Error::Pin(_)) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = last.map_or_else(|| "there is none".to_string(), |e| e.to_string());
+    with(list, |l| l.replay_key_refused(&why))
 }
 
 /// What intake has of a post: the whole message (parsed already, or not),

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_tls_vouched",
         include_str!("migrations/0006_tls_vouched.sql"),
     ),
+    (
+        "0007_shared_replay",
+        include_str!("migrations/0007_shared_replay.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -560,6 +564,63 @@ impl Store {
             )
             .store("write the replay cache")?;
         Ok(())
+    }
+
+    /// The digests of the replay cache not yet shared with the list's
+    /// other instances, at most `limit`.
+    pub fn replay_unshared(&self, limit: i64) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT digest FROM replay_cache WHERE shared = 0 ORDER BY seen_at LIMIT ?1")
+            .store("read the replay cache")?;
+        let rows = stmt
+            .query_map([limit], |r| r.get(0))
+            .store("read the replay cache")?;
+        rows.collect::<std::result::Result<Vec<String>, _>>()
+            .store("read the replay cache")
+    }
+
+    /// Notes that these digests are shared now.
+    pub fn replay_shared(&self, digests: &[String]) -> Result<()> {
+        self.transaction(|store| {
+            for d in digests {
+                store
+                    .conn
+                    .execute("UPDATE replay_cache SET shared = 1 WHERE digest = ?1", [d])
+                    .store("write the replay cache")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// When a mark (a digest keyed with the list's shared key) was read
+    /// from the mailbox, if it was.
+    pub fn replay_mark_seen(&self, mark: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT seen_at FROM replay_marks WHERE mark = ?1",
+                [mark],
+                |r| r.get(0),
+            )
+            .optional()
+            .store("read the replay marks")
+    }
+
+    /// Remembers marks read from the mailbox. Returns how many were new.
+    pub fn replay_marks_add(&self, marks: &[String], now: i64) -> Result<usize> {
+        self.transaction(|store| {
+            let mut n = 0;
+            for m in marks {
+                n += store
+                    .conn
+                    .execute(
+                        "INSERT OR IGNORE INTO replay_marks (mark, seen_at) VALUES (?1, ?2)",
+                        params![m, now],
+                    )
+                    .store("write the replay marks")?;
+            }
+            Ok(n)
+        })
     }
 
     // ----- outbox -----
