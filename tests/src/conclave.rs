@@ -225,6 +225,17 @@ impl Conclave {
         ])
     }
 
+    /// `conclave run` in the background, its output discarded: the relay,
+    /// until it is killed.
+    pub fn spawn_relay(&self) -> std::process::Child {
+        self.cmd()
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start conclave run")
+    }
+
     /// A co-owner's copy of the list's folder (key, subscribers, settings),
     /// in a new temporary folder, run with the same passphrase file.
     pub fn copy_home(&self) -> TempDir {

@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod card;
 pub mod conclave;
+pub mod cutproxy;
 pub mod imapproxy;
 pub mod mailhost;
 pub mod mime;

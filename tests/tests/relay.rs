@@ -235,14 +235,7 @@ fn idle_relays_a_post_within_three_seconds() {
     let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
     let mh = Mailhost::get();
     let f = fixture();
-    let mut run = f
-        .list
-        .cmd()
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = f.list.spawn_relay();
     // Let it make its first pass and start idling.
     std::thread::sleep(Duration::from_secs(2));
     let needle = format!("IDLE-{}", std::process::id());

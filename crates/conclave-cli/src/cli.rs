@@ -229,9 +229,14 @@ pub enum ConfigCmd {
 pub enum OutboxCmd {
     /// Submit every due copy over SMTP (settings smtp.*); a copy is marked sent once the server accepts it. With the passphrase, copies signed over an hour ago are signed again first.
     #[command(
-        after_help = "Example:\n  conclave --home DIR config set smtp.host mail.example.org\n  conclave --home DIR config set smtp.username list@example.org\n  conclave --home DIR config set smtp.password_file ~/.config/conclave/smtp-password   # mode 0600\n  conclave --home DIR outbox send"
+        after_help = "Example:\n  conclave --home DIR config set smtp.host mail.example.org\n  conclave --home DIR config set smtp.username list@example.org\n  conclave --home DIR config set smtp.password_file ~/.config/conclave/smtp-password   # mode 0600\n  conclave --home DIR outbox send\n  conclave --home DIR outbox send --now   # deferred copies too, without waiting"
     )]
-    Send,
+    Send {
+        /// Send deferred copies now too, without waiting for their retry
+        /// time (after the owner mended the server, say).
+        #[arg(long)]
+        now: bool,
+    },
     /// Write each queued copy to OUTDIR as an .eml named after its recipient.
     #[command(after_help = "Example:\n  conclave --home DIR outbox export out/")]
     Export {

@@ -10,10 +10,13 @@ use crate::cli::{Cli, OutboxCmd};
 /// Runs an `outbox` subcommand.
 pub fn dispatch(cli: &Cli, cmd: &OutboxCmd, out: &mut impl Write) -> Result<()> {
     match cmd {
-        OutboxCmd::Send => {
+        OutboxCmd::Send { now } => {
             // With the key usable, copies gone stale are signed again first.
             let mut list = open(cli)?;
             unlock(&mut list, cli)?;
+            if *now {
+                list.store().retry_now()?;
+            }
             let list = std::sync::Mutex::new(list);
             let r = conclave_core::relay::delivery::send_outbox(&list)?;
             let left: i64 = conclave_core::relay::lock(&list)

@@ -817,6 +817,16 @@ impl Store {
             .store("read an encrypted body")
     }
 
+    /// Makes every deferred copy due now. Returns how many were waiting.
+    pub fn retry_now(&self) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET next_attempt_at = 0 WHERE state = 'queued' AND next_attempt_at > 0",
+                [],
+            )
+            .store("make deferred copies due")
+    }
+
     /// Marks a copy sent: the server accepted it.
     pub fn mark_sent(&self, id: i64, now: i64) -> Result<()> {
         self.conn
