@@ -27,6 +27,7 @@ pub mod mailhost;
 pub mod mime;
 pub mod pgp;
 pub mod programs;
+pub mod rawimap;
 pub mod subscriber;
 pub mod webdriver;
 
@@ -40,6 +41,7 @@ pub use pgp::{
     pkesk_recipients,
 };
 pub use programs::{find_program, require_all_engines, require_programs};
+pub use rawimap::RawImap;
 pub use subscriber::{Decrypted, Engine, JsKey, Post, Signing, Subscriber};
 
 /// Panics unless every named program is on `PATH`:

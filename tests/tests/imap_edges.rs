@@ -5,10 +5,9 @@
 //! claim; after INBOX's UIDVALIDITY changes a claimed post is found again by
 //! its content; and the retention option purges old refused posts' bytes.
 
-use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 
-use conclave_tests::{wait_until, ImapProxy, MailList, Mailhost, Misbehaviour};
+use conclave_tests::{wait_until, ImapProxy, MailList, Mailhost, Misbehaviour, RawImap};
 
 const LIST: &str = "list@example.test";
 
@@ -31,101 +30,6 @@ fn fixture(proxy: Option<&ImapProxy>) -> MailList {
         "starttls",
     );
     f
-}
-
-/// A plain IMAP session as `list` on the mail host's loopback port without
-/// TLS, for what another client of the mailbox does.
-struct Raw {
-    reader: BufReader<std::net::TcpStream>,
-    writer: std::net::TcpStream,
-    tag: u32,
-}
-
-impl Raw {
-    fn login() -> Raw {
-        let mh = Mailhost::get();
-        let s = std::net::TcpStream::connect((
-            mh.var("MAILHOST_HOST").as_str(),
-            mh.port("MAILHOST_IMAP_PORT"),
-        ))
-        .unwrap();
-        let mut raw = Raw {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-            tag: 0,
-        };
-        let mut greeting = String::new();
-        raw.reader.read_line(&mut greeting).unwrap();
-        let password = mh.var("MAILHOST_PASSWORD");
-        raw.ok(&format!("LOGIN list {password}"));
-        raw
-    }
-
-    /// Runs a command; returns its untagged lines, or panics unless OK.
-    fn ok(&mut self, command: &str) -> Vec<String> {
-        let (lines, status) = self.run(command);
-        assert!(status.starts_with("OK"), "{command}: {status}");
-        lines
-    }
-
-    fn run(&mut self, command: &str) -> (Vec<String>, String) {
-        self.tag += 1;
-        let tag = format!("t{} ", self.tag);
-        write!(self.writer, "{tag}{command}\r\n").unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed");
-            if let Some(status) = line.strip_prefix(&tag) {
-                return (lines, status.trim().to_owned());
-            }
-            lines.push(line);
-        }
-    }
-
-    /// Appends a message to a folder with these flags.
-    fn append(&mut self, folder: &str, flags: &str, eml: &[u8]) {
-        let eml = conclave_tests::mime::to_crlf(eml);
-        self.tag += 1;
-        let tag = format!("t{} ", self.tag);
-        write!(
-            self.writer,
-            "{tag}APPEND {folder} ({flags}) {{{}}}\r\n",
-            eml.len()
-        )
-        .unwrap();
-        let mut cont = String::new();
-        self.reader.read_line(&mut cont).unwrap();
-        assert!(cont.starts_with('+'), "{cont}");
-        self.writer.write_all(&eml).unwrap();
-        self.writer.write_all(b"\r\n").unwrap();
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            if let Some(status) = line.strip_prefix(&tag) {
-                assert!(status.starts_with("OK"), "APPEND: {status}");
-                return;
-            }
-        }
-    }
-
-    /// The UIDVALIDITY of a folder and the UIDs in it, selecting it.
-    fn select(&mut self, folder: &str) -> (u32, Vec<u32>) {
-        let lines = self.ok(&format!("SELECT {folder}"));
-        let validity = lines
-            .iter()
-            .find_map(|l| l.split("[UIDVALIDITY ").nth(1))
-            .and_then(|r| r.split(']').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap();
-        let uids = self
-            .ok("UID SEARCH ALL")
-            .iter()
-            .filter_map(|l| l.strip_prefix("* SEARCH"))
-            .flat_map(|r| r.split_whitespace().map(|n| n.parse().unwrap()))
-            .collect::<Vec<u32>>();
-        (validity, uids)
-    }
 }
 
 /// Text that does not compress, `kib` KiB of it.
@@ -184,7 +88,7 @@ fn a_post_over_the_limit_is_filed_without_being_downloaded() {
     // The whole message is in Held at the host.
     assert_eq!(mh.count("list", ""), 0);
     assert_eq!(mh.count("list", "Held"), 1);
-    let mut raw = Raw::login();
+    let mut raw = RawImap::login();
     let held = raw.ok("STATUS Conclave.Held (MESSAGES)").join("");
     assert!(held.contains("MESSAGES 1"), "{held}");
     raw.select("Conclave.Held");
@@ -250,7 +154,7 @@ fn an_unsolicited_fetch_for_another_message_never_decides_a_claim() {
     mh.inject("alice@example.test", LIST, &theirs);
     assert!(wait_until(10, || mh.count("list", "") == 1));
     // The other instance claims the first one.
-    let mut raw = Raw::login();
+    let mut raw = RawImap::login();
     let (_, uids) = raw.select("INBOX");
     assert_eq!(uids.len(), 1);
     raw.ok(&format!("UID STORE {} +FLAGS ($ConclaveClaimed)", uids[0]));
@@ -287,7 +191,7 @@ fn a_claimed_post_is_found_by_its_content_after_uidvalidity_changes() {
     // Claimed, then the link is lost before the move.
     let (_, err) = f.list.run_err(&["run", "--once"]);
     assert!(!err.is_empty());
-    let mut raw = Raw::login();
+    let mut raw = RawImap::login();
     let (old_validity, uids) = raw.select("INBOX");
     assert_eq!(uids.len(), 1, "the claimed post is still in INBOX");
     let old_uid = uids[0];
@@ -308,7 +212,7 @@ fn a_claimed_post_is_found_by_its_content_after_uidvalidity_changes() {
         }
     }
     let theirs = f.subs[1].compose_post(&f.cert, LIST, "...", "another instance's claim");
-    let mut raw = Raw::login();
+    let mut raw = RawImap::login();
     // UIDs start again at 1: fillers, expunged, bring the next one to the
     // old UID.
     for n in 1..old_uid {

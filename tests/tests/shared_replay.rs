@@ -22,8 +22,12 @@ fn run_once(home: &std::path::Path, f: &MailList) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The tests share the list mailbox: one at a time.
+static MAILBOX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_post_one_instance_took_is_refused_by_the_other() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
     let mh = Mailhost::get();
     mh.clear();
     let f = MailList::new("Shared Replay");
@@ -70,4 +74,59 @@ fn a_post_one_instance_took_is_refused_by_the_other() {
             file.display()
         );
     }
+}
+
+/// The mail host leaves a "replay key" of its own in the folder before any
+/// instance made one, sealed to the public list key but not signed by it:
+/// it is passed over, the list makes its own, and an instance that comes
+/// later takes the list's (the oldest the list signed), so replays are
+/// still refused across instances.
+#[test]
+fn a_replay_key_the_list_did_not_sign_is_passed_over() {
+    use conclave_tests::RawImap;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = MailList::new("Planted Key");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let second = f.list.copy_home();
+    // A first pass with nothing to do makes the folders.
+    run_once(f.list.home.path(), &f);
+    let mut raw = RawImap::login();
+    let listed = raw.ok("LIST \"\" \"Conclave*\"");
+    let folder = listed
+        .iter()
+        .filter_map(|l| l.trim_end().rsplit(' ').next())
+        .map(|n| n.trim_matches('"').to_string())
+        .find(|n| n.ends_with("Replay"))
+        .expect("the replay folder");
+    let planted = f.subs[0]
+        .encrypt(format!("{}\n", "AB".repeat(32)).as_bytes(), &f.cert, false)
+        .unwrap();
+    let mut message = b"From: <list@example.test>\r\nSubject: Conclave replay key\r\n\r\nconclave-replay-key v1\r\n".to_vec();
+    message.extend_from_slice(&planted);
+    raw.append(&format!("\"{folder}\""), "\\Seen", &message);
+
+    let tag = std::process::id();
+    let signed = f.subs[0].compose_post(&f.cert, LIST, "...", &format!("PLANTED-{tag}"));
+    mh.inject("alice@example.test", LIST, &signed);
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let first = run_once(f.list.home.path(), &f);
+    assert!(first.contains("distributed to 3"), "{first}");
+    // The planted key was passed over: the list left its own after it.
+    raw.select(&format!("\"{folder}\""));
+    let keys = raw
+        .ok("UID SEARCH SUBJECT \"Conclave replay key\"")
+        .concat();
+    assert_eq!(keys.split_whitespace().count(), 4, "two keys: {keys}");
+    raw.ok("LOGOUT");
+
+    mh.inject("alice@example.test", LIST, &signed);
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let second_out = run_once(second.path(), &f);
+    assert!(
+        second_out.contains("was taken before by another instance of this list"),
+        "{second_out}"
+    );
 }

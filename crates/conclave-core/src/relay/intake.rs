@@ -100,11 +100,11 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                 })?;
             }
             if !with(list, |l| Ok(l.has_replay_key()))? {
-                // The first instance leaves the key; any other finds it.
+                // The oldest key the list signed is the list's; the first
+                // instance to find none leaves one.
                 pin_ahead();
-                let mut bodies = Vec::new();
                 for first in [true, false] {
-                    bodies = within!(imap::with_subject(
+                    let bodies = within!(imap::with_subject(
                         session,
                         &key,
                         &folders.replay,
@@ -112,7 +112,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     ))
                     .await
                     .map_err(imap_error)?;
-                    if !bodies.is_empty() || !first {
+                    if take_replay_key(list, &bodies, !first)? || !first {
                         break;
                     }
                     let message = with(list, |l| l.new_replay_key_message())?;
@@ -123,7 +123,6 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                 within!(imap::select_inbox(session, &key))
                     .await
                     .map_err(imap_error)?;
-                take_replay_key(list, &bodies)?;
             }
             let outcome = process(id, body)?;
             if uid > 0 {
@@ -275,20 +274,24 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
 }
 
 /// Takes the first key in the replay folder that the list key sealed and
-/// signed. A folder with none (the mail host put something else there)
+/// signed, and says whether there was one. Anything else there (the mail
+/// host may leave what it likes) is passed over. With `last`, finding none
 /// leaves the replay cache to this instance alone, and says so; a card or
 /// PIN failure stops the pass like any other.
-fn take_replay_key(list: &Mutex<List>, bodies: &[Vec<u8>]) -> Result<()> {
-    let mut last = None;
+fn take_replay_key(list: &Mutex<List>, bodies: &[Vec<u8>], last: bool) -> Result<bool> {
+    let mut refused = None;
     for body in bodies {
         match with(list, |l| l.take_replay_key(body)) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(e) if matches!(e, Error::Card(..) | Error::Pin(_)) => return Err(e),
-            Err(e) => last = Some(e),
+            Err(e) => refused = Some(e),
         }
     }
-    let why = last.map_or_else(|| "there is none".to_string(), |e| e.to_string());
-    with(list, |l| l.replay_key_refused(&why))
+    if last {
+        let why = refused.map_or_else(|| "there is none".to_string(), |e| e.to_string());
+        with(list, |l| l.replay_key_refused(&why))?;
+    }
+    Ok(false)
 }
 
 /// What intake has of a post: the whole message (parsed already, or not),
