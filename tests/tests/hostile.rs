@@ -338,7 +338,11 @@ fn an_unsigned_post_is_not_distributed_twice() {
     );
     assert_eq!(f.list.process(&first), "distributed to 2");
     assert!(f.list.process(&again).starts_with("rejected: replayed:"));
-    assert_eq!(f.list.export_outbox().len(), 4, "two posts, two copies each");
+    assert_eq!(
+        f.list.export_outbox().len(),
+        4,
+        "two posts, two copies each"
+    );
     kept(&f, 5, PostState::Rejected, &again);
 }
 
