@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run app demo walkthrough test deps ui build lint bench chaos deb clean
+.PHONY: run app demo walkthrough test deps ui build lint bench chaos deb clean fuzz fuzz-short
 
 ## Install what is missing, build, and start the desktop app.
 run: deps build
@@ -23,7 +23,7 @@ KEYRING_DIR ?= /tmp/conclave-keyring
 
 ## Install what is missing, then run every test suite (the loopback mail host,
 ## the virtual OpenPGP card and an OS keyring on a private session bus are
-## started for them and stopped afterwards).
+## started for them and stopped afterwards), then each fuzz target for 60 s.
 test: deps build lint
 	tests/testbed/mailhost.sh stop $(MAILHOST_DIR)
 	tests/testbed/card.sh stop $(CARD_DIR)
@@ -37,6 +37,7 @@ test: deps build lint
 	@# `cargo test -p conclave-app` rewrites the UI's TypeScript types.
 	@git diff --exit-code --stat -- ui/src/bindings || \
 	  { echo "ui/src/bindings differ from the Rust types: commit the regenerated files"; exit 1; }
+	$(MAKE) fuzz-short
 
 deps:
 	./scripts/install-deps.sh
@@ -86,6 +87,18 @@ chaos: deps build
 	CONCLAVE_MAILHOST_DIR=$(MAILHOST_DIR) CONCLAVE_CHAOS_KILLS=$(CHAOS_KILLS) CONCLAVE_CHAOS_PASSES=$(CHAOS_PASSES) \
 	  $(CARGO) test -p conclave-tests --test chaos --locked -- --nocapture --test-threads 1; \
 	  status=$$?; tests/testbed/mailhost.sh stop $(MAILHOST_DIR); exit $$status
+
+FUZZ_SECONDS ?= 600
+
+## The fuzz targets (fuzz/, see docs/FUZZING.md), one after the other, each
+## for FUZZ_SECONDS, seeded with tests/data/eml; installs cargo-afl if it is
+## missing, and fails listing the inputs if any target crashed.
+fuzz:
+	CARGO=$(CARGO) scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## The short run `make test` ends with: each target for 60 s.
+fuzz-short:
+	CARGO=$(CARGO) scripts/fuzz.sh 60
 
 ## The Debian package (Tauri bundler, offline): target/release/bundle/deb/.
 deb: deps
