@@ -50,6 +50,7 @@ export AFL_NO_CRASH_README=1
 
 crashed=()
 summary=()
+failed=0
 for t in "${targets[@]}"; do
     seeds="$out/seeds/$t"
     rm -rf "$seeds" "$out/$t"
@@ -73,12 +74,16 @@ for t in "${targets[@]}"; do
     summary+=("$(printf '%-8s execs %-10s execs/s %-8s corpus %-6s edges %-6s crashes %-3s hangs %s' \
         "$t" "$(stat execs_done)" "$(stat execs_per_sec)" "$(stat corpus_count)" \
         "$(stat edges_found)" "$(stat saved_crashes)" "$(stat saved_hangs)")")
+    before=${#crashed[@]}
     for c in "$out/$t"/default/crashes/id:*; do
         [ -e "$c" ] && crashed+=("$c")
     done
+    [ "${#crashed[@]}" -eq "$before" ] || failed=$((failed + 1))
 done
 
 printf '%s\n' "${summary[@]}"
+# Each target counts as one test: passed when it found no crash.
+echo "fuzz: $((${#targets[@]} - failed)) passed, $failed failed"
 if [ "${#crashed[@]}" -gt 0 ]; then
     echo "crashes found (each must become a fixture under tests/data/eml/crashes):"
     printf '  %s\n' "${crashed[@]}"
