@@ -87,6 +87,14 @@ pub enum Command {
         #[command(subcommand)]
         cmd: HeldCmd,
     },
+    /// Subscriptions and key changes asked by mail, waiting for a key proof or for the owner.
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR requests list\n  conclave --home DIR --passphrase-file pw requests approve 2\n  conclave --home DIR --passphrase-file pw requests refuse 2 --reason \"unknown to us\""
+    )]
+    Requests {
+        #[command(subcommand)]
+        cmd: RequestsCmd,
+    },
     /// Run the list: watch the mailbox over IMAP (IDLE), process posts, send copies over SMTP.
     #[command(
         after_help = "Examples:\n  conclave --home DIR --passphrase-file pw run --once   # one pass, then exit\n  conclave --home DIR --passphrase-file pw run          # until stopped"
@@ -277,6 +285,33 @@ pub enum HeldCmd {
     Discard {
         /// The post's id.
         id: i64,
+    },
+}
+
+/// `requests` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RequestsCmd {
+    /// List open requests: id, kind, address, key, when asked, what they wait for.
+    #[command(after_help = "Example:\n  conclave --home DIR requests list")]
+    List,
+    /// Carry out a request that waits for the owner; the requester is told.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR --passphrase-file pw requests approve 2"
+    )]
+    Approve {
+        /// The request's id.
+        id: i64,
+    },
+    /// Refuse a request that waits for the owner; the requester is told.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR --passphrase-file pw requests refuse 2 --reason \"unknown to us\""
+    )]
+    Refuse {
+        /// The request's id.
+        id: i64,
+        /// Why (sent to the requester).
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 

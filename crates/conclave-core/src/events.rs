@@ -37,6 +37,14 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// A message to the request or key address, carried out (or not) and
+    /// answered (or not); never distributed.
+    Answered {
+        /// The message's id.
+        post: i64,
+        /// What was done.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -46,7 +54,8 @@ impl Outcome {
             Outcome::Distributed { post, .. }
             | Outcome::Held { post, .. }
             | Outcome::Rejected { post, .. }
-            | Outcome::Discarded { post, .. } => *post,
+            | Outcome::Discarded { post, .. }
+            | Outcome::Answered { post, .. } => *post,
         }
     }
 }
@@ -58,6 +67,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Held { reason, .. } => write!(f, "held: {reason}"),
             Outcome::Rejected { reason, .. } => write!(f, "rejected: {reason}"),
             Outcome::Discarded { reason, .. } => write!(f, "discarded: {reason}"),
+            Outcome::Answered { reason, .. } => write!(f, "request: {reason}"),
         }
     }
 }
@@ -92,6 +102,9 @@ pub enum Event {
     Stopped,
     /// A post was handled: distributed, held, rejected or discarded.
     Post(Outcome),
+    /// A subscription or key change now waits for the owner, or was
+    /// decided.
+    Requests,
     /// Copies being submitted: `done` of `total` in this pass.
     Progress {
         /// Copies answered so far.

@@ -11,6 +11,7 @@ mod key;
 mod log;
 mod outbox;
 mod process;
+mod requests;
 mod run;
 mod subscriber;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Process { files } => process::dispatch(&cli, files, &mut out),
         Command::Outbox { cmd } => outbox::dispatch(&cli, cmd, &mut out),
         Command::Held { cmd } => held::dispatch(&cli, cmd, &mut out),
+        Command::Requests { cmd } => requests::dispatch(&cli, cmd, &mut out),
         Command::Run { once } => run::dispatch(&cli, *once, &mut out),
         Command::Certs { cmd } => certs::dispatch(&cli, cmd, &mut out),
         Command::Card { cmd } => card::dispatch(&cli, cmd, &mut out),

@@ -1,9 +1,9 @@
-//! What a message is, before anything is opened: a post to the list, or a
-//! message to the list's request address (`LIST+request@`, where every
-//! copy's List-Help and List-Unsubscribe point). The room where list
-//! commands and bounces will be told apart from posts; the address comes
-//! from `Delivered-To:` / `X-Original-To:` (what the receiving server saw),
-//! else from `To:` / `Cc:`.
+//! What a message is, before anything is opened: a post to the list, a
+//! message to the request address (`LIST+request@`: commands), to the key
+//! address (`LIST+key@`: anyone may ask for the list key) or to the owner
+//! (`LIST+owner@`: never distributed). The address comes from
+//! `Delivered-To:` / `X-Original-To:` (what the receiving server saw), else
+//! from `To:` / `Cc:`.
 
 use crate::mime::parse::Incoming;
 
@@ -14,24 +14,63 @@ pub enum Kind {
     Post,
     /// A message to the list's request address.
     Request,
+    /// A message to the list's key address.
+    Key,
+    /// A message for the owner.
+    Owner,
 }
 
-/// Classifies a parsed message for the list at `list` whose request address
-/// is `request` (both lowercased).
-pub fn classify(incoming: &Incoming, list: &str, request: &str) -> Kind {
-    let to_request = |addrs: &[String]| addrs.iter().any(|a| a == request);
-    if !incoming.delivered_to.is_empty() {
-        return if to_request(&incoming.delivered_to) {
-            Kind::Request
+/// The list's addresses, lowercased.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// Where posts go.
+    pub list: String,
+    /// Where commands go.
+    pub request: String,
+    /// Where anyone asks for the list key.
+    pub key: String,
+    /// Where the owner is written to.
+    pub owner: String,
+}
+
+impl Addresses {
+    /// The kind of message sent to `address`, if it is one of the list's
+    /// own addresses other than the list's.
+    fn kind_of(&self, address: &str) -> Option<Kind> {
+        if address == self.request {
+            Some(Kind::Request)
+        } else if address == self.key {
+            Some(Kind::Key)
+        } else if address == self.owner {
+            Some(Kind::Owner)
         } else {
-            Kind::Post
-        };
+            None
+        }
     }
-    if to_request(&incoming.to) && !incoming.to.iter().any(|a| a == list) {
-        Kind::Request
-    } else {
-        Kind::Post
+
+    /// Whether `address` is one of the list's.
+    pub fn is_ours(&self, address: &str) -> bool {
+        address == self.list || self.kind_of(address).is_some()
     }
+}
+
+/// Classifies a parsed message for a list with these addresses.
+pub fn classify(incoming: &Incoming, addresses: &Addresses) -> Kind {
+    if !incoming.delivered_to.is_empty() {
+        return incoming
+            .delivered_to
+            .iter()
+            .find_map(|a| addresses.kind_of(a))
+            .unwrap_or(Kind::Post);
+    }
+    if incoming.to.contains(&addresses.list) {
+        return Kind::Post;
+    }
+    incoming
+        .to
+        .iter()
+        .find_map(|a| addresses.kind_of(a))
+        .unwrap_or(Kind::Post)
 }
 
 #[cfg(test)]
@@ -48,12 +87,21 @@ mod tests {
 
     #[test]
     fn the_delivery_address_decides_then_the_recipients() {
-        let (l, r) = ("l@example.test", "l+request@example.test");
-        assert_eq!(classify(&message(&[r], &[l]), l, r), Kind::Request);
-        assert_eq!(classify(&message(&[l], &[r]), l, r), Kind::Post);
-        assert_eq!(classify(&message(&[], &[r]), l, r), Kind::Request);
-        assert_eq!(classify(&message(&[], &[r, l]), l, r), Kind::Post);
-        assert_eq!(classify(&message(&[], &[l]), l, r), Kind::Post);
-        assert_eq!(classify(&message(&[], &[]), l, r), Kind::Post);
+        let a = Addresses {
+            list: "l@example.test".into(),
+            request: "l+request@example.test".into(),
+            key: "l+key@example.test".into(),
+            owner: "l+owner@example.test".into(),
+        };
+        let (l, r, k, o) = (&*a.list, &*a.request, &*a.key, &*a.owner);
+        assert_eq!(classify(&message(&[r], &[l]), &a), Kind::Request);
+        assert_eq!(classify(&message(&[l], &[r]), &a), Kind::Post);
+        assert_eq!(classify(&message(&[k], &[]), &a), Kind::Key);
+        assert_eq!(classify(&message(&[o], &[l]), &a), Kind::Owner);
+        assert_eq!(classify(&message(&[], &[r]), &a), Kind::Request);
+        assert_eq!(classify(&message(&[], &[o]), &a), Kind::Owner);
+        assert_eq!(classify(&message(&[], &[r, l]), &a), Kind::Post);
+        assert_eq!(classify(&message(&[], &[l]), &a), Kind::Post);
+        assert_eq!(classify(&message(&[], &[]), &a), Kind::Post);
     }
 }

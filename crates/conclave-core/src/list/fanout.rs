@@ -145,7 +145,8 @@ impl List {
             .unwrap_or("localhost")
             .to_owned();
         let keydata = certs::autocrypt_keydata(&self.cert, &address, now)?;
-        let common = common_headers(&name, &address, &request, &domain, &keydata);
+        let owner = self.owner_address()?;
+        let common = common_headers(&name, &address, &request, &owner, &domain, &keydata);
 
         // Copies are only replaced for people still subscribed; any other
         // stays as it was signed.
@@ -234,7 +235,7 @@ fn inside_subject(post: &Opened) -> Option<String> {
 
 /// A Message-ID fit for a header: `local@domain` of visible ASCII, without
 /// angle brackets, at most 250 characters.
-fn message_id_ok(id: &str) -> Option<String> {
+pub(super) fn message_id_ok(id: &str) -> Option<String> {
     let id = id.trim().trim_start_matches('<').trim_end_matches('>');
     let visible = id.bytes().all(|b| {
         b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\' | b'(' | b')' | b',' | b';')
@@ -387,6 +388,7 @@ fn common_headers(
     name: &str,
     address: &str,
     request: &str,
+    owner: &str,
     domain: &str,
     keydata: &[u8],
 ) -> String {
@@ -401,6 +403,10 @@ fn common_headers(
     s.push_str(&format!(
         "List-Unsubscribe: <mailto:{request}?subject=unsubscribe>\r\n"
     ));
+    s.push_str(&format!(
+        "List-Subscribe: <mailto:{request}?subject=subscribe>\r\n"
+    ));
+    s.push_str(&format!("List-Owner: <mailto:{owner}>\r\n"));
     let kd = base64::engine::general_purpose::STANDARD.encode(keydata);
     s.push_str(&format!(
         "Autocrypt: addr={address}; prefer-encrypt=mutual; keydata="
@@ -440,6 +446,9 @@ impl<'a> Assembler<'a> {
             .as_ref()
             .map(|b| b.1.as_slice())
             .unwrap_or_default();
+        if copy.plain {
+            return Ok(build::signed_message(&copy.headers, seipd));
+        }
         let armored = seal::armor_message(&[&copy.pkesks, seipd]);
         Ok(build::encrypted_message(
             &copy.headers,
@@ -487,12 +496,12 @@ fn parallel_map<T: Sync, R: Send>(
     })
 }
 
-fn short_hash(digest: &str, extra: &str) -> String {
+pub(super) fn short_hash(digest: &str, extra: &str) -> String {
     let h = crate::hex::sha256_hex(format!("{digest}\0{extra}").as_bytes()).to_ascii_lowercase();
     h.get(..32).unwrap_or(&h).to_owned()
 }
 
-fn boundary(kind: &str, digest: &str) -> String {
+pub(super) fn boundary(kind: &str, digest: &str) -> String {
     let mut r = [0u8; 12];
     let _ = openpgp::crypto::random(&mut r);
     format!(

@@ -105,18 +105,13 @@ impl List {
     }
 
     /// The fingerprint of a subscriber's key, if they are subscribed.
-    fn subscriber_key(&self, address: &str) -> Result<Option<String>> {
-        Ok(self
-            .store
-            .subscribers()?
-            .into_iter()
-            .find(|s| s.address == address)
-            .map(|s| s.fingerprint))
+    pub(super) fn subscriber_key(&self, address: &str) -> Result<Option<String>> {
+        Ok(self.store.subscriber(address)?.map(|(fpr, _)| fpr))
     }
 
     /// The address, normalised, and the key, if the key speaks for it and
     /// can be encrypted to; otherwise exactly why not.
-    fn usable_key(&self, address: &str, key: &[u8]) -> Result<(String, Cert)> {
+    pub(super) fn usable_key(&self, address: &str, key: &[u8]) -> Result<(String, Cert)> {
         let address = address.trim().to_ascii_lowercase();
         if !valid_address(&address) {
             return Err(Error::InvalidInput(format!(
@@ -137,7 +132,7 @@ impl List {
     }
 
     /// Stores a subscriber's key and audits it.
-    fn store_key(&mut self, address: &str, cert: &Cert, audit: &str) -> Result<()> {
+    pub(super) fn store_key(&mut self, address: &str, cert: &Cert, audit: &str) -> Result<()> {
         let fpr = cert.fingerprint().to_hex();
         self.store
             .put_subscriber(address, &fpr, &certs::binary(cert)?, self.clock.unix())?;
@@ -198,7 +193,7 @@ impl List {
 }
 
 /// What the owner is shown of a subscriber and their key.
-fn subscriber_info(
+pub(crate) fn subscriber_info(
     address: String,
     fingerprint: String,
     cert: Result<sequoia_openpgp::Cert>,

@@ -9,6 +9,7 @@
 
 pub mod card;
 pub mod classify;
+pub mod commands;
 pub mod fanout;
 pub mod judge;
 pub mod key;
@@ -19,6 +20,8 @@ mod oversized;
 pub mod policy;
 mod receive;
 pub(crate) mod replay;
+mod reply;
+mod requests;
 mod resign;
 mod retention;
 pub mod settings;
@@ -41,10 +44,11 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub use crate::events::Outcome;
-pub(crate) use members::{Member, Members};
+pub(crate) use members::{subscriber_info, Member, Members};
 pub(crate) use open::Parsed;
 pub use policy::{Action, Policy, SignatureMode};
 pub(crate) use receive::sender_of;
+pub use requests::PendingRequest;
 
 /// The store's file name inside the list home.
 pub const DB_FILE: &str = "list.db";
@@ -343,6 +347,8 @@ impl List {
             .map(|o| (o.key.to_owned(), o.default.to_owned()))
             .collect();
         out.insert("list.request_address".into(), self.request_address()?);
+        out.insert("list.owner_address".into(), self.owner_address()?);
+        out.insert("list.key_address".into(), self.key_address()?);
         for (k, v) in self.store.config_all()? {
             out.insert(k, v);
         }
@@ -351,15 +357,41 @@ impl List {
 
     /// The address for list commands (help, unsubscribe).
     pub fn request_address(&self) -> Result<String> {
+        self.sub_address("request")
+    }
+
+    /// The address that reaches the owner (`LOCAL+owner@DOMAIN` unless set).
+    pub fn owner_address(&self) -> Result<String> {
+        self.sub_address("owner")
+    }
+
+    /// The address that answers with the list key (`LOCAL+key@DOMAIN`
+    /// unless set).
+    pub fn key_address(&self) -> Result<String> {
+        self.sub_address("key")
+    }
+
+    /// The option `list.{what}_address`, or `LOCAL+{what}@DOMAIN`.
+    fn sub_address(&self, what: &str) -> Result<String> {
         if let Some(a) = self
             .store
-            .config_get("list.request_address")?
+            .config_get(&format!("list.{what}_address"))?
             .filter(|a| !a.is_empty())
         {
-            return Ok(a);
+            return Ok(a.to_ascii_lowercase());
         }
         let (local, domain) = self.address.split_once('@').unwrap_or((&self.address, ""));
-        Ok(format!("{local}+request@{domain}"))
+        Ok(format!("{local}+{what}@{domain}"))
+    }
+
+    /// Every address of the list, for telling messages apart.
+    pub fn addresses(&self) -> Result<classify::Addresses> {
+        Ok(classify::Addresses {
+            list: self.address.clone(),
+            request: self.request_address()?,
+            key: self.key_address()?,
+            owner: self.owner_address()?,
+        })
     }
 
     /// The list's display name.

@@ -153,6 +153,11 @@ impl List {
     /// as long as it still passes the checks before them.
     pub fn held_approve(&mut self, id: i64) -> Result<Outcome> {
         let post = self.held_post(id)?;
+        if self.store.post_kind(id)? == "owner" {
+            return Err(Error::InvalidInput(format!(
+                "message #{id} was written to the owner address: it is never sent to subscribers; discard it once read"
+            )));
+        }
         downloaded(&post)?;
         let raw = self.original(&post)?;
         self.store.audit(

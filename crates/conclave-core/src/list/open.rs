@@ -36,7 +36,91 @@ pub(crate) struct Opened {
     pub(crate) replay_digest: Option<String>,
 }
 
+/// A message decrypted (when it was encrypted) and every signature in it
+/// checked against a set of keys. Nothing decided.
+pub(crate) struct Unsealed {
+    /// The decrypted bytes (the message's own body when it was clear).
+    pub(crate) plaintext: Vec<u8>,
+    /// Every signature found, checked.
+    pub(crate) sigs: Vec<SigStatus>,
+    /// The signature packets over the whole plaintext.
+    pub(crate) sig_packets: Vec<openpgp::packet::Signature>,
+    /// What is inside: the content, its protected headers.
+    pub(crate) inside: parse::Inside,
+    /// Whether a signature covers the protected headers.
+    pub(crate) headers_signed: bool,
+}
+
 impl List {
+    /// Decrypts a message (if it is encrypted) with the list key and
+    /// checks every signature in it against `certs`. The inner `Err` says
+    /// why the message cannot be read (its own fault); the outer one is
+    /// not the message's fault (a locked key, a card that went away).
+    pub(crate) fn unseal(
+        &mut self,
+        raw: &[u8],
+        incoming: &Incoming,
+        certs: &[openpgp::Cert],
+        limit: usize,
+    ) -> Result<std::result::Result<Unsealed, String>> {
+        let now = self.clock.now();
+        let encrypted = !matches!(incoming.payload, Payload::Clear);
+        let (plaintext, pgp_mime, mut sigs, sig_packets) = match &incoming.payload {
+            Payload::Clear => (
+                crate::mime::split_head(raw).1.to_vec(),
+                true,
+                Vec::new(),
+                Vec::new(),
+            ),
+            Payload::PgpMime(data) | Payload::Inline(data) => {
+                let decryptors = self.keystore()?.decryptors()?;
+                match decrypt::open(data, decryptors, certs, now, limit) {
+                    Ok(o) => (
+                        o.plaintext,
+                        matches!(incoming.payload, Payload::PgpMime(_)),
+                        o.sigs,
+                        o.sig_packets,
+                    ),
+                    Err(e) => {
+                        // A card that was pulled is not the message's fault.
+                        if let Some(failure) = self.keystore()?.take_failure() {
+                            return Err(failure);
+                        }
+                        return Ok(Err(e.to_string()));
+                    }
+                }
+            }
+        };
+        // For a clear message, the whole message is the entity.
+        let entity_source: &[u8] = if encrypted { &plaintext } else { raw };
+        let inside = parse::content(entity_source, pgp_mime);
+        // The signature over the whole plaintext (signed and encrypted in
+        // one) covers its headers too; a multipart/signed covers its first
+        // part, whose headers `parse::content` read.
+        let headers_signed = match &inside.content {
+            Content::MimeSigned {
+                signed, signature, ..
+            } => {
+                sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0);
+                true
+            }
+            Content::Mime { .. } => !sigs.is_empty(),
+            Content::Text { text } => {
+                if inside.clearsigned {
+                    sigs.extend(decrypt::verify_cleartext(text, certs, now));
+                }
+                false
+            }
+        };
+        Ok(Ok(Unsealed {
+            plaintext,
+            sigs,
+            sig_packets,
+            inside,
+            headers_signed,
+        }))
+    }
+
     /// Opens post `post_id` (its bytes `raw`, parsed as `parsed`), its
     /// plaintext bounded by `limit`. Returns what it found, and the post
     /// when it opened. Fails only for what is not the post's fault: a
@@ -67,54 +151,20 @@ impl List {
         let certs = members.certs();
         let now = self.clock.now();
 
-        let (plaintext, pgp_mime, mut sigs, sig_packets) = match &incoming.payload {
-            Payload::Clear => (
-                crate::mime::split_head(raw).1.to_vec(),
-                true,
-                Vec::new(),
-                Vec::new(),
-            ),
-            Payload::PgpMime(data) | Payload::Inline(data) => {
-                let decryptors = self.keystore()?.decryptors()?;
-                match decrypt::open(data, decryptors, certs, now, limit) {
-                    Ok(o) => (
-                        o.plaintext,
-                        matches!(incoming.payload, Payload::PgpMime(_)),
-                        o.sigs,
-                        o.sig_packets,
-                    ),
-                    Err(e) => {
-                        // A card that was pulled is not the post's fault.
-                        if let Some(failure) = self.keystore()?.take_failure() {
-                            return Err(failure);
-                        }
-                        facts.undecryptable = Some(e.to_string());
-                        return Ok((facts, None));
-                    }
-                }
+        let unsealed = match self.unseal(raw, &incoming, certs, limit)? {
+            Ok(u) => u,
+            Err(why) => {
+                facts.undecryptable = Some(why);
+                return Ok((facts, None));
             }
         };
-        // For a clear post, the whole message is the entity.
-        let entity_source: &[u8] = if facts.encrypted { &plaintext } else { raw };
-        let inside = parse::content(entity_source, pgp_mime);
-        // The signature over the whole plaintext (signed and encrypted in
-        // one) covers its headers too; a multipart/signed covers its first
-        // part, whose headers `parse::content` read.
-        let headers_signed = match &inside.content {
-            Content::MimeSigned {
-                signed, signature, ..
-            } => {
-                sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0);
-                true
-            }
-            Content::Mime { .. } => !sigs.is_empty(),
-            Content::Text { text } => {
-                if inside.clearsigned {
-                    sigs.extend(decrypt::verify_cleartext(text, certs, now));
-                }
-                false
-            }
-        };
+        let Unsealed {
+            plaintext,
+            sigs,
+            sig_packets,
+            inside,
+            headers_signed,
+        } = unsealed;
         let cleartext_signed = inside.clearsigned;
         facts.unsigned_because = inside.unsigned_because.clone();
         let (content, protected) = (inside.content, inside.protected);

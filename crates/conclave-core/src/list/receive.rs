@@ -59,23 +59,13 @@ impl List {
                 }
             ),
         )?;
-        if let Ok(incoming) = &parsed {
-            let request = self.request_address()?.to_ascii_lowercase();
-            if classify(incoming, &self.address, &request) == Kind::Request {
-                // Never distributed: commands get their own answers
-                // (subscribe, unsubscribe, help); until then the owner
-                // sees them in the log, and the ciphertext is kept.
-                let reason = format!(
-                    "a message to the request address {request}: the list does not answer commands by mail yet; the owner can act on it"
-                );
-                return self.record_outcome(
-                    post_id,
-                    Outcome::Rejected {
-                        post: post_id,
-                        reason,
-                    },
-                    "",
-                );
+        let kind = match &parsed {
+            Ok(incoming) => classify(incoming, &self.addresses()?),
+            Err(_) => Kind::Post,
+        };
+        if kind != Kind::Post {
+            if let Ok(incoming) = parsed {
+                return self.not_a_post(post_id, raw, incoming, kind);
             }
         }
         let policy = Policy::load(&self.store)?;
@@ -218,6 +208,7 @@ impl List {
             Outcome::Discarded { reason, .. } => {
                 (PostState::Discarded, "discarded", reason.clone())
             }
+            Outcome::Answered { reason, .. } => (PostState::Discarded, "request", reason.clone()),
         };
         let reason = if state == PostState::Distributed {
             ""
@@ -227,6 +218,16 @@ impl List {
         self.store
             .set_post_state(post_id, state, reason, signer, ts)?;
         self.store.audit(ts, Some(post_id), event, &detail)?;
+        // A sender not told (the list key locked, the card away) is in the
+        // log; the outcome stands.
+        if let Err(e) = self.notify_sender(post_id, &outcome) {
+            self.store.audit(
+                ts,
+                Some(post_id),
+                "not-answered",
+                &format!("the sender was not told: {e}"),
+            )?;
+        }
         self.emit(&Event::Post(outcome.clone()));
         Ok(outcome)
     }

@@ -15,6 +15,8 @@ pub enum Group {
     Posts,
     /// How copies look.
     Copies,
+    /// How the list answers mail: joining, leaving, changing keys.
+    Requests,
     /// How copies go out.
     Delivery,
     /// The list mailbox (set by the wizard).
@@ -29,7 +31,10 @@ impl Group {
     /// Whether the app's Settings screen shows this group's options (the
     /// wizard and the server screens set the others).
     pub fn in_settings_screen(self) -> bool {
-        matches!(self, Group::Posts | Group::Copies | Group::Delivery)
+        matches!(
+            self,
+            Group::Posts | Group::Copies | Group::Requests | Group::Delivery
+        )
     }
 }
 
@@ -110,13 +115,27 @@ pub const SETTINGS: &[Setting] = &[
     s("store.retention_days", "0", "days the store keeps the sealed bytes of rejected and discarded posts (0: forever; held posts are always kept)", Group::Posts, Kind::Number { min: 0, max: 36_500 }),
     s("signature_mode", "carry", "carry: the author's signed original travels inside; replace: a 'signed by' block instead", Group::Copies, Kind::OneOf(&["carry", "replace"])),
     s("keep_message_id", "false", "true: copies keep the author's Message-ID inside the encryption", Group::Copies, Kind::OneOf(&["true", "false"])),
+    s("subscription_policy", "confirm+moderate", "who may join by mail: open (at once), confirm (after proving they hold their key), moderate (the owner approves), confirm+moderate (both)", Group::Requests, Kind::OneOf(&["open", "confirm", "moderate", "confirm+moderate"])),
+    s("key_change_policy", "confirm", "a subscriber's key change signed by their old key: confirm (takes effect once the new key's holder answers) or confirm+moderate (then the owner approves)", Group::Requests, Kind::OneOf(&["confirm", "confirm+moderate"])),
+    s("key_signing", "subscribers", "subscribers: a subscriber's certification of the list key (key sign) is added to the key the list publishes; off: never", Group::Requests, Kind::OneOf(&["subscribers", "off"])),
+    s("notify_senders", "subscribers", "subscribers: a subscriber whose post is held or rejected is told why, encrypted to their key; off: nobody is", Group::Requests, Kind::OneOf(&["subscribers", "off"])),
+    s("request_token_days", "7", "days a confirmation token sent by the list stays valid", Group::Requests, Kind::Number { min: 1, max: 365 }),
+    s("request_reply_limit", "20", "the most automatic replies the list sends one address in an hour", Group::Requests, Kind::Number { min: 1, max: 10_000 }),
     s("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)", Group::Delivery, Kind::Number { min: 0, max: u32::MAX as u64 }),
     s("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)", Group::Delivery, Kind::Number { min: 1, max: 16 }),
     s("list.name", "", "the list's display name", Group::List, Kind::Text),
     s("list.address", "", "the list address (set by init)", Group::List, Kind::Fixed),
     Setting {
         default_shown: Some("LOCAL+request@DOMAIN"),
-        ..s("list.request_address", "", "where List-Help and List-Unsubscribe point (default: LOCAL+request@DOMAIN)", Group::List, Kind::Address)
+        ..s("list.request_address", "", "where commands go, and List-Help, List-Subscribe and List-Unsubscribe point (default: LOCAL+request@DOMAIN)", Group::List, Kind::Address)
+    },
+    Setting {
+        default_shown: Some("LOCAL+owner@DOMAIN"),
+        ..s("list.owner_address", "", "mail for the owner, kept for the app and never distributed; List-Owner points here (default: LOCAL+owner@DOMAIN)", Group::List, Kind::Address)
+    },
+    Setting {
+        default_shown: Some("LOCAL+key@DOMAIN"),
+        ..s("list.key_address", "", "anyone who writes here gets the list key, signed (default: LOCAL+key@DOMAIN)", Group::List, Kind::Address)
     },
     s("imap.host", "", "the IMAP server of the list mailbox", Group::Imap, Kind::Host),
     s("imap.port", "993", "its port (993 for implicit TLS, 143 for STARTTLS)", Group::Imap, Kind::Number { min: 1, max: 65535 }),

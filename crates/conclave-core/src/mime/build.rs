@@ -154,6 +154,35 @@ pub fn encrypted_message(outer_headers: &str, message_id: &str, armored: &[u8]) 
     out
 }
 
+/// Assembles a message signed but not encrypted: the outer headers, then
+/// the whole signed entity (which starts with its own `Content-Type:`).
+pub fn signed_message(outer_headers: &str, entity: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(outer_headers.len() + entity.len() + 32);
+    out.extend_from_slice(outer_headers.as_bytes());
+    header(&mut out, "MIME-Version", "1.0");
+    out.extend_from_slice(entity);
+    out
+}
+
+/// An `application/pgp-keys` attachment named `filename`.
+pub fn key_part(armored: &[u8], filename: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(armored.len() + 256);
+    header(
+        &mut out,
+        "Content-Type",
+        &format!("application/pgp-keys; name=\"{filename}\""),
+    );
+    header(&mut out, "Content-Description", "OpenPGP public key");
+    header(
+        &mut out,
+        "Content-Disposition",
+        &format!("attachment; filename=\"{filename}\""),
+    );
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&super::to_crlf(armored));
+    out
+}
+
 /// Keeps only the `Content-*` headers of an entity, so the author's other
 /// headers do not travel twice.
 pub fn content_only(entity: &[u8]) -> Vec<u8> {

@@ -27,6 +27,12 @@ pub struct Incoming {
     pub to: Vec<String>,
     /// Where the ciphertext is.
     pub payload: Payload,
+    /// Headers that say a message came from a machine, lowercased:
+    /// `Auto-Submitted:`, `Precedence:`, `List-Id:`, and a `Return-Path:`
+    /// of `<>` as `return-path: <>`; the list never answers such mail.
+    pub machine: Vec<(String, String)>,
+    /// The `Autocrypt:` header's value, raw (a key offered in the clear).
+    pub autocrypt: Option<String>,
 }
 
 /// Where a message carries its ciphertext.
@@ -68,6 +74,8 @@ pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
         delivered_to: delivered_to(&msg),
         to: recipients(&msg),
         payload,
+        machine: machine_headers(&msg),
+        autocrypt: msg.header_raw("Autocrypt").map(|s| s.trim().to_owned()),
     })
 }
 
@@ -91,6 +99,28 @@ fn delivered_to(msg: &Message<'_>) -> Vec<String> {
                 .to_ascii_lowercase()
         })
         .filter(|a| a.contains('@'))
+        .collect()
+}
+
+/// The headers that mark mail sent by a machine, names and values
+/// lowercased and trimmed.
+fn machine_headers(msg: &Message<'_>) -> Vec<(String, String)> {
+    msg.headers()
+        .iter()
+        .filter(|h| {
+            ["auto-submitted", "precedence", "list-id", "return-path"]
+                .iter()
+                .any(|n| h.name.as_str().eq_ignore_ascii_case(n))
+        })
+        .filter_map(|h| {
+            let value = msg
+                .raw_message()
+                .get(h.offset_start as usize..h.offset_end as usize)?;
+            Some((
+                h.name.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(value).trim().to_ascii_lowercase(),
+            ))
+        })
         .collect()
 }
 

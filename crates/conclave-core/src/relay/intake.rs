@@ -310,7 +310,7 @@ async fn file(
     outcome: &Outcome,
 ) -> std::result::Result<(), ImapError> {
     let to = match outcome {
-        Outcome::Distributed { .. } => return Ok(()),
+        Outcome::Distributed { .. } | Outcome::Answered { .. } => return Ok(()),
         Outcome::Held { .. } => &folders.held,
         Outcome::Rejected { .. } | Outcome::Discarded { .. } => &folders.rejected,
     };

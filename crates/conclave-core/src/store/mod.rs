@@ -10,6 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Result, StoreContext};
 
+mod requests;
+pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
+
 /// The numbered migrations, in order. Never edit one that has shipped.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
@@ -36,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_shared_replay",
         include_str!("migrations/0007_shared_replay.sql"),
+    ),
+    (
+        "0008_requests",
+        include_str!("migrations/0008_requests.sql"),
     ),
 ];
 
@@ -142,6 +149,9 @@ pub struct OutboxCopy {
     pub attempts: i64,
     /// Not before this time (Unix seconds).
     pub next_attempt_at: i64,
+    /// A reply signed but not encrypted: its body is a whole signed MIME
+    /// entity, and it has no recipient packets.
+    pub plain: bool,
 }
 
 /// A new outbox row.
@@ -658,7 +668,7 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO outbox (post_id, body_id, recipient, message_id, headers, pkesks, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(post_id, recipient) DO NOTHING",
+                 ON CONFLICT(post_id, recipient) WHERE kind = 'copy' DO NOTHING",
             )
             .store("queue copies")?;
         let mut added = 0;
@@ -699,7 +709,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, post_id, recipient, message_id, headers, pkesks, body_id, attempts, next_attempt_at
+                "SELECT id, post_id, recipient, message_id, headers, pkesks, body_id, attempts, next_attempt_at,
+                        kind = 'plain'
                  FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?1 ORDER BY id",
             )
             .store("read the outbox")?;
@@ -715,6 +726,7 @@ impl Store {
                     body_id: r.get(6)?,
                     attempts: r.get(7)?,
                     next_attempt_at: r.get(8)?,
+                    plain: r.get(9)?,
                 })
             })
             .store("read the outbox")?;
@@ -729,7 +741,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT o.post_id, o.id, o.recipient FROM outbox o JOIN bodies b ON b.id = o.body_id
-                 WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND b.created_at < ?2
+                 WHERE o.state = 'queued' AND o.kind = 'copy' AND o.next_attempt_at <= ?1 AND b.created_at < ?2
                  ORDER BY o.post_id, o.id",
             )
             .store("read the outbox")?;
