@@ -659,3 +659,81 @@ impl ReplaceFrom for Vec<u8> {
             .into_bytes()
     }
 }
+
+/// The whole subscription over the mail host: `subscribe` sent over SMTP
+/// to the request address reaches the list mailbox (the host delivers the
+/// sub-address there), the relay answers over SMTP, the newcomer reads the
+/// token in their own mailbox and sends it back, and the next post reaches
+/// them.
+#[test]
+fn a_newcomer_joins_over_smtp_and_imap() {
+    use conclave_tests::{wait_until, MailList, Mailhost};
+    let mh = Mailhost::get();
+    mh.clear();
+    let f = MailList::new("Garden Club");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server(
+        "smtp",
+        "MAILHOST_HOST",
+        "MAILHOST_SUBMISSION_PORT",
+        "starttls",
+    );
+    f.list.config_set("subscription_policy", "confirm");
+    f.list
+        .run_ok(&["subscriber", "remove", "carol@example.test"]);
+    let (alice, carol) = (&f.subs[0], &f.subs[2]);
+    let replies_to_carol = || -> Vec<Vec<u8>> {
+        mh.inbox("carol")
+            .into_iter()
+            .filter(|m| header(m, "Auto-Submitted").as_deref() == Some("auto-replied"))
+            .collect()
+    };
+
+    let ask = carol.compose(
+        &f.cert,
+        REQUEST,
+        &Post::new("subscribe", "subscribe").with_key(),
+    );
+    mh.inject(carol.address(), REQUEST, &ask);
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(
+        out.contains("request: subscribe from carol@example.test"),
+        "{out}"
+    );
+    assert!(
+        wait_until(10, || replies_to_carol().len() == 1),
+        "the token arrives"
+    );
+    let d = carol.decrypt(&replies_to_carol()[0]).unwrap();
+    let t = token(&conclave_tests::mime::all_text_plain(&d.entity).join("\n"));
+
+    let answer = carol.compose(
+        &f.cert,
+        REQUEST,
+        &Post::new("Re: Confirm", &format!("> {t}")),
+    );
+    mh.inject(carol.address(), REQUEST, &answer);
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(out.contains("subscribed with key"), "{out}");
+    assert!(
+        wait_until(10, || replies_to_carol().len() == 2),
+        "the welcome arrives"
+    );
+
+    let post = alice.compose_post(&f.cert, LIST, "...", "WELCOME-CAROL");
+    mh.inject(alice.address(), LIST, &post);
+    assert!(wait_until(10, || mh.count("list", "") == 1));
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(out.contains("distributed to 3"), "{out}");
+    assert!(wait_until(10, || mh
+        .inbox("carol")
+        .iter()
+        .filter_map(|m| carol.decrypt(m).ok())
+        .any(
+            |d| String::from_utf8_lossy(&d.entity).contains("WELCOME-CAROL")
+        )));
+    // Requests are filed with the posts the list took: nothing in Held.
+    assert_eq!(mh.count("list", "Held"), 0);
+}
