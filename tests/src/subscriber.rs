@@ -529,6 +529,22 @@ impl Subscriber {
         c
     }
 
+    /// Certifies the key `fingerprint` (imported before) with this
+    /// subscriber's key, exportable, and returns that key as it now is,
+    /// armored (GnuPG only: `gpg --quick-sign-key`).
+    pub fn certify(&self, fingerprint: &str) -> Vec<u8> {
+        assert_eq!(self.engine, Engine::Gpg, "certify is for GnuPG");
+        run_checked(
+            self.gpg()
+                .args(["-u", &self.fingerprint, "--quick-sign-key", fingerprint]),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{self:?}: cannot certify {fingerprint}: {e}"));
+        run_checked(self.gpg().args(["--armor", "--export", fingerprint]), None)
+            .map(|o| o.stdout)
+            .unwrap_or_else(|e| panic!("{self:?}: cannot export {fingerprint}: {e}"))
+    }
+
     /// Sets this subscriber's clock `secs` ahead of the real one (GnuPG
     /// only, through `--faked-system-time`): what it signs from now on
     /// carries that creation time.

@@ -737,3 +737,94 @@ fn a_newcomer_joins_over_smtp_and_imap() {
     // Requests are filed with the posts the list took: nothing in Held.
     assert_eq!(mh.count("list", "Held"), 0);
 }
+
+/// `key sign`: a subscriber's certification of the list key, made with
+/// GnuPG, is published with the list key (`key export`), once; one by a
+/// key that is not the sender's is not.
+#[test]
+fn a_subscribers_certification_of_the_list_key_is_published() {
+    let f = fixture("confirm");
+    let list_fpr = conclave_tests::pgp::cert_fingerprint(&f.cert).unwrap();
+    let certified = f.alice.certify(&list_fpr);
+    let ask = command(
+        &f,
+        &f.alice,
+        &Post::new(
+            "key sign",
+            &format!("key sign\n\n{}", String::from_utf8_lossy(&certified)),
+        ),
+    );
+    let out = f.list.process(&ask);
+    assert!(
+        out.contains("key sign from alice@example.test: certification added"),
+        "{out}"
+    );
+    // GnuPG sees alice's certification on the exported list key.
+    let exported = f.list.run_ok(&["key", "export"]);
+    let reader = Subscriber::new(Engine::Gpg, "reader@example.test");
+    reader
+        .import_cert(f.alice.public_key_armored().as_slice())
+        .unwrap();
+    reader.import_cert(exported.as_bytes()).unwrap();
+    let sigs = std::process::Command::new("gpg")
+        .env("GNUPGHOME", reader.home())
+        .args(["--batch", "--with-colons", "--check-sigs", &list_fpr])
+        .output()
+        .unwrap();
+    let sigs = String::from_utf8_lossy(&sigs.stdout);
+    let alice_keyid = &f.alice.fingerprint()[24..];
+    assert!(
+        sigs.lines()
+            .any(|l| l.starts_with("sig:!") && l.contains(alice_keyid)),
+        "{sigs}"
+    );
+    // Off: refused, and the key stays as it is.
+    f.list.config_set("key_signing", "off");
+    let bob = Subscriber::new(Engine::Gpg, "bob@example.test");
+    f.list.add_subscriber(&bob);
+    bob.import_cert(&f.cert).unwrap();
+    let certified = bob.certify(&list_fpr);
+    let out = f.list.process(&command(
+        &f,
+        &bob,
+        &Post::new(
+            "key sign",
+            &format!("key sign\n\n{}", String::from_utf8_lossy(&certified)),
+        ),
+    ));
+    assert!(out.contains("key_signing is off"), "{out}");
+}
+
+/// A client that sends its key in the Autocrypt header (Delta Chat, K-9)
+/// may ask to join without attaching it.
+#[test]
+fn a_key_in_the_autocrypt_header_can_join() {
+    use base64::Engine as _;
+    let f = fixture("confirm");
+    let dave = Subscriber::new(Engine::Gpg, "dave@example.test");
+    let binary = {
+        use sequoia_openpgp::serialize::Serialize;
+        let cert = conclave_tests::pgp::parse_cert(&dave.public_key_armored()).unwrap();
+        let mut out = Vec::new();
+        cert.serialize(&mut out).unwrap();
+        out
+    };
+    let keydata = base64::engine::general_purpose::STANDARD.encode(binary);
+    let autocrypt = format!("Autocrypt: addr=dave@example.test; keydata={keydata}\r\n");
+    let out = f
+        .list
+        .process(&clear(&dave, REQUEST, "subscribe", "", false, &autocrypt));
+    assert!(
+        out.contains("a token was sent, encrypted to that key"),
+        "{out}"
+    );
+    assert!(last_reply(&f.list, &dave).contains(
+        dave.fingerprint()
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .as_str()
+    ));
+}

@@ -708,6 +708,9 @@ impl List {
                 cert.fingerprint()
             ),
         )?;
+        if state == RequestState::Owner {
+            self.emit(&crate::events::Event::Requests);
+        }
         Ok(id)
     }
 
@@ -1073,6 +1076,7 @@ impl List {
         {
             self.store
                 .set_request_state(request.id, RequestState::Owner, "", Some(now), now)?;
+            self.emit(&crate::events::Event::Requests);
             self.answer_with(
                 asked,
                 &format!("Your subscription to {name}"),
@@ -1113,6 +1117,7 @@ impl List {
         if self.config_value("key_change_policy")? == "confirm+moderate" {
             self.store
                 .set_request_state(request.id, RequestState::Owner, "", Some(now), now)?;
+            self.emit(&crate::events::Event::Requests);
             let name = self.name()?;
             self.answer_with(
                 asked,
