@@ -59,6 +59,35 @@ pub fn sign_detached(
     Ok(out)
 }
 
+/// An armored signed OpenPGP message made of `sigs` over `data`: one-pass
+/// signature packets, `data` as binary literal data, the signatures. This
+/// is the form a signer's own message had inside its encryption, so a
+/// signature made over exactly `data` verifies in it whatever its type.
+pub fn signed_message(data: &[u8], sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {
+    use openpgp::packet::{Literal, OnePassSig};
+    let fail = |e: openpgp::anyhow::Error| Error::crypto("carry the author's signed message", e);
+    let mut out = Vec::with_capacity(data.len() * 4 / 3 + 1024);
+    {
+        let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Message)
+            .map_err(|e| fail(e.into()))?;
+        let count = sigs.len();
+        for (i, sig) in sigs.iter().enumerate() {
+            let mut ops = OnePassSig::try_from(sig).map_err(fail)?;
+            ops.set_last(i + 1 == count);
+            Packet::from(ops).serialize(&mut w).map_err(fail)?;
+        }
+        let mut literal = Literal::new(openpgp::types::DataFormat::Binary);
+        literal.set_body(data.to_vec());
+        Packet::from(literal).serialize(&mut w).map_err(fail)?;
+        // The signature of the last one-pass packet comes first.
+        for sig in sigs.iter().rev() {
+            Packet::from(sig.clone()).serialize(&mut w).map_err(fail)?;
+        }
+        w.finalize().map_err(|e| fail(e.into()))?;
+    }
+    Ok(out)
+}
+
 /// A post's body, encrypted once under a fresh session key.
 pub struct SealedBody {
     /// The SEIPD packet (binary), shared by every copy.
