@@ -334,3 +334,29 @@ fn a_new_list_key_carries_the_lists_name() {
     let uids = pgp::cert_user_ids(&list.list_cert()).unwrap();
     assert_eq!(uids, ["Garden Club <list@example.test>"]);
 }
+
+#[test]
+fn the_list_signature_carries_no_salt_notation() {
+    use sequoia_openpgp::parse::Parse;
+    let f = fixture();
+    assert_eq!(alice_posts(&f, "Salt", "NO-SALT"), "distributed to 3");
+    let (bob, carol) = (&f.subs[1], &f.subs[2]);
+    let copies = f.list.export_outbox();
+    let d = bob.decrypt(&copies[bob.address()]).unwrap();
+    let (signed, sig) = d.split_signed().unwrap();
+    // RNP and GnuPG accept it as the list's.
+    bob.verify_detached(&signed, &sig, &f.cert).unwrap();
+    carol.verify_detached(&signed, &sig, &f.cert).unwrap();
+    // Mutt prints every notation of a signature it checks: there is none.
+    let pile = sequoia_openpgp::PacketPile::from_bytes(&sig).unwrap();
+    let sigs: Vec<_> = pile
+        .children()
+        .filter_map(|p| match p {
+            sequoia_openpgp::Packet::Signature(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(sigs[0].notation_data().count(), 0, "{:?}", sigs[0]);
+    assert!(sigs[0].issuer_fingerprints().next().is_some());
+}
