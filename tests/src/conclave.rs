@@ -290,6 +290,17 @@ impl Conclave {
     }
 }
 
+impl Conclave {
+    /// [`Conclave::export_outbox`] without the list's automatic replies
+    /// (notices, answers to requests): the copies of posts alone.
+    pub fn export_copies(&self) -> BTreeMap<String, Vec<u8>> {
+        self.export_outbox()
+            .into_iter()
+            .filter(|(_, eml)| crate::mime::header(eml, "Auto-Submitted").is_none())
+            .collect()
+    }
+}
+
 /// Reads every `*.eml` in `dir`, keyed by file stem.
 pub fn read_eml_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();

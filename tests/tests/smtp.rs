@@ -194,21 +194,21 @@ fn a_permanent_refusal_fails_one_copy_and_tells_the_owner() {
     );
 }
 
-/// The Postfix smtpd process that accepted the message with this Message-ID.
-fn accepting_smtpd(log: &str, message_id: &str) -> Option<String> {
+/// The Postfix smtpd processes that accepted the messages with this
+/// Message-ID (every copy of a post carries the same one), one for each.
+fn accepting_smtpds(log: &str, message_id: &str) -> Vec<String> {
     let needle = format!("message-id=<{message_id}>");
-    let queue_id = log
-        .lines()
-        .find(|l| l.contains("postfix/cleanup") && l.contains(&needle))?
-        .split(": ")
-        .nth(1)?
-        .to_string();
-    let client = format!("{queue_id}: client=");
-    let line = log
-        .lines()
-        .find(|l| l.contains("/smtpd[") && l.contains(&client))?;
-    let pid = line.split("/smtpd[").nth(1)?.split(']').next()?;
-    Some(pid.to_string())
+    log.lines()
+        .filter(|l| l.contains("postfix/cleanup") && l.contains(&needle))
+        .filter_map(|l| {
+            let queue_id = l.split(": ").nth(1)?;
+            let client = format!("{queue_id}: client=");
+            let line = log
+                .lines()
+                .find(|l| l.contains("/smtpd[") && l.contains(&client))?;
+            Some(line.split("/smtpd[").nth(1)?.split(']').next()?.to_string())
+        })
+        .collect()
 }
 
 #[test]
@@ -219,21 +219,22 @@ fn copies_go_out_over_as_many_connections_as_configured() {
         f.list.config_set("smtp.connections", connections);
         let post = f.subs[0].compose_post(&f.cert, LIST, "...", "spread over connections");
         assert_eq!(f.list.process(&post), "distributed to 3");
-        let ids = queued_ids(&f);
+        let ids: std::collections::BTreeSet<String> =
+            queued_ids(&f).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), 1, "one Message-ID for every copy of a post");
+        let id = ids.first().unwrap();
         let out = f.list.run_ok(&["outbox", "send"]);
         assert_eq!(out.trim(), "sent 3, failed 0, deferred 0, still queued 0");
-        let mut pids = std::collections::BTreeSet::new();
-        for (_, id) in &ids {
-            let mut pid = None;
-            for _ in 0..100 {
-                pid = accepting_smtpd(&mh.logs(), id);
-                if pid.is_some() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = accepting_smtpds(&mh.logs(), id);
+            if found.len() == 3 {
+                break;
             }
-            pids.insert(pid.unwrap_or_else(|| panic!("no Postfix log of {id}")));
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        assert_eq!(found.len(), 3, "no Postfix log of every copy of {id}");
+        let pids: std::collections::BTreeSet<String> = found.into_iter().collect();
         assert_eq!(pids.len(), want, "smtp.connections {connections}: {pids:?}");
     }
 }

@@ -823,6 +823,7 @@ fn fingerprint_of(
 pub fn generate(
     ident: &str,
     address: &str,
+    name: &str,
     pins: &PinSource,
     now: SystemTime,
 ) -> Result<openpgp::Cert> {
@@ -847,6 +848,7 @@ pub fn generate(
         primary.clone(),
         subkey.clone(),
         address,
+        name,
         now,
         &mut CardOp {
             ident: ident.clone(),
@@ -865,6 +867,7 @@ fn certify_card_keys(
     primary: PublicKey,
     subkey: PublicKey,
     address: &str,
+    name: &str,
     now: SystemTime,
     signer: &mut dyn openpgp::crypto::Signer,
 ) -> Result<openpgp::Cert> {
@@ -876,7 +879,7 @@ fn certify_card_keys(
     let primary = primary.role_into_primary();
     let subkey = subkey.role_into_subordinate();
     let cert = openpgp::Cert::try_from(vec![openpgp::Packet::from(primary)]).map_err(fail)?;
-    let uid = openpgp::packet::UserID::from(address);
+    let uid = super::keystore::list_user_id(name, address);
     let uid_sig = uid
         .bind(
             signer,

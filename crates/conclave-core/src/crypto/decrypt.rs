@@ -507,7 +507,7 @@ mod tests {
     fn seipd_v2_opens_with_ocb_gcm_and_eax() {
         let now = SystemTime::now();
         let pw = openpgp::crypto::Password::from("pw");
-        let list = super::super::keystore::generate("list@example.test", &pw, now).unwrap();
+        let list = super::super::keystore::generate("list@example.test", "", &pw, now).unwrap();
         let (author, _) = openpgp::cert::CertBuilder::general_purpose(Some("a@example.test"))
             .generate()
             .unwrap();
@@ -574,9 +574,13 @@ mod tests {
     #[test]
     fn librepgp_ocb_is_refused_by_name() {
         // A v3 PKESK header for some key, then a tag-20 packet.
-        let list =
-            super::super::keystore::generate("list@example.test", &"pw".into(), SystemTime::now())
-                .unwrap();
+        let list = super::super::keystore::generate(
+            "list@example.test",
+            "",
+            &"pw".into(),
+            SystemTime::now(),
+        )
+        .unwrap();
         let mut msg = Vec::new();
         {
             let recipients = list
@@ -645,7 +649,7 @@ mod tests {
         use openpgp::serialize::stream::Recipient;
         let now = SystemTime::now();
         let pw = openpgp::crypto::Password::from("pw");
-        let list = super::super::keystore::generate("list@example.test", &pw, now).unwrap();
+        let list = super::super::keystore::generate("list@example.test", "", &pw, now).unwrap();
         let others: Vec<Cert> = (0..12)
             .map(|i| {
                 openpgp::cert::CertBuilder::general_purpose(Some(format!("o{i}@example.test")))

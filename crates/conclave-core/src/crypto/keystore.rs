@@ -67,10 +67,16 @@ pub const KEY_FILE: &str = "list-key.asc";
 pub(crate) const VALIDITY: Duration = Duration::from_secs(3 * 365 * 24 * 3600);
 
 /// Generates a v4 list key: an Ed25519 primary key that certifies and signs,
-/// and a Cv25519 encryption subkey, with the list address as its User ID,
-/// advertising what the list reads ([`super::renew::with_list_preferences`]).
-/// The secret parts are encrypted with `passphrase`.
-pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result<openpgp::Cert> {
+/// and a Cv25519 encryption subkey, with the list's name and address as its
+/// User ID ([`list_user_id`]), advertising what the list reads
+/// ([`super::renew::with_list_preferences`]). The secret parts are encrypted
+/// with `passphrase`.
+pub fn generate(
+    address: &str,
+    name: &str,
+    passphrase: &Password,
+    now: SystemTime,
+) -> Result<openpgp::Cert> {
     let (cert, _rev) = CertBuilder::new()
         .set_profile(Profile::RFC4880)
         .map_err(|e| Error::crypto("choose the key version", e))?
@@ -88,7 +94,7 @@ pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result
         .set_features(super::renew::list_features())
         .map_err(|e| Error::crypto("generate the list key", e))?
         .add_userid_with(
-            UserID::from(address),
+            list_user_id(name, address),
             super::renew::with_list_preferences(SignatureBuilder::new(
                 SignatureType::PositiveCertification,
             ))
@@ -99,6 +105,18 @@ pub fn generate(address: &str, passphrase: &Password, now: SystemTime) -> Result
         .generate()
         .map_err(|e| Error::crypto("generate the list key", e))?;
     Ok(cert)
+}
+
+/// The User ID of a list key: `Name <address>`, so a client that lists keys
+/// (or Mutt's signature line) shows the list's name; the address alone when
+/// the name is empty, the address itself, or not fit for a User ID.
+pub fn list_user_id(name: &str, address: &str) -> UserID {
+    let name = crate::text::clean(name);
+    let name = name.trim();
+    if name.is_empty() || name.eq_ignore_ascii_case(address) || name.contains(['<', '>', '@']) {
+        return UserID::from(address);
+    }
+    UserID::from_address(Some(name), None, address).unwrap_or_else(|_| UserID::from(address))
 }
 
 /// Reads an armored secret key for import, and makes sure every secret part
@@ -308,7 +326,7 @@ mod tests {
     #[test]
     fn generated_key_is_v4_with_address_and_protected() {
         let pw = Password::from("correct horse");
-        let cert = generate("list@example.test", &pw, SystemTime::now()).unwrap();
+        let cert = generate("list@example.test", "List", &pw, SystemTime::now()).unwrap();
         assert_eq!(cert.primary_key().key().version(), 4);
         assert!(cert
             .keys()

@@ -298,7 +298,8 @@ mod tests {
     #[test]
     fn a_generated_list_key_needs_no_renewal() {
         let now = SystemTime::now();
-        let cert = crate::crypto::keystore::generate("l@example.test", &"pw".into(), now).unwrap();
+        let cert =
+            crate::crypto::keystore::generate("l@example.test", "List", &"pw".into(), now).unwrap();
         assert_eq!(reasons(&cert, now).unwrap(), Vec::<String>::new());
     }
 }

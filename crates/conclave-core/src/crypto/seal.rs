@@ -29,11 +29,22 @@ const SYM: SymmetricAlgorithm = SymmetricAlgorithm::AES256;
 pub const HASH: HashAlgorithm = HashAlgorithm::SHA256;
 
 /// Makes one armored detached signature over `data`, dated `time`.
+///
+/// A v4 key's signature is made here rather than by Sequoia's signer, which
+/// adds a random `salt@notations.sequoia-pgp.org` notation to every v4
+/// signature: Mutt prints every notation of a signature it checks, so each
+/// copy showed a line of binary data. The salt guards a signer against
+/// chosen-message attacks on weak hashes; the list signs SHA-256 over an
+/// entity it builds itself, so it gives that up. A v6 key's signature has
+/// its salt in the packet, as RFC 9580 wants, and no notation.
 pub fn sign_detached(
-    signer: Box<dyn crypto::Signer + Send + Sync>,
+    mut signer: Box<dyn crypto::Signer + Send + Sync>,
     data: &[u8],
     time: SystemTime,
 ) -> Result<Vec<u8>> {
+    if signer.public().version() == 4 {
+        return sign_detached_v4(signer.as_mut(), data, time);
+    }
     let mut out = Vec::new();
     {
         let message = Message::new(&mut out);
@@ -55,6 +66,90 @@ pub fn sign_detached(
         signer
             .finalize()
             .map_err(|e| Error::crypto("sign the post", e))?;
+    }
+    Ok(out)
+}
+
+/// A v4 binary signature over `data` whose hashed area holds only the
+/// creation time and the issuer, armored.
+fn sign_detached_v4(
+    signer: &mut (dyn crypto::Signer + Send + Sync),
+    data: &[u8],
+    time: SystemTime,
+) -> Result<Vec<u8>> {
+    use openpgp::crypto::hash::Hash as _;
+    use openpgp::packet::signature::{Signature4, SignatureBuilder};
+    use openpgp::types::SignatureType;
+    let fail = |e: openpgp::anyhow::Error| Error::crypto("sign the post", e);
+    let public = signer.public().clone();
+    let template = SignatureBuilder::new(SignatureType::Binary)
+        .set_signature_creation_time(time)
+        .and_then(|b| b.set_issuer_fingerprint(public.fingerprint()))
+        .and_then(|b| b.set_issuer(public.keyid()))
+        .map_err(fail)?;
+    let unsigned = |prefix: [u8; 2], mpis| {
+        Signature4::new(
+            SignatureType::Binary,
+            public.pk_algo(),
+            HASH,
+            template.hashed_area().clone(),
+            template.unhashed_area().clone(),
+            prefix,
+            mpis,
+        )
+    };
+    let mut hash = HASH.context().map_err(fail)?.for_signature(4);
+    hash.update(data);
+    let fields = unsigned(
+        [0, 0],
+        openpgp::crypto::mpi::Signature::Unknown {
+            mpis: Box::new([]),
+            rest: Box::new([]),
+        },
+    );
+    fields.hash(&mut hash).map_err(fail)?;
+    let digest = hash.into_digest().map_err(fail)?;
+    let mpis = signer.sign(HASH, &digest).map_err(fail)?;
+    let prefix = [
+        digest.first().copied().unwrap_or_default(),
+        digest.get(1).copied().unwrap_or_default(),
+    ];
+    let sig = openpgp::packet::Signature::from(unsigned(prefix, mpis));
+    let mut out = Vec::new();
+    {
+        let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Signature)
+            .map_err(|e| fail(e.into()))?;
+        Packet::from(sig).serialize(&mut w).map_err(fail)?;
+        w.finalize().map_err(|e| fail(e.into()))?;
+    }
+    Ok(out)
+}
+
+/// An armored signed OpenPGP message made of `sigs` over `data`: one-pass
+/// signature packets, `data` as binary literal data, the signatures. This
+/// is the form a signer's own message had inside its encryption, so a
+/// signature made over exactly `data` verifies in it whatever its type.
+pub fn signed_message(data: &[u8], sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {
+    use openpgp::packet::{Literal, OnePassSig};
+    let fail = |e: openpgp::anyhow::Error| Error::crypto("carry the author's signed message", e);
+    let mut out = Vec::with_capacity(data.len() * 4 / 3 + 1024);
+    {
+        let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Message)
+            .map_err(|e| fail(e.into()))?;
+        let count = sigs.len();
+        for (i, sig) in sigs.iter().enumerate() {
+            let mut ops = OnePassSig::try_from(sig).map_err(fail)?;
+            ops.set_last(i + 1 == count);
+            Packet::from(ops).serialize(&mut w).map_err(fail)?;
+        }
+        let mut literal = Literal::new(openpgp::types::DataFormat::Binary);
+        literal.set_body(data.to_vec());
+        Packet::from(literal).serialize(&mut w).map_err(fail)?;
+        // The signature of the last one-pass packet comes first.
+        for sig in sigs.iter().rev() {
+            Packet::from(sig.clone()).serialize(&mut w).map_err(fail)?;
+        }
+        w.finalize().map_err(|e| fail(e.into()))?;
     }
     Ok(out)
 }

@@ -124,7 +124,8 @@ impl List {
     /// `key export`). A key file of the old key is kept beside, renamed,
     /// still protected by its passphrase. Returns the new fingerprint.
     pub fn card_generate(&mut self, ident: &str, pins: PinSource) -> Result<String> {
-        let cert = card::generate(ident, &self.address, &pins, self.clock.now())?;
+        let name = self.name()?;
+        let cert = card::generate(ident, &self.address, &name, &pins, self.clock.now())?;
         let old = self.cert.fingerprint().to_hex();
         self.cert = cert;
         let ks = CardKeystore::open(ident, &self.cert, pins)?;

@@ -59,9 +59,16 @@ impl List {
             None => build::clean(&from),
         };
 
+        // Who wrote the post is shown in every mode: Mutt, for one, reads
+        // only the protected Subject, and would show the author nowhere.
+        let statement = statement(post, &author_name, &from);
         let parts = match policy.signature_mode {
-            SignatureMode::Carry => carried_parts(post)?,
-            SignatureMode::Replace => replaced_parts(post, &author_name, &from),
+            SignatureMode::Carry => {
+                let mut parts = vec![statement];
+                parts.extend(carried_parts(post)?);
+                parts
+            }
+            SignatureMode::Replace => vec![statement, replaced_content(post)],
         };
         // Headers from inside the encryption (from inside the signed data,
         // for a signed post) are the author's; the outer ones are the mail
@@ -73,32 +80,133 @@ impl List {
                 _ => String::new(),
             },
         };
-        // The author's own Message-ID is kept only when they signed it:
-        // anyone can make a post carry the ID of an earlier one, which
-        // clients would then show as the same message.
-        let message_id = if policy.keep_message_id && post.author.is_some() {
-            post.protected.message_id.as_deref().and_then(message_id_ok)
-        } else {
-            None
-        }
-        .unwrap_or_else(|| format!("{}@{domain}", short_hash(&post.digest, "")));
-        let (in_reply_to, references) = threading(post, &domain);
+        // Every copy of a post carries one Message-ID outside (the host can
+        // link the copies by their shared body anyway) and one inside: the
+        // author's own when they signed it and no other post had it, so the
+        // author's client knows its post; anyone can make a post carry the
+        // ID of an earlier one, which clients would show as the same message.
+        let outer_id = format!("{}@{domain}", short_hash(&post.digest, ""));
+        let authors_id = post
+            .protected
+            .message_id
+            .as_deref()
+            .and_then(message_id_ok)
+            .filter(|id| policy.keep_message_id && post.author.is_some() && !ours(id, &domain));
+        let message_id = match authors_id {
+            Some(id) => match self.store.message_id_post(&id)? {
+                Some(other) if other != post_id => outer_id.clone(),
+                _ => id,
+            },
+            None => outer_id.clone(),
+        };
+        let threads = self.threading(post, &domain)?;
         let headers = ProtectedHeaders {
             from: build::mailbox(Some(&format!("{author_name} via {name}")), &address),
+            sender: build::mailbox(Some(&name), &address),
             to: build::mailbox(Some(&name), &address),
             reply_to: build::mailbox(None, &address),
             subject,
             date: crate::clock::rfc5322(now),
-            message_id,
-            in_reply_to,
-            references,
+            message_id: message_id.clone(),
+            in_reply_to: joined(&threads.inner_in_reply_to),
+            references: joined(&threads.inner_references),
             outer: vec![
                 ("Subject".into(), "...".into()),
                 ("From".into(), build::mailbox(Some(&name), &address)),
             ],
         };
         let entity = build::protected_entity(&headers, &parts, &boundary("mixed", &post.digest));
-        self.fan_out_to(post_id, &post.digest, &entity, now, replacing)
+
+        // What the copies show outside: the list, or the author on request;
+        // the threading headers only on request (the host learns the thread).
+        let mut plan = CopyPlan {
+            from_name: policy
+                .outer_from_author
+                .then(|| format!("{author_name} via {name}")),
+            ..CopyPlan::default()
+        };
+        if policy.outer_references {
+            for (field, ids) in [
+                ("In-Reply-To", &threads.outer_in_reply_to),
+                ("References", &threads.outer_references),
+            ] {
+                if let Some(v) = joined(ids) {
+                    build::header_to(&mut plan.extra_headers, field, &v);
+                }
+            }
+        }
+        if !policy.deliver_selfsent {
+            plan.skip = Some(match &post.author {
+                Some((addr, _)) => addr.clone(),
+                None => post.from.clone(),
+            });
+        }
+        let queued = self.fan_out_to(post_id, &post.digest, &entity, now, replacing, &plan)?;
+
+        // Every ID a copy carried or the author gave the post, so a reply
+        // that names any of them is placed under it.
+        let mut ids = vec![("inner", message_id.as_str()), ("outer", outer_id.as_str())];
+        let author_ids: Vec<String> = [&post.protected.message_id, &post.incoming.message_id]
+            .into_iter()
+            .filter_map(|id| id.as_deref().and_then(message_id_ok))
+            .collect();
+        ids.extend(author_ids.iter().map(|id| ("author", id.as_str())));
+        self.store.remember_message_ids(post_id, &ids)?;
+        Ok(queued)
+    }
+
+    /// The threading of a post's copies: every ID the post names that
+    /// belongs to one of the list's posts becomes the IDs each subscriber
+    /// received for that post (outside and inside); other IDs the author
+    /// wrote inside the encryption are kept inside as they are; other IDs
+    /// from outside are dropped, except the list's own (`HASH@DOMAIN`).
+    fn threading(&self, post: &Opened, domain: &str) -> Result<Threads> {
+        let inside = post.protected.in_reply_to.is_some() || post.protected.references.is_some();
+        let (in_reply_to, references) = if inside {
+            (&post.protected.in_reply_to, &post.protected.references)
+        } else {
+            (&post.incoming.in_reply_to, &post.incoming.references)
+        };
+        let mut t = Threads::default();
+        for (value, is_reply) in [(in_reply_to, true), (references, false)] {
+            let Some(value) = value else { continue };
+            let (mut inner, mut outer) = (Vec::new(), Vec::new());
+            for id in parse_ids(value) {
+                let known = match self.store.message_id_post(&id)? {
+                    Some(p) => Some((
+                        self.store.post_message_id(p, "outer")?,
+                        self.store.post_message_id(p, "inner")?,
+                    )),
+                    None => None,
+                };
+                match known {
+                    Some((o, i)) => {
+                        // Outside first, then inside: the last is the
+                        // parent, and the inside ID is the post's own.
+                        for id in o.iter().chain(i.iter()) {
+                            push_unique(&mut inner, id);
+                        }
+                        if let Some(o) = o {
+                            push_unique(&mut outer, &o);
+                        }
+                    }
+                    None if inside => push_unique(&mut inner, &id),
+                    None if ours(&id, domain) => {
+                        push_unique(&mut inner, &id);
+                        push_unique(&mut outer, &id);
+                    }
+                    None => {}
+                }
+            }
+            if is_reply {
+                t.inner_in_reply_to = inner.pop().into_iter().collect();
+                t.outer_in_reply_to = outer.pop().into_iter().collect();
+            } else {
+                t.inner_references = last_n(inner, 20);
+                t.outer_references = last_n(outer, 20);
+            }
+        }
+        Ok(t)
     }
 
     /// Signs `entity` once with the list key and queues one encrypted copy per
@@ -111,7 +219,14 @@ impl List {
         entity: &[u8],
         now: SystemTime,
     ) -> Result<usize> {
-        self.fan_out_to(post_id, post_digest, entity, now, None)
+        self.fan_out_to(
+            post_id,
+            post_digest,
+            entity,
+            now,
+            None,
+            &CopyPlan::default(),
+        )
     }
 
     fn fan_out_to(
@@ -121,6 +236,7 @@ impl List {
         entity: &[u8],
         now: SystemTime,
         replacing: Option<&[CopyRef]>,
+        plan: &CopyPlan,
     ) -> Result<usize> {
         let signer = self.keystore()?.signer()?;
         let signature = match seal::sign_detached(signer, entity, now) {
@@ -159,7 +275,10 @@ impl List {
         });
         let (v2, v1): (Vec<Member>, Vec<Member>) = members
             .iter()
+            .filter(|m| plan.skip.as_deref() != Some(m.address))
             .partition(|m| certs::wants_seipd_v2(m.cert, now));
+        let from = build::mailbox(Some(plan.from_name.as_deref().unwrap_or(&name)), &address);
+        let message_id = format!("{}@{domain}", short_hash(post_digest, ""));
         let mut queued = 0;
         let mut skipped = Vec::new();
         let ts = self.unix();
@@ -189,14 +308,13 @@ impl List {
                 let results = parallel_map(&group, |m| {
                     let keys = certs::encryption_keys(m.cert, now)?;
                     let pkesks = body.pkesks_for(&keys)?;
-                    let message_id = format!("{}@{domain}", short_hash(post_digest, m.address));
                     let headers = format!(
-                        "From: {}\r\nTo: <{}>\r\nSubject: ...\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n{common}",
-                        build::mailbox(Some(&name), &address),
+                        "From: {from}\r\nTo: <{}>\r\nSubject: ...\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n{}{common}",
                         m.address,
                         crate::clock::rfc5322(now),
+                        plan.extra_headers,
                     );
-                    Ok(NewCopy { recipient: m.address.to_owned(), message_id, headers, pkesks })
+                    Ok(NewCopy { recipient: m.address.to_owned(), message_id: message_id.clone(), headers, pkesks })
                 });
                 let mut copies = Vec::with_capacity(results.len());
                 for (m, r) in group.iter().zip(results) {
@@ -248,15 +366,38 @@ pub(super) fn message_id_ok(id: &str) -> Option<String> {
     .then(|| id.to_owned())
 }
 
-/// The IDs in a threading header, each fit for a header, at most 20 (the
-/// last ones, which matter most for threading), written `<a> <b>`.
-fn message_ids(value: &str, keep: impl Fn(&str) -> bool) -> Option<String> {
-    let ids: Vec<String> = value
+/// The IDs in a threading header, each fit for a header, in order.
+fn parse_ids(value: &str) -> Vec<String> {
+    value
         .split(|c: char| c == '<' || c == '>' || c.is_whitespace() || c == ',')
         .filter_map(message_id_ok)
-        .filter(|id| keep(id))
-        .collect();
-    let ids = ids.get(ids.len().saturating_sub(20)..).unwrap_or_default();
+        .take(100)
+        .collect()
+}
+
+/// Whether `id` is one of the list's own (`HASH@DOMAIN`), which places a
+/// post in one of the list's threads and claims nothing for the author.
+fn ours(id: &str, domain: &str) -> bool {
+    id.split_once('@').is_some_and(|(local, d)| {
+        d.eq_ignore_ascii_case(domain)
+            && local.len() == 32
+            && local.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+fn push_unique(ids: &mut Vec<String>, id: &str) {
+    ids.retain(|i| i != id);
+    ids.push(id.to_owned());
+}
+
+/// The last `n` of `ids`, which matter most for threading.
+fn last_n(mut ids: Vec<String>, n: usize) -> Vec<String> {
+    ids.drain(..ids.len().saturating_sub(n));
+    ids
+}
+
+/// IDs written for a header: `<a> <b>`, or None for none.
+fn joined(ids: &[String]) -> Option<String> {
     (!ids.is_empty()).then(|| {
         ids.iter()
             .map(|id| format!("<{id}>"))
@@ -265,76 +406,75 @@ fn message_ids(value: &str, keep: impl Fn(&str) -> bool) -> Option<String> {
     })
 }
 
-/// `In-Reply-To:` and `References:` for a copy. From inside the encryption
-/// as they are; from outside, only the IDs of messages this list sent (its
-/// own, `HASH@DOMAIN`), which place the post in one of the list's threads
-/// and claim nothing for the author.
-fn threading(post: &Opened, domain: &str) -> (Option<String>, Option<String>) {
-    let ours = |id: &str| {
-        id.split_once('@').is_some_and(|(local, d)| {
-            d.eq_ignore_ascii_case(domain)
-                && local.len() == 32
-                && local.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-    };
-    let inside = post.protected.in_reply_to.is_some() || post.protected.references.is_some();
-    if inside {
-        (
-            post.protected
-                .in_reply_to
-                .as_deref()
-                .and_then(|v| message_ids(v, |_| true)),
-            post.protected
-                .references
-                .as_deref()
-                .and_then(|v| message_ids(v, |_| true)),
-        )
-    } else {
-        (
-            post.incoming
-                .in_reply_to
-                .as_deref()
-                .and_then(|v| message_ids(v, ours)),
-            post.incoming
-                .references
-                .as_deref()
-                .and_then(|v| message_ids(v, ours)),
-        )
-    }
+/// The threading headers of a post's copies, inside and outside.
+#[derive(Debug, Default)]
+struct Threads {
+    inner_in_reply_to: Vec<String>,
+    inner_references: Vec<String>,
+    outer_in_reply_to: Vec<String>,
+    outer_references: Vec<String>,
+}
+
+/// What the copies of a post show outside the encryption beyond the
+/// common headers, and who gets none.
+#[derive(Debug, Default)]
+struct CopyPlan {
+    /// The display name of the outer `From:` (the list's name if None).
+    from_name: Option<String>,
+    /// Header lines to add, CRLF-terminated.
+    extra_headers: String,
+    /// The subscriber who gets no copy (the author, without deliver_selfsent).
+    skip: Option<String>,
 }
 
 /// The parts that carry the author's signed original.
 fn carried_parts(post: &Opened) -> Result<Vec<Vec<u8>>> {
-    let sigs = armored_sigs(&post.sig_packets)?;
     Ok(match &post.content {
         Content::MimeSigned { entity, .. } => vec![build::content_only(entity)],
         Content::Mime { entity } if post.author.is_some() && !post.sig_packets.is_empty() => {
             // Signed inside the encryption (RFC 1847 encapsulation): rebuild
-            // the multipart/signed the author's signature fits.
+            // the multipart/signed the author's signature fits, when it
+            // fits the entity as it travels (CRLF, or a text signature).
             let verbatim = crate::mime::to_crlf(&post.plaintext) == post.plaintext;
             if verbatim || decrypt::all_text_mode(&post.sig_packets) {
                 let micalg = micalg(&post.sig_packets);
                 vec![build::signed_entity(
                     entity,
-                    &sigs,
+                    &armored_sigs(&post.sig_packets)?,
                     &micalg,
                     &boundary("author", &post.digest),
                 )]
             } else {
-                vec![build::content_only(entity), build::signature_part(&sigs)]
+                // A binary signature over LF lines (`gpg -se`, Mutt) fits
+                // no MIME entity: the author's signed message travels as
+                // it is, which `gpg --verify` checks.
+                vec![
+                    build::content_only(entity),
+                    build::signed_message_part(&signed_message(post)?),
+                ]
             }
         }
         Content::Mime { entity } => vec![build::content_only(entity)],
         Content::Text { text } if post.cleartext_signed || post.sig_packets.is_empty() => {
             vec![build::text_part(text)]
         }
-        Content::Text { text } => vec![build::text_part(text), build::signature_part(&sigs)],
+        Content::Text { text } => vec![
+            build::text_part(text),
+            build::signed_message_part(&signed_message(post)?),
+        ],
     })
 }
 
-/// The parts that state who signed instead of carrying the signature.
-fn replaced_parts(post: &Opened, author_name: &str, from: &str) -> Vec<Vec<u8>> {
-    let statement = match &post.author {
+/// The author's signed OpenPGP message (one-pass signatures, the literal
+/// data as it was signed, the signatures), armored: what the author's
+/// client signed, without the encryption.
+fn signed_message(post: &Opened) -> Result<Vec<u8>> {
+    crate::crypto::seal::signed_message(&post.plaintext, &post.sig_packets)
+}
+
+/// The statement of who wrote a post, the first part of every copy.
+fn statement(post: &Opened, author_name: &str, from: &str) -> Vec<u8> {
+    let text = match &post.author {
         Some((addr, fpr)) => format!(
             "-- The list verified this post --\r\nFrom: {author_name} <{addr}>\r\nSigned by: {addr}, key {}\r\n",
             spaced(fpr)
@@ -344,12 +484,16 @@ fn replaced_parts(post: &Opened, author_name: &str, from: &str) -> Vec<Vec<u8>> 
             build::clean(from)
         ),
     };
-    let content = match &post.content {
+    build::text_part(text.as_bytes())
+}
+
+/// The content alone, for `signature_mode replace`.
+fn replaced_content(post: &Opened) -> Vec<u8> {
+    match &post.content {
         Content::MimeSigned { signed, .. } => build::content_only(signed),
         Content::Mime { entity } => build::content_only(entity),
         Content::Text { text } => build::text_part(text),
-    };
-    vec![build::text_part(statement.as_bytes()), content]
+    }
 }
 
 pub(super) fn armored_sigs(sigs: &[openpgp::packet::Signature]) -> Result<Vec<u8>> {

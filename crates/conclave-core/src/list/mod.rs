@@ -163,7 +163,7 @@ impl List {
         // The key must open with this passphrase before anything is written.
         let (cert, ks, renewal) = match key {
             KeySource::Generate => {
-                let cert = keystore::generate(&address, passphrase, now)?;
+                let cert = keystore::generate(&address, name, passphrase, now)?;
                 let ks = FileKeystore::unlock(cert.clone(), passphrase)?;
                 (cert, ks, None)
             }

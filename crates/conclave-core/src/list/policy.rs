@@ -66,6 +66,12 @@ pub struct Policy {
     pub signature_mode: SignatureMode,
     /// Keep the author's Message-ID inside the encryption.
     pub keep_message_id: bool,
+    /// Send the author a copy of their own post.
+    pub deliver_selfsent: bool,
+    /// Name the author in the outer `From:`.
+    pub outer_from_author: bool,
+    /// Put the threading headers outside the encryption too.
+    pub outer_references: bool,
     /// The list address, which a signed post's own `To:`/`Cc:` must name.
     pub list_address: String,
     /// Action for a signed post signed for someone else, or too long ago.
@@ -102,6 +108,9 @@ impl Policy {
                 SignatureMode::Carry
             },
             keep_message_id: get("keep_message_id")? == "true",
+            deliver_selfsent: get("deliver_selfsent")? == "true",
+            outer_from_author: get("outer_from_author")? == "true",
+            outer_references: get("outer_references")? == "true",
             list_address: get("list.address")?.to_ascii_lowercase(),
             retargeted: Action::Hold,
             max_signature_age_days: get("max_signature_age_days")?.parse().map_err(|_| {

@@ -81,6 +81,7 @@ impl List {
         let subject = build::clean(&reply.subject);
         let headers = ProtectedHeaders {
             from: build::mailbox(Some(&name), &from),
+            sender: build::mailbox(Some(&name), &from),
             to: build::mailbox(None, &reply.to),
             reply_to: build::mailbox(None, &from),
             subject: subject.clone(),

@@ -11,6 +11,9 @@ use super::split_head;
 pub struct ProtectedHeaders {
     /// `From:`, ready to write (display name and the list address).
     pub from: String,
+    /// `Sender:`, ready to write: the list, so a client that shows the
+    /// author from `From:` still files every post under the list.
+    pub sender: String,
     /// `To:`, ready to write.
     pub to: String,
     /// `Reply-To:`, ready to write.
@@ -41,6 +44,7 @@ pub fn protected_entity(h: &ProtectedHeaders, parts: &[Vec<u8>], boundary: &str)
         ),
     );
     header(&mut out, "From", &h.from);
+    header(&mut out, "Sender", &h.sender);
     header(&mut out, "To", &h.to);
     header(&mut out, "Reply-To", &h.reply_to);
     header(&mut out, "Subject", &encode_text(&h.subject));
@@ -235,23 +239,40 @@ pub fn text_part(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An attachment holding the author's signed OpenPGP message (armored),
+/// which `gpg --verify` or a client's "verify" checks as it is.
+pub fn signed_message_part(armored: &[u8]) -> Vec<u8> {
+    attachment(
+        "application/octet-stream",
+        "signed-by-author.asc",
+        "The author's signed OpenPGP message, as they signed it (gpg --verify checks it)",
+        armored,
+    )
+}
+
 /// An `application/pgp-signature` attachment.
 pub fn signature_part(armored: &[u8]) -> Vec<u8> {
+    attachment(
+        "application/pgp-signature",
+        "signature.asc",
+        "The author's OpenPGP signature over the text",
+        armored,
+    )
+}
+
+/// An attachment of armored OpenPGP data, named `name`.
+fn attachment(content_type: &str, name: &str, description: &str, armored: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(armored.len() + 256);
     header(
         &mut out,
         "Content-Type",
-        "application/pgp-signature; name=\"signature.asc\"",
+        &format!("{content_type}; name=\"{name}\""),
     );
-    header(
-        &mut out,
-        "Content-Description",
-        "The author's OpenPGP signature over the text",
-    );
+    header(&mut out, "Content-Description", description);
     header(
         &mut out,
         "Content-Disposition",
-        "attachment; filename=\"signature.asc\"",
+        &format!("attachment; filename=\"{name}\""),
     );
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&super::to_crlf(armored));
@@ -264,6 +285,13 @@ fn base64_lines(out: &mut Vec<u8>, data: &[u8]) {
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// Appends one header line to `out`, like [`header`].
+pub fn header_to(out: &mut String, name: &str, value: &str) {
+    let mut line = Vec::new();
+    header(&mut line, name, value);
+    out.push_str(&String::from_utf8_lossy(&line));
 }
 
 /// Writes one header line, folding long values at spaces.

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_requests",
         include_str!("migrations/0008_requests.sql"),
     ),
+    (
+        "0009_message_ids",
+        include_str!("migrations/0009_message_ids.sql"),
+    ),
 ];
 
 /// The state a post is in.
@@ -549,6 +553,49 @@ impl Store {
                 params![decided_before, now],
             )
             .store("delete the stored bytes of old refused posts")
+    }
+
+    // ----- Message-IDs, for threading -----
+
+    /// The post whose copies (or whose author) carried `message_id`.
+    pub fn message_id_post(&self, message_id: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT post_id FROM message_ids WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .store("read a Message-ID")
+    }
+
+    /// The Message-ID with `role` (`inner`, `outer`) of post `post_id`.
+    pub fn post_message_id(&self, post_id: i64, role: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT message_id FROM message_ids WHERE post_id = ?1 AND role = ?2
+                 ORDER BY rowid LIMIT 1",
+                params![post_id, role],
+                |r| r.get(0),
+            )
+            .optional()
+            .store("read a post's Message-ID")
+    }
+
+    /// Remembers the Message-IDs of post `post_id`, (role, ID); an ID that
+    /// belongs to a post already keeps it.
+    pub fn remember_message_ids(&self, post_id: i64, ids: &[(&str, &str)]) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO message_ids (message_id, post_id, role) VALUES (?1, ?2, ?3)",
+            )
+            .store("remember Message-IDs")?;
+        for (role, id) in ids {
+            stmt.execute(params![id, post_id, role])
+                .store("remember a Message-ID")?;
+        }
+        Ok(())
     }
 
     // ----- replay cache -----
