@@ -10,6 +10,7 @@
 pub mod card;
 pub mod classify;
 pub mod fanout;
+pub mod invite;
 pub mod judge;
 pub mod key;
 mod members;
@@ -343,6 +344,7 @@ impl List {
             .map(|o| (o.key.to_owned(), o.default.to_owned()))
             .collect();
         out.insert("list.request_address".into(), self.request_address()?);
+        out.insert("list.owner_address".into(), self.owner_address()?);
         for (k, v) in self.store.config_all()? {
             out.insert(k, v);
         }
@@ -351,15 +353,22 @@ impl List {
 
     /// The address for list commands (help, unsubscribe).
     pub fn request_address(&self) -> Result<String> {
-        if let Some(a) = self
-            .store
-            .config_get("list.request_address")?
-            .filter(|a| !a.is_empty())
-        {
+        self.address_option("list.request_address", "request")
+    }
+
+    /// Where a person reaches the list's owner.
+    pub fn owner_address(&self) -> Result<String> {
+        self.address_option("list.owner_address", "owner")
+    }
+
+    /// The address option `key`, or by default `LOCAL+DETAIL@DOMAIN` of
+    /// the list address.
+    fn address_option(&self, key: &str, detail: &str) -> Result<String> {
+        if let Some(a) = self.store.config_get(key)?.filter(|a| !a.is_empty()) {
             return Ok(a);
         }
         let (local, domain) = self.address.split_once('@').unwrap_or((&self.address, ""));
-        Ok(format!("{local}+request@{domain}"))
+        Ok(format!("{local}+{detail}@{domain}"))
     }
 
     /// The list's display name.

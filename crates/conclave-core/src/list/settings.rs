@@ -118,6 +118,10 @@ pub const SETTINGS: &[Setting] = &[
         default_shown: Some("LOCAL+request@DOMAIN"),
         ..s("list.request_address", "", "where List-Help and List-Unsubscribe point (default: LOCAL+request@DOMAIN)", Group::List, Kind::Address)
     },
+    Setting {
+        default_shown: Some("LOCAL+owner@DOMAIN"),
+        ..s("list.owner_address", "", "where a person reaches the list's owner, named in the invitation (default: LOCAL+owner@DOMAIN)", Group::List, Kind::Address)
+    },
     s("imap.host", "", "the IMAP server of the list mailbox", Group::Imap, Kind::Host),
     s("imap.port", "993", "its port (993 for implicit TLS, 143 for STARTTLS)", Group::Imap, Kind::Number { min: 1, max: 65535 }),
     s("imap.security", "tls", "tls (implicit TLS) or starttls (mandatory STARTTLS)", Group::Imap, Kind::OneOf(&["tls", "starttls"])),
