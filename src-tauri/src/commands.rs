@@ -257,6 +257,25 @@ pub fn key_fingerprint(key: String) -> Reply<String> {
     )
 }
 
+/// The invitation for a newcomer: text, QR code and vCard.
+#[tauri::command(async)]
+pub fn invitation(app: State<'_, App>) -> Reply<Invitation> {
+    Ok(engine(&app)?.list().invitation()?.into())
+}
+
+/// Writes the invitation's vCard to `path` (a full path); returns it.
+#[tauri::command(async)]
+pub fn invitation_save_vcard(app: State<'_, App>, path: String) -> Reply<String> {
+    let path = std::path::PathBuf::from(path.trim());
+    if !path.is_absolute() {
+        return Err(invalid("give the vCard's full path, from /"));
+    }
+    let vcard = engine(&app)?.list().invitation()?.vcard;
+    std::fs::write(&path, vcard)
+        .map_err(|e| invalid(&format!("cannot write {}: {e}", path.display())))?;
+    Ok(path.display().to_string())
+}
+
 /// Removes a subscriber.
 #[tauri::command(async)]
 pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {

@@ -529,6 +529,46 @@ pub struct ListKey {
     pub armored: String,
 }
 
+/// The invitation for a newcomer, for the Invite dialog.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Invitation {
+    /// The list's name.
+    pub name: String,
+    /// The list address.
+    pub address: String,
+    /// Where list commands go.
+    pub request_address: String,
+    /// Where a person reaches the owner.
+    pub owner_address: String,
+    /// The list key's fingerprint, upper-case hex.
+    pub fingerprint: String,
+    /// The invitation as plain text.
+    pub text: String,
+    /// What the QR code says (`OPENPGP4FPR:…`).
+    pub qr_content: String,
+    /// The QR code as an SVG image.
+    pub qr_svg: String,
+    /// The vCard 4.0 with the list key.
+    pub vcard: String,
+}
+
+impl From<conclave_core::list::invite::Invitation> for Invitation {
+    fn from(i: conclave_core::list::invite::Invitation) -> Self {
+        Invitation {
+            name: i.name,
+            address: i.address,
+            request_address: i.request_address,
+            owner_address: i.owner_address,
+            fingerprint: i.fingerprint,
+            text: i.text,
+            qr_content: i.qr_content,
+            qr_svg: i.qr_svg,
+            vcard: i.vcard,
+        }
+    }
+}
+
 #[cfg(test)]
 mod redaction {
     use super::*;

@@ -210,6 +210,8 @@ fn main() {
             commands::subscriber_replace_key,
             commands::key_fingerprint,
             commands::subscriber_remove,
+            commands::invitation,
+            commands::invitation_save_vcard,
             commands::certs,
             commands::cert_accept,
             commands::settings,

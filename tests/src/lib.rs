@@ -14,6 +14,7 @@
 //! * [`pgp`]: packet inspection with sequoia ([`pkesk_recipients`],
 //!   cert fingerprints / key IDs).
 //! * [`programs`]: [`find_program`], [`require_programs`].
+//! * [`qr`]: QR codes read back from a terminal's half blocks or a PNG.
 //! * [`Conclave`]: runs `conclave --home HOME …` ([`conclave`]).
 //! * [`ImapProxy`]: the mail host's IMAP behind a loopback TLS proxy that
 //!   can misbehave as some servers do ([`imapproxy`]).
@@ -27,6 +28,7 @@ pub mod mailhost;
 pub mod mime;
 pub mod pgp;
 pub mod programs;
+pub mod qr;
 pub mod rawimap;
 pub mod subscriber;
 pub mod webdriver;

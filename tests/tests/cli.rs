@@ -46,6 +46,7 @@ fn every_command_has_help_with_an_example() {
         &["held", "reject"],
         &["held", "discard"],
         &["log"],
+        &["invite"],
         &["certs", "list"],
         &["certs", "show"],
         &["certs", "accept"],

@@ -451,3 +451,42 @@ fn the_wizard_puts_a_new_key_on_a_card() {
     gui.click("#nav-key");
     gui.wait_text(&format!("on the OpenPGP card {ident}"), 20);
 }
+
+/// The Invite dialog on the Subscribers screen shows the list key's
+/// fingerprint and a QR code that reads back as it, and saves the vCard.
+#[test]
+fn the_invite_dialog_shows_the_fingerprint_and_its_qr_code() {
+    let _guard = Gui::lock();
+    let f = garden_club();
+    let fpr = conclave_tests::cert_fingerprint(&f.cert).unwrap();
+    let gui = open_prepared(&f);
+    gui.click("#nav-subscribers");
+    gui.click("#sub-invite");
+    gui.wait("#invite-dialog", 20);
+    let shown: String = gui.text("#invite-fingerprint").split_whitespace().collect();
+    assert_eq!(shown, fpr);
+    assert!(gui.text("#invite-address").contains("list@example.test"));
+    // The QR code on screen, read from the screenshot as a phone would.
+    let shot = gui.screenshot("14-invite");
+    let codes = conclave_tests::qr::decode_png(&std::fs::read(&shot).unwrap());
+    assert!(
+        codes
+            .iter()
+            .any(|c| c.starts_with(&format!("OPENPGP4FPR:{fpr}#a=list@example.test&"))),
+        "no QR code of the list key on screen: {codes:?}"
+    );
+    // The vCard is saved where the owner says, with the list key in it.
+    let vcf = gui.home().join("garden-club.vcf");
+    gui.click("#invite-save-vcard");
+    gui.fill("#invite-vcard-path", vcf.to_str().unwrap());
+    gui.click("#invite-vcard-write");
+    gui.wait_text("vCard written to", 10);
+    let vcard = std::fs::read_to_string(&vcf).unwrap();
+    assert!(
+        vcard.starts_with("BEGIN:VCARD\r\nVERSION:4.0\r\n"),
+        "{vcard}"
+    );
+    assert!(vcard.contains("KEY:data:application/pgp-keys;base64,"));
+    gui.click("#invite-close");
+    assert!(gui.find("#invite-dialog").is_none());
+}

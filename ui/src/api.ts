@@ -7,6 +7,7 @@ import type { Dashboard } from "./bindings/Dashboard";
 import type { Failure } from "./bindings/Failure";
 import type { HeldDetail } from "./bindings/HeldDetail";
 import type { HeldItem } from "./bindings/HeldItem";
+import type { Invitation } from "./bindings/Invitation";
 import type { ListKey } from "./bindings/ListKey";
 import type { LogLine } from "./bindings/LogLine";
 import type { PasswordInfo } from "./bindings/PasswordInfo";
@@ -34,6 +35,8 @@ export const api = {
     invoke<number>("subscriber_replace_key", { address, old, key }),
   keyFingerprint: (key: string) => invoke<string>("key_fingerprint", { key }),
   subscriberRemove: (address: string) => invoke<void>("subscriber_remove", { address }),
+  invitation: () => invoke<Invitation>("invitation"),
+  invitationSaveVcard: (path: string) => invoke<string>("invitation_save_vcard", { path }),
   certs: () => invoke<Pin[]>("certs"),
   certAccept: (endpoint: string, sha256: string) => invoke<Status>("cert_accept", { endpoint, sha256 }),
   settings: () => invoke<Setting[]>("settings"),

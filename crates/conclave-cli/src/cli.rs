@@ -120,6 +120,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: CardCmd,
     },
+    /// The invitation for a newcomer: the list and request addresses, the list key's fingerprint and a QR code of it; also as a vCard with the list key, and the QR code as SVG.
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR invite\n  conclave --home DIR invite --vcard list.vcf --qr-svg list-qr.svg"
+    )]
+    Invite(InviteArgs),
     /// The audit log: what happened to each post, never its content.
     #[command(after_help = "Example:\n  conclave --home DIR log --limit 20")]
     Log {
@@ -144,6 +149,17 @@ pub struct InitArgs {
     /// Import this armored secret key as the list key.
     #[arg(long, value_name = "FILE")]
     pub import_key: Option<PathBuf>,
+}
+
+/// Arguments of `invite`.
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// Also write the vCard (the list's name, address and public key) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub vcard: Option<PathBuf>,
+    /// Also write the QR code as an SVG image to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub qr_svg: Option<PathBuf>,
 }
 
 /// `key` subcommands.

@@ -11,6 +11,18 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Hex in groups of four, the way a fingerprint is read aloud.
+pub fn grouped(hex: &str) -> String {
+    let mut out = String::with_capacity(hex.len() + hex.len() / 4);
+    for (i, c) in hex.chars().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// SHA-256 of `data`, as bytes (empty if the hash is not available).
 fn sha256(parts: &[&[u8]]) -> Vec<u8> {
     use sequoia_openpgp::types::HashAlgorithm;
@@ -53,6 +65,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_grouped_in_fours() {
+        assert_eq!(grouped("ABCDEF0123"), "ABCD EF01 23");
+        assert_eq!(grouped(""), "");
+    }
 
     /// RFC 4231, test cases 1 and 6 (a key longer than the block).
     #[test]

@@ -6,6 +6,7 @@ import { showError } from "../feedback";
 import { spaced } from "../format";
 import { content, render } from "../state";
 import { replaceKeyBox } from "../dialogs/replace-key";
+import { inviteDialog } from "../dialogs/invite";
 
 export async function subscribers(): Promise<void> {
   const subs = await api.subscribers();
@@ -58,7 +59,20 @@ export async function subscribers(): Promise<void> {
   );
   mount(
     content,
-    h("h2", {}, "Subscribers"),
+    h(
+      "div",
+      { class: "screen-head" },
+      h("h2", {}, "Subscribers"),
+      h(
+        "button",
+        {
+          id: "sub-invite",
+          class: "secondary",
+          onclick: () => inviteDialog().catch((e) => showError(e, content)),
+        },
+        "Invite…",
+      ),
+    ),
     h(
       "table",
       { class: "subs" },

@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod held;
 mod init;
+mod invite;
 mod key;
 mod log;
 mod outbox;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run { once } => run::dispatch(&cli, *once, &mut out),
         Command::Certs { cmd } => certs::dispatch(&cli, cmd, &mut out),
         Command::Card { cmd } => card::dispatch(&cli, cmd, &mut out),
+        Command::Invite(args) => invite::dispatch(&cli, args, &mut out),
         Command::Log { limit } => log::dispatch(&cli, *limit, &mut out),
     }
 }

@@ -11,6 +11,7 @@ pub mod card;
 pub mod classify;
 pub mod commands;
 pub mod fanout;
+pub mod invite;
 pub mod judge;
 pub mod key;
 mod members;

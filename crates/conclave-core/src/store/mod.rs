@@ -549,7 +549,8 @@ impl Store {
                  WHERE state IN ('rejected', 'discarded') AND updated_at < ?1
                    AND purged_at IS NULL
                    AND NOT EXISTS (SELECT 1 FROM outbox o
-                                   WHERE o.post_id = posts.id AND o.state = 'queued')",
+                                   WHERE o.post_id = posts.id AND o.state = 'queued'
+                                     AND o.kind = 'copy')",
                 params![decided_before, now],
             )
             .store("delete the stored bytes of old refused posts")
