@@ -366,7 +366,8 @@ impl Subscriber {
                     Command::new("rnpkeys")
                         .arg("--homedir")
                         .arg(self.home())
-                        .args(["--export-key", "--notty", &uid]),
+                        // rnp reads the User ID as a regular expression.
+                        .args(["--export-key", "--notty", &regex_escaped(&uid)]),
                     None,
                 )?
                 .stdout
@@ -1077,4 +1078,16 @@ impl Drop for Subscriber {
 fn set_mode_700(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+}
+
+/// `s` with the characters a regular expression treats specially escaped.
+fn regex_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if "\\.+*?()[]{}|^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
