@@ -201,15 +201,6 @@ fn token(text: &str) -> String {
     text[at..at + 8 + 32].to_string()
 }
 
-/// A fingerprint in groups of four, as the list writes it.
-fn spaced(fpr: &str) -> String {
-    fpr.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A reply signed by the list and not encrypted: its signed part, after
 /// checking the list signature with `reader`'s engine.
 fn verified_plain(reader: &Subscriber, eml: &[u8], list_cert: &[u8]) -> String {
@@ -507,7 +498,7 @@ fn help_and_the_list_key_for_anyone_my_key_for_subscribers() {
     );
     let text = verified_plain(f.bob(), &f.next_reply_raw(stranger), f.cert());
     let fpr = conclave_tests::pgp::cert_fingerprint(f.cert()).unwrap();
-    assert!(text.contains(&spaced(&fpr)), "{text}");
+    assert!(text.contains(&conclave_core::hex::grouped(&fpr)), "{text}");
     assert!(text.contains("BEGIN PGP PUBLIC KEY BLOCK"), "{text}");
 
     // my key, signed by a subscriber.
@@ -517,7 +508,10 @@ fn help_and_the_list_key_for_anyone_my_key_for_subscribers() {
         "{out}"
     );
     let text = f.next_reply(f.alice());
-    assert!(text.contains(&spaced(f.alice().fingerprint())), "{text}");
+    assert!(
+        text.contains(&conclave_core::hex::grouped(f.alice().fingerprint())),
+        "{text}"
+    );
 }
 
 #[test]
@@ -773,7 +767,9 @@ fn a_key_in_the_autocrypt_header_or_attached_in_clear_can_join() {
         out.contains("a token was sent, encrypted to that key"),
         "{out}"
     );
-    assert!(f.next_reply(&dave).contains(&spaced(dave.fingerprint())));
+    assert!(f
+        .next_reply(&dave)
+        .contains(&conclave_core::hex::grouped(dave.fingerprint())));
 
     let erin = Subscriber::new(Engine::Gpg, "carol+erin@example.test");
     let fpr = erin.fingerprint().to_string();
@@ -794,5 +790,7 @@ fn a_key_in_the_autocrypt_header_or_attached_in_clear_can_join() {
         out.contains("a token was sent, encrypted to that key"),
         "{out}"
     );
-    assert!(f.next_reply(&erin).contains(&spaced(&fpr)));
+    assert!(f
+        .next_reply(&erin)
+        .contains(&conclave_core::hex::grouped(&fpr)));
 }

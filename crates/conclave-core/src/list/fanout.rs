@@ -477,7 +477,7 @@ fn statement(post: &Opened, author_name: &str, from: &str) -> Vec<u8> {
     let text = match &post.author {
         Some((addr, fpr)) => format!(
             "-- The list verified this post --\r\nFrom: {author_name} <{addr}>\r\nSigned by: {addr}, key {}\r\n",
-            spaced(fpr)
+            crate::hex::grouped(fpr)
         ),
         None => format!(
             "-- The list could not verify this post --\r\nFrom: {author_name} <{}>\r\nNot signed by the sender's key.\r\n",
@@ -653,12 +653,4 @@ pub(super) fn boundary(kind: &str, digest: &str) -> String {
         digest.get(..8).unwrap_or("0"),
         crate::hex::hex(&r).to_ascii_lowercase()
     )
-}
-
-fn spaced(fpr: &str) -> String {
-    fpr.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }

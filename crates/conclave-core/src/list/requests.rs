@@ -146,15 +146,6 @@ fn new_token() -> (String, String) {
     (token, digest)
 }
 
-/// A fingerprint in groups of four.
-fn spaced(fpr: &str) -> String {
-    fpr.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Every key in `bytes` (one armored block or several), parsed.
 fn keys_in(bytes: &[u8]) -> Vec<Cert> {
     use sequoia_openpgp::cert::CertParser;
@@ -532,7 +523,7 @@ impl List {
         let text = format!(
             "The key of {name} <{}> is attached.\r\n\r\nIts fingerprint is\r\n\r\n    {}\r\n\r\nCheck it against one you got another way (from the list owner, say) before you trust it.\r\n",
             self.address,
-            spaced(&fpr)
+            crate::hex::grouped(&fpr)
         );
         self.answer_with(
             asked,
@@ -554,7 +545,7 @@ impl List {
         let text = format!(
             "You are subscribed to {name} as {} with the key\r\n\r\n    {}\r\n",
             asked.from,
-            spaced(&cert.fingerprint().to_hex())
+            crate::hex::grouped(&cert.fingerprint().to_hex())
         );
         self.answer_with(
             asked,
@@ -603,13 +594,13 @@ impl List {
             let text = if current == fpr {
                 format!(
                     "You are already subscribed to {name} with the key {}.\r\n",
-                    spaced(&fpr)
+                    crate::hex::grouped(&fpr)
                 )
             } else {
                 format!(
                     "You are subscribed to {name} with the key {}. To move to the key {}, send \"key change\" to {} with the new key attached, signed with your current key.\r\n",
-                    spaced(&current),
-                    spaced(&fpr),
+                    crate::hex::grouped(&current),
+                    crate::hex::grouped(&fpr),
                     self.request_address()?
                 )
             };
@@ -636,14 +627,14 @@ impl List {
         let text = if state == RequestState::Owner {
             format!(
                 "Your request to join {name} with the key {} reached the list. The owner decides; you will hear when they have.\r\n",
-                spaced(&fpr)
+                crate::hex::grouped(&fpr)
             )
         } else {
             format!(
                 "Someone, probably you, asked to join {name} <{}> as {} with the key\r\n\r\n    {}\r\n\r\nTo confirm that you hold this key, reply to this message, signed and encrypted (in most mail programs: Reply, and make sure the message will be signed and encrypted), keeping this line in your reply:\r\n\r\n{token}\r\n\r\nThis line is good for {} days and only once. If you did not ask, do nothing.{}\r\n",
                 self.address,
                 asked.from,
-                spaced(&fpr),
+                crate::hex::grouped(&fpr),
                 self.config_value("request_token_days")?,
                 if policy == "confirm+moderate" {
                     " Once you have confirmed, the list owner decides."
@@ -734,7 +725,7 @@ impl List {
         let name = self.name()?;
         let text = format!(
             "Welcome to {name}. You are subscribed as {address} with the key\r\n\r\n    {}\r\n\r\nThe list's key is attached: import it, and check its fingerprint against the one the owner gave you.\r\n\r\n{}",
-            spaced(&cert.fingerprint().to_hex()),
+            crate::hex::grouped(&cert.fingerprint().to_hex()),
             self.help_text()?
         );
         let reply = Reply {
@@ -839,8 +830,8 @@ impl List {
         let text = format!(
             "You asked {name} to change the key of {} from\r\n\r\n    {}\r\nto\r\n    {}\r\n\r\nThis message is encrypted to the new key. Reply to it signed with your OLD key and encrypted, keeping this line:\r\n\r\n{token}\r\n\r\nIt is good for {} days and only once.\r\n",
             asked.from,
-            spaced(&old_fpr),
-            spaced(&new.fingerprint().to_hex()),
+            crate::hex::grouped(&old_fpr),
+            crate::hex::grouped(&new.fingerprint().to_hex()),
             self.config_value("request_token_days")?
         );
         self.answer_with(
@@ -1166,7 +1157,7 @@ impl List {
             subject: format!("Your new key for {name}"),
             text: format!(
                 "Posts from {name} now go to {address} encrypted to the key\r\n\r\n    {}\r\n",
-                spaced(&new.fingerprint().to_hex())
+                crate::hex::grouped(&new.fingerprint().to_hex())
             ),
             list_key: false,
             in_reply_to: None,
@@ -1187,7 +1178,7 @@ impl List {
             "{name} is an encrypted mailing list. Write to {list}, encrypted to the list key and signed with your own key; every subscriber gets your post encrypted to their key.\r\n\r\nCommands go to {request}, in the Subject or on the first line:\r\n\r\n  subscribe     join: attach your public key; you are sent a line to send back, signed\r\n  unsubscribe   leave\r\n  help          this text\r\n  key           the list's public key (or write anything to {key})\r\n  my key        the fingerprint you are subscribed with\r\n  key change    move to a new key: attach it, sign with your old key\r\n  key sign      publish your certification of the list key: attach it, certified\r\n\r\nCommands other than subscribe, help and key must be signed with your key and encrypted to the list key.\r\n\r\nThe list key: {fpr}\r\nThe owner: {owner}\r\n",
             list = self.address,
             key = self.key_address()?,
-            fpr = spaced(&self.cert.fingerprint().to_hex()),
+            fpr = crate::hex::grouped(&self.cert.fingerprint().to_hex()),
             owner = self.owner_address()?,
         ))
     }
