@@ -492,26 +492,34 @@ fn a_subscription_asked_by_mail_is_approved_from_the_requests_screen() {
         m.extend(eml);
         m
     };
-    // The request and its proof reach the list before the app opens it.
-    let ask = Post::new("subscribe", "subscribe").with_key();
-    let out = f.list.process(&delivered(
-        request,
-        newcomer.compose(&f.cert, request, &ask),
-    ));
-    assert!(out.contains("a token was sent"), "{out}");
-    let token = f
+    // Asks to join by mail, before the app opens the list; returns the
+    // token the list sent back, encrypted to the key that asked.
+    let ask_to_join = |s: &Subscriber| {
+        let ask = Post::new("subscribe", "subscribe").with_key();
+        let out = f
+            .list
+            .process(&delivered(request, s.compose(&f.cert, request, &ask)));
+        assert!(out.contains("a token was sent"), "{out}");
+        f.list
+            .export_outbox()
+            .values()
+            .filter_map(|m| s.decrypt(m).ok())
+            .find_map(|d| token_in(&conclave_tests::mime::all_text_plain(&d.entity).join("\n")))
+            .expect("the requester reads a confirmation token")
+    };
+    let proof = |s: &Subscriber, token: &str| {
+        let answer = Post::new("Re: Confirm your subscription", &format!("> {token}\n"));
+        s.compose(&f.cert, request, &answer)
+    };
+    let token = ask_to_join(&newcomer);
+    let out = f
         .list
-        .export_outbox()
-        .values()
-        .filter_map(|m| newcomer.decrypt(m).ok())
-        .find_map(|d| token_in(&conclave_tests::mime::all_text_plain(&d.entity).join("\n")))
-        .expect("the newcomer reads a confirmation token");
-    let answer = Post::new("Re: Confirm your subscription", &format!("> {token}\n"));
-    let out = f.list.process(&delivered(
-        request,
-        newcomer.compose(&f.cert, request, &answer),
-    ));
+        .process(&delivered(request, proof(&newcomer, &token)));
     assert!(out.contains("key proven, waiting for the owner"), "{out}");
+    // A second one asks too; their proof comes later, while the app runs.
+    let stranger = Subscriber::new(Engine::Gpg, "bob+stranger@example.test");
+    stranger.import_cert(&f.cert).unwrap();
+    let stranger_token = ask_to_join(&stranger);
     let owner = "list+owner@example.test";
     let out = f.list.process(&delivered(
         owner,
@@ -543,6 +551,30 @@ fn a_subscription_asked_by_mail_is_approved_from_the_requests_screen() {
     gui.screenshot("14-requests");
     gui.click(".request-approve");
     gui.wait("#requests-empty", 20);
+    assert!(gui.text("body").contains("bob+stranger@example.test"));
+    assert!(gui.find(".request-approve").is_none());
+
+    // The stranger's proof arrives by mail while the screen is open: their
+    // request shows up by itself, and the owner refuses it with a reason,
+    // which the stranger reads.
+    mh.inject(
+        "bob+stranger@example.test",
+        request,
+        &proof(&stranger, &stranger_token),
+    );
+    gui.wait(".request-approve", 30);
+    assert!(gui.text(".request").contains("bob+stranger@example.test"));
+    gui.fill(".request-reason", "the list is for club members");
+    gui.click(".request-refuse");
+    gui.wait_text("was refused; they are told", 20);
+    assert!(
+        gui.find(".request").is_none(),
+        "the refused request still shows"
+    );
+    assert!(
+        reads("bob", &stranger, "the list is for club members"),
+        "the stranger is not told why"
+    );
     gui.click("#nav-subscribers");
     gui.wait_text("User IDs: alice+newcomer@example.test", 10);
 
