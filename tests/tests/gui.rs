@@ -67,6 +67,7 @@ fn the_wizard_sets_up_a_list_that_relays() {
     gui.screenshot("04-dashboard");
     for screen in [
         "moderation",
+        "requests",
         "subscribers",
         "key",
         "card",
