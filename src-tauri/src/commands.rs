@@ -117,6 +117,8 @@ pub fn dashboard(app: State<'_, App>) -> Reply<Dashboard> {
     Ok(Dashboard {
         subscribers: u32::try_from(list.subscribers()?.len()).unwrap_or(0),
         held: u32::try_from(list.held()?.len()).unwrap_or(0),
+        requests: u32::try_from(list.requests()?.iter().filter(|r| r.awaiting_owner).count())
+            .unwrap_or(0),
         queued: u32::try_from(state("queued")).unwrap_or(0),
         sent: u32::try_from(state("sent")).unwrap_or(0),
         recent: log_lines(&list, 12)?,
@@ -150,24 +152,34 @@ pub fn activity(app: State<'_, App>) -> Reply<Vec<LogLine>> {
 #[tauri::command(async)]
 pub fn held_list(app: State<'_, App>) -> Reply<Vec<HeldItem>> {
     let engine = engine(&app)?;
-    let held = engine.list().held()?;
-    Ok(held
+    let list = engine.list();
+    list.held()?
         .into_iter()
-        .map(|p| HeldItem {
-            id: p.id,
-            sender: p.sender,
-            reason: p.reason,
-            received: when(p.received_at),
+        .map(|p| {
+            Ok(HeldItem {
+                for_owner: for_owner(&list, p.id)?,
+                id: p.id,
+                sender: p.sender,
+                reason: p.reason,
+                received: when(p.received_at),
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// Whether a held message was written to the owner address (never sent on).
+fn for_owner(list: &List, id: i64) -> Reply<bool> {
+    Ok(list.store().post_kind(id)? == "owner")
 }
 
 /// Opens a held post in memory.
 #[tauri::command(async)]
 pub fn held_show(app: State<'_, App>, id: i64) -> Reply<HeldDetail> {
     let engine = engine(&app)?;
-    let v = engine.list().held_show(id)?;
+    let mut list = engine.list();
+    let v = list.held_show(id)?;
     Ok(HeldDetail {
+        for_owner: for_owner(&list, v.id)?,
         id: v.id,
         sender: v.sender,
         reason: v.reason,
@@ -204,22 +216,53 @@ pub fn held_decide(app: State<'_, App>, id: i64, action: String, reason: String)
     Ok(outcome.to_string())
 }
 
+/// The subscriptions, key changes and unsubscriptions asked by mail and
+/// not yet decided.
+#[tauri::command(async)]
+pub fn requests(app: State<'_, App>) -> Reply<Vec<PendingRequest>> {
+    let engine = engine(&app)?;
+    let pending = engine.list().requests()?;
+    Ok(pending
+        .into_iter()
+        .map(|r| PendingRequest {
+            id: r.id,
+            kind: r.kind.to_string(),
+            address: r.address,
+            key: r.key.into(),
+            old_fingerprint: r.old_fingerprint,
+            asked: when(r.asked_at),
+            proven: r.proof_at.map(when),
+            awaiting_owner: r.awaiting_owner,
+            proof_until: when(r.expires_at),
+        })
+        .collect())
+}
+
+/// Approves a request waiting for the owner; the reply (signed with the
+/// list key) goes out at once. Returns what was done.
+#[tauri::command(async)]
+pub fn request_approve(app: State<'_, App>, id: i64) -> Reply<String> {
+    let engine = engine(&app)?;
+    let done = engine.list().approve_request(id)?;
+    engine.wake();
+    Ok(done)
+}
+
+/// Refuses a request waiting for the owner, telling the requester `reason`.
+#[tauri::command(async)]
+pub fn request_refuse(app: State<'_, App>, id: i64, reason: String) -> Reply<()> {
+    let engine = engine(&app)?;
+    engine.list().refuse_request(id, &reason)?;
+    engine.wake();
+    Ok(())
+}
+
 /// The subscribers.
 #[tauri::command(async)]
 pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
     let engine = engine(&app)?;
     let subs = engine.list().subscribers()?;
-    Ok(subs
-        .into_iter()
-        .map(|s| Subscriber {
-            address: s.address,
-            fingerprint: s.fingerprint,
-            warning: s.warning,
-            algorithm: s.algorithm,
-            expires: s.expires.map(rfc5322),
-            addresses: s.addresses,
-        })
-        .collect())
+    Ok(subs.into_iter().map(Subscriber::from).collect())
 }
 
 /// Adds a subscriber with their key (armored).

@@ -162,6 +162,8 @@ pub struct Dashboard {
     pub subscribers: u32,
     /// Posts waiting for the owner.
     pub held: u32,
+    /// Subscriptions and key changes waiting for the owner.
+    pub requests: u32,
     /// Copies waiting to go out.
     pub queued: u32,
     /// Copies sent.
@@ -198,6 +200,8 @@ pub struct HeldItem {
     pub reason: String,
     /// When it arrived (RFC 5322).
     pub received: String,
+    /// Written to the owner address: read and discarded, never approved.
+    pub for_owner: bool,
 }
 
 /// A held post opened in memory for the owner.
@@ -219,6 +223,8 @@ pub struct HeldDetail {
     pub text: String,
     /// Public keys attached to it.
     pub keys: Vec<HeldKey>,
+    /// Written to the owner address: read and discarded, never approved.
+    pub for_owner: bool,
 }
 
 /// A public key attached to a held post.
@@ -285,6 +291,45 @@ pub struct Subscriber {
     pub expires: Option<String>,
     /// The addresses of its valid User IDs.
     pub addresses: Vec<String>,
+}
+
+impl From<conclave_core::list::SubscriberInfo> for Subscriber {
+    fn from(s: conclave_core::list::SubscriberInfo) -> Subscriber {
+        Subscriber {
+            address: s.address,
+            fingerprint: s.fingerprint,
+            warning: s.warning,
+            algorithm: s.algorithm,
+            expires: s.expires.map(conclave_core::clock::rfc5322),
+            addresses: s.addresses,
+        }
+    }
+}
+
+/// A subscription, key change or unsubscription asked by mail and not yet
+/// decided.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct PendingRequest {
+    /// Its number.
+    #[ts(type = "number")]
+    pub id: i64,
+    /// `subscribe`, `key change` or `unsubscribe`.
+    pub kind: String,
+    /// Whose request it is.
+    pub address: String,
+    /// The key it is about (the new key, for a key change).
+    pub key: Subscriber,
+    /// The key being replaced, for a key change.
+    pub old_fingerprint: Option<String>,
+    /// When it was asked (RFC 5322).
+    pub asked: String,
+    /// When the requester proved they hold the key (RFC 5322), if they did.
+    pub proven: Option<String>,
+    /// It waits for the owner; otherwise it still waits for the key proof.
+    pub awaiting_owner: bool,
+    /// Until when the requester can still prove the key (RFC 5322).
+    pub proof_until: String,
 }
 
 /// A certificate as the accept-or-refuse dialog shows it.
@@ -424,7 +469,12 @@ pub enum UiEvent {
         outcome: String,
         /// It waits for the owner.
         held: bool,
+        /// It was a request (to join, leave, change keys…), answered:
+        /// the pending requests may have changed.
+        request: bool,
     },
+    /// A request was decided: the pending requests changed.
+    Requests,
     /// Copies going out.
     Progress {
         /// Answered so far.
@@ -473,7 +523,9 @@ impl UiEvent {
                 post: o.post(),
                 outcome: o.to_string(),
                 held: matches!(o, Outcome::Held { .. }),
+                request: matches!(o, Outcome::Answered { .. }),
             },
+            Event::Requests => UiEvent::Requests,
             Event::Progress { done, total } => UiEvent::Progress {
                 done: count(*done),
                 total: count(*total),

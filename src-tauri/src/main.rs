@@ -60,6 +60,7 @@ impl App {
                         post,
                         outcome,
                         held: true,
+                        ..
                     } = &ui
                     {
                         notify_held(&handle, *post, outcome);
@@ -205,6 +206,9 @@ fn main() {
             commands::held_list,
             commands::held_show,
             commands::held_decide,
+            commands::requests,
+            commands::request_approve,
+            commands::request_refuse,
             commands::subscribers,
             commands::subscriber_add,
             commands::subscriber_replace_key,

@@ -67,6 +67,7 @@ fn the_wizard_sets_up_a_list_that_relays() {
     gui.screenshot("04-dashboard");
     for screen in [
         "moderation",
+        "requests",
         "subscribers",
         "key",
         "card",
@@ -168,6 +169,20 @@ fn an_untrusted_certificate_is_shown_and_can_be_accepted() {
     gui.screenshot("07-certificates-pinned");
 }
 
+/// Waits up to 30 s for a message in `user`'s mailbox that `reader`
+/// decrypts and that contains `needle`.
+fn reads(user: &str, reader: &conclave_tests::Subscriber, needle: &str) -> bool {
+    conclave_tests::wait_until(30, || {
+        Mailhost::get().inbox(user).iter().any(|m| {
+            reader.decrypt(m).is_ok_and(|d| {
+                conclave_tests::mime::all_text_plain(&d.entity)
+                    .join("")
+                    .contains(needle)
+            })
+        })
+    })
+}
+
 /// A list made beforehand on the mail host's trusted servers (implicit TLS),
 /// with alice, bob and carol; the mail host starts empty.
 fn garden_club() -> conclave_tests::MailList {
@@ -221,15 +236,7 @@ fn a_held_post_is_approved_from_the_moderation_screen() {
     gui.click("#held-approve");
     gui.wait("#held-empty", 20);
     let alice = &f.subs[0];
-    let delivered = conclave_tests::wait_until(30, || {
-        mh.inbox("alice").iter().any(|m| {
-            alice.decrypt(m).is_ok_and(|d| {
-                conclave_tests::mime::all_text_plain(&d.entity)
-                    .join("")
-                    .contains(&needle)
-            })
-        })
-    });
+    let delivered = reads("alice", alice, &needle);
     assert!(delivered, "alice did not get a copy she can decrypt");
     gui.click("#nav-dashboard");
     gui.wait_text("copies sent", 10);
@@ -381,15 +388,7 @@ fn the_card_pin_is_asked_in_a_dialog() {
     gui.click("#pin-ok");
     gui.wait_text("last pass sent 3", 30);
     let bob = &f.subs[1];
-    let read = conclave_tests::wait_until(30, || {
-        mh.inbox("bob").iter().any(|m| {
-            bob.decrypt(m).is_ok_and(|d| {
-                conclave_tests::mime::all_text_plain(&d.entity)
-                    .join("")
-                    .contains(&needle)
-            })
-        })
-    });
+    let read = reads("bob", bob, &needle);
     assert!(read, "bob reads the post");
     // The PIN was asked once for the post (decryption and signature).
     assert!(gui.find("#pin-dialog").is_none());
@@ -489,4 +488,153 @@ fn the_invite_dialog_shows_the_fingerprint_and_its_qr_code() {
     assert!(vcard.contains("KEY:data:application/pgp-keys;base64,"));
     gui.click("#invite-close");
     assert!(gui.find("#invite-dialog").is_none());
+}
+
+/// This year, as RFC 5322 dates write it.
+fn this_year() -> String {
+    let now = conclave_core::clock::rfc5322(std::time::SystemTime::now());
+    now.split_whitespace()
+        .nth(3)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The confirmation token (`confirm-` and 32 hex digits) in a text.
+fn token_in(text: &str) -> Option<String> {
+    text.match_indices("confirm-").find_map(|(at, _)| {
+        let token = text.get(at..at + "confirm-".len() + 32)?;
+        token["confirm-".len()..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
+            .then(|| token.to_string())
+    })
+}
+
+/// A newcomer asks by mail to join (GnuPG, their key attached), proves the
+/// key by answering the list's token, signed and encrypted; the request then
+/// waits on the Requests screen, where the owner approves it, after which
+/// the newcomer's GnuPG reads the next post. A message to the owner address
+/// waits under Moderation as "For the owner", with no Approve.
+#[test]
+fn a_subscription_asked_by_mail_is_approved_from_the_requests_screen() {
+    use conclave_tests::{Engine, Post, Subscriber};
+    let _guard = Gui::lock();
+    let mh = Mailhost::get();
+    let f = garden_club();
+    let request = "list+request@example.test";
+    // The mail host has mailboxes for list, alice, bob and carol only: the
+    // newcomer's address is a plus address of alice's mailbox, with a key
+    // of its own.
+    let newcomer = Subscriber::new(Engine::Gpg, "alice+newcomer@example.test");
+    newcomer.import_cert(&f.cert).unwrap();
+    let delivered = |to: &str, eml: Vec<u8>| {
+        let mut m = format!("Delivered-To: {to}\r\n").into_bytes();
+        m.extend(eml);
+        m
+    };
+    // Asks to join by mail, before the app opens the list; returns the
+    // token the list sent back, encrypted to the key that asked.
+    let ask_to_join = |s: &Subscriber| {
+        let ask = Post::new("subscribe", "subscribe").with_key();
+        let out = f
+            .list
+            .process(&delivered(request, s.compose(&f.cert, request, &ask)));
+        assert!(out.contains("a token was sent"), "{out}");
+        f.list
+            .export_outbox()
+            .values()
+            .filter_map(|m| s.decrypt(m).ok())
+            .find_map(|d| token_in(&conclave_tests::mime::all_text_plain(&d.entity).join("\n")))
+            .expect("the requester reads a confirmation token")
+    };
+    let proof = |s: &Subscriber, token: &str| {
+        let answer = Post::new("Re: Confirm your subscription", &format!("> {token}\n"));
+        s.compose(&f.cert, request, &answer)
+    };
+    let token = ask_to_join(&newcomer);
+    let out = f
+        .list
+        .process(&delivered(request, proof(&newcomer, &token)));
+    assert!(out.contains("key proven, waiting for the owner"), "{out}");
+    // A second one asks too; their proof comes later, while the app runs.
+    let stranger = Subscriber::new(Engine::Gpg, "bob+stranger@example.test");
+    stranger.import_cert(&f.cert).unwrap();
+    let stranger_token = ask_to_join(&stranger);
+    let owner = "list+owner@example.test";
+    let out = f.list.process(&delivered(
+        owner,
+        f.subs[2].compose_post(&f.cert, owner, "A word", "OWNER-NOTE"),
+    ));
+    assert!(out.starts_with("held: a message for the owner"), "{out}");
+
+    let gui = open_prepared(&f);
+    gui.wait_text("connected; last pass", 30);
+    assert_eq!(gui.text("#count-requests strong"), "1");
+    gui.click("#nav-requests");
+    gui.wait(".request-approve", 20);
+    let shown = gui.text(".request");
+    for fact in [
+        "subscribe: alice+newcomer@example.test",
+        "EdDSA",
+        "does not expire",
+    ] {
+        assert!(shown.contains(fact), "{fact:?} not in {shown}");
+    }
+    let fingerprint: String = gui
+        .text(".request-fingerprint")
+        .split_whitespace()
+        .collect();
+    assert_eq!(fingerprint, newcomer.fingerprint());
+    assert_eq!(gui.text(".request-waits"), "you");
+    let proven = gui.text(".request-proven");
+    assert!(proven.contains(&this_year()), "{proven}");
+    gui.screenshot("14-requests");
+    gui.click(".request-approve");
+    gui.wait("#requests-empty", 20);
+    assert!(gui.text("body").contains("bob+stranger@example.test"));
+    assert!(gui.find(".request-approve").is_none());
+
+    // The stranger's proof arrives by mail while the screen is open: their
+    // request shows up by itself, and the owner refuses it with a reason,
+    // which the stranger reads.
+    mh.inject(
+        "bob+stranger@example.test",
+        request,
+        &proof(&stranger, &stranger_token),
+    );
+    gui.wait(".request-approve", 30);
+    assert!(gui.text(".request").contains("bob+stranger@example.test"));
+    gui.fill(".request-reason", "the list is for club members");
+    gui.click(".request-refuse");
+    gui.wait_text("was refused; they are told", 20);
+    assert!(
+        gui.find(".request").is_none(),
+        "the refused request still shows"
+    );
+    assert!(
+        reads("bob", &stranger, "the list is for club members"),
+        "the stranger is not told why"
+    );
+    gui.click("#nav-subscribers");
+    gui.wait_text("User IDs: alice+newcomer@example.test", 10);
+
+    // bob's next post reaches the newcomer, who reads it with GnuPG.
+    let needle = format!("FIRST-POST-FOR-NEWCOMER-{}", std::process::id());
+    mh.inject(
+        "bob@example.test",
+        "list@example.test",
+        &f.subs[1].compose_post(&f.cert, "list@example.test", "Welcome", &needle),
+    );
+    let read = reads("alice", &newcomer, &needle);
+    assert!(read, "the newcomer did not get a copy they can decrypt");
+
+    // The message to the owner address is read, never approved.
+    gui.click("#nav-moderation");
+    gui.wait_text("For the owner", 10);
+    gui.click(".held-row");
+    gui.wait("#held-for-owner", 20);
+    assert!(gui.text("#held-text").contains("OWNER-NOTE"));
+    assert!(gui.find("#held-approve").is_none(), "an Approve button");
+    assert!(gui.find("#held-discard").is_some());
+    gui.screenshot("15-moderation-for-the-owner");
 }

@@ -11,6 +11,7 @@ import type { Invitation } from "./bindings/Invitation";
 import type { ListKey } from "./bindings/ListKey";
 import type { LogLine } from "./bindings/LogLine";
 import type { PasswordInfo } from "./bindings/PasswordInfo";
+import type { PendingRequest } from "./bindings/PendingRequest";
 import type { Pin } from "./bindings/Pin";
 import type { Setting } from "./bindings/Setting";
 import type { Setup } from "./bindings/Setup";
@@ -29,6 +30,9 @@ export const api = {
   heldShow: (id: number) => invoke<HeldDetail>("held_show", { id }),
   heldDecide: (id: number, action: "approve" | "reject" | "discard", reason = "") =>
     invoke<string>("held_decide", { id, action, reason }),
+  requests: () => invoke<PendingRequest[]>("requests"),
+  requestApprove: (id: number) => invoke<string>("request_approve", { id }),
+  requestRefuse: (id: number, reason: string) => invoke<void>("request_refuse", { id, reason }),
   subscribers: () => invoke<Subscriber[]>("subscribers"),
   subscriberAdd: (address: string, key: string) => invoke<void>("subscriber_add", { address, key }),
   subscriberReplaceKey: (address: string, old: string, key: string) =>

@@ -14,13 +14,14 @@ import { certificates } from "./screens/certificates";
 import { dashboard } from "./screens/dashboard";
 import { listKey } from "./screens/key";
 import { moderation } from "./screens/moderation";
+import { requests } from "./screens/requests";
 import { settings } from "./screens/settings";
 import { subscribers } from "./screens/subscribers";
 import { unlockScreen } from "./screens/unlock";
 import { app, content, render, setRenderer, state } from "./state";
 import { wizard } from "./wizard";
 
-type Screen = "dashboard" | "moderation" | "subscribers" | "key" | "card" | "certificates" | "settings" | "activity";
+type Screen = "dashboard" | "moderation" | "requests" | "subscribers" | "key" | "card" | "certificates" | "settings" | "activity";
 let screen: Screen = "dashboard";
 
 // ---------------------------------------------------------------- start
@@ -35,10 +36,19 @@ async function start(): Promise<void> {
 
 onEvent((e: UiEvent) => {
   follow(e);
-  // Only the dashboard follows events live; other screens keep what the
-  // owner is reading or typing.
-  if (state.status?.unlocked && screen === "dashboard") scheduleRender();
+  // The dashboard follows events live, and the requests screen follows the
+  // requests; other screens keep what the owner is reading or typing.
+  if (!state.status?.unlocked) return;
+  if (screen === "dashboard") scheduleRender();
+  if (screen === "requests" && (e.type === "requests" || (e.type === "post" && e.request)) && !typing()) {
+    scheduleRender();
+  }
 });
+
+/** Whether the owner has started a reason for refusing a request. */
+function typing(): boolean {
+  return [...document.querySelectorAll<HTMLInputElement>(".request-reason")].some((i) => i.value !== "");
+}
 
 /** Re-renders at most four times a second: a post to 1000 subscribers sends
  * 1000 progress events. */
@@ -48,7 +58,7 @@ function scheduleRender(): void {
   renderPending = true;
   setTimeout(() => {
     renderPending = false;
-    if (screen === "dashboard") void render();
+    if (screen === "dashboard" || screen === "requests") void render();
   }, 250);
 }
 
@@ -57,6 +67,7 @@ function scheduleRender(): void {
 const NAV: [Screen, string][] = [
   ["dashboard", "Dashboard"],
   ["moderation", "Moderation"],
+  ["requests", "Requests"],
   ["subscribers", "Subscribers"],
   ["key", "List key"],
   ["card", "Card"],
@@ -97,6 +108,8 @@ async function renderNow(): Promise<void> {
         return await dashboard();
       case "moderation":
         return await moderation();
+      case "requests":
+        return await requests();
       case "subscribers":
         return await subscribers();
       case "key":

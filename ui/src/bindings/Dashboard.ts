@@ -14,6 +14,10 @@ subscribers: number,
  */
 held: number, 
 /**
+ * Subscriptions and key changes waiting for the owner.
+ */
+requests: number, 
+/**
  * Copies waiting to go out.
  */
 queued: number, 

@@ -32,4 +32,8 @@ text: string,
 /**
  * Public keys attached to it.
  */
-keys: Array<HeldKey>, };
+keys: Array<HeldKey>, 
+/**
+ * Written to the owner address: read and discarded, never approved.
+ */
+for_owner: boolean, };

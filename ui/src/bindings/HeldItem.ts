@@ -19,4 +19,8 @@ reason: string,
 /**
  * When it arrived (RFC 5322).
  */
-received: string, };
+received: string, 
+/**
+ * Written to the owner address: read and discarded, never approved.
+ */
+for_owner: boolean, };

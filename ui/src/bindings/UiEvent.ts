@@ -16,7 +16,12 @@ outcome: string,
 /**
  * It waits for the owner.
  */
-held: boolean, } | { "type": "progress", 
+held: boolean, 
+/**
+ * It was a request (to join, leave, change keys…), answered:
+ * the pending requests may have changed.
+ */
+request: boolean, } | { "type": "requests" } | { "type": "progress", 
 /**
  * Answered so far.
  */

@@ -41,6 +41,7 @@ export async function dashboard(): Promise<void> {
       { class: "tiles" },
       tile("count-subscribers", d.subscribers, "subscribers"),
       tile("count-held", d.held, "held for you"),
+      tile("count-requests", d.requests, "requests for you"),
       tile("count-queued", d.queued, "copies queued"),
       tile("count-sent", d.sent, "copies sent"),
     ),

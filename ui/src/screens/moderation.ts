@@ -37,6 +37,7 @@ export async function moderation(): Promise<void> {
                 };
                 mount(
                   detail,
+                  v.for_owner ? h("p", { class: "for-owner", id: "held-for-owner" }, "For the owner: read it, then discard it; it is never sent to subscribers.") : null,
                   h("h3", { id: "held-subject" }, v.subject || "(no subject)"),
                   h("p", {}, h("strong", {}, "From: "), v.sender),
                   h("p", {}, h("strong", {}, "Held because: "), v.reason),
@@ -87,12 +88,12 @@ export async function moderation(): Promise<void> {
                       ),
                     );
                   }),
-                  field("held-reason", "Reason (for a rejection)"),
+                  v.for_owner ? null : field("held-reason", "Reason (for a rejection)"),
                   h(
                     "div",
                     { class: "actions" },
-                    h("button", { id: "held-approve", onclick: decide("approve") }, "Approve"),
-                    h("button", { id: "held-reject", class: "secondary", onclick: decide("reject") }, "Reject"),
+                    v.for_owner ? null : h("button", { id: "held-approve", onclick: decide("approve") }, "Approve"),
+                    v.for_owner ? null : h("button", { id: "held-reject", class: "secondary", onclick: decide("reject") }, "Reject"),
                     h("button", { id: "held-discard", class: "danger", onclick: decide("discard") }, "Discard"),
                   ),
                 );
@@ -102,7 +103,7 @@ export async function moderation(): Promise<void> {
             },
           },
           h("strong", {}, `#${p.id} ${p.sender || "(unknown sender)"}`),
-          h("span", {}, p.reason),
+          h("span", {}, p.for_owner ? h("span", { class: "for-owner" }, "For the owner: ") : null, p.reason),
           h("small", {}, p.received),
         ),
       ),
