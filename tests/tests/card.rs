@@ -285,7 +285,7 @@ fn card_generate_makes_the_list_key_on_the_card() {
         assert!(
             parsed
                 .userids()
-                .any(|u| u.userid().email().ok().flatten().as_deref() == Some(LIST)),
+                .any(|u| u.userid().email().ok().flatten() == Some(LIST)),
             "the new key carries the list address"
         );
     }
