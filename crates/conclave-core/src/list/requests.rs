@@ -296,16 +296,24 @@ impl List {
     ) -> Result<std::result::Result<Asked, String>> {
         let from = incoming.from.clone().unwrap_or_default();
         let members = self.members()?;
-        let mut known: Vec<Cert> = members.certs().to_vec();
-        for r in self.store.open_requests()? {
-            if r.address == from {
-                if let Ok(cert) = certs::parse_public_cert(&r.cert) {
-                    known.push(cert);
-                }
-            }
-        }
+        let pending: Vec<Cert> = self
+            .store
+            .open_requests()?
+            .into_iter()
+            .filter(|r| r.address == from)
+            .filter_map(|r| certs::parse_public_cert(&r.cert).ok())
+            .collect();
+        // The subscribers' certificates are copied only when a pending key
+        // must be checked beside them.
+        let joined;
+        let known: &[Cert] = if pending.is_empty() {
+            members.certs()
+        } else {
+            joined = [members.certs(), &pending].concat();
+            &joined
+        };
         let policy = Policy::load(&self.store)?;
-        let unsealed = match self.unseal(raw, incoming, &known, policy.plaintext_limit())? {
+        let unsealed = match self.unseal(raw, incoming, known, policy.plaintext_limit())? {
             Ok(u) => u,
             Err(why) => return Ok(Err(format!("cannot read it: {why}"))),
         };
@@ -478,6 +486,41 @@ impl List {
             .cloned())
     }
 
+    /// The first key the sender offered (other than `besides`) that can
+    /// serve their address; else why the first one cannot (None: none came).
+    fn offered_key(
+        &self,
+        asked: &Asked,
+        besides: Option<&Cert>,
+    ) -> Result<std::result::Result<Cert, Option<String>>> {
+        let mut refusal = None;
+        for cert in &asked.offered {
+            if besides.is_some_and(|b| b.fingerprint() == cert.fingerprint()) {
+                continue;
+            }
+            match self.usable_key(&asked.from, &certs::binary(cert)?) {
+                Ok((_, c)) => return Ok(Ok(c)),
+                Err(e) => refusal = refusal.or(Some(e.to_string())),
+            }
+        }
+        Ok(Err(refusal))
+    }
+
+    /// Tells someone who has just left that they have, encrypted to the key
+    /// they were subscribed with.
+    fn farewell(&mut self, asked: &Asked, name: &str, cert: &Cert) -> Result<bool> {
+        self.answer_with(
+            asked,
+            &format!("You have left {name}"),
+            format!(
+                "You have left {name}; no more posts will be sent to {}.\r\n",
+                asked.from
+            ),
+            false,
+            Some(cert),
+        )
+    }
+
     /// Refuses a command; the sender is told why only when they are a
     /// subscriber who signed it (nobody else gets automatic replies).
     fn refuse(&mut self, asked: &Asked, command: &str, why: &str) -> Result<String> {
@@ -560,20 +603,11 @@ impl List {
     fn subscribe_request(&mut self, asked: &Asked) -> Result<String> {
         let name = self.name()?;
         // The first offered key that can serve the sender's address.
-        let mut refusal = None;
-        let mut chosen = None;
-        for cert in &asked.offered {
-            match self.usable_key(&asked.from, &certs::binary(cert)?) {
-                Ok((_, c)) => {
-                    chosen = Some(c);
-                    break;
-                }
-                Err(e) => refusal = refusal.or(Some(e.to_string())),
-            }
-        }
-        let Some(cert) = chosen else {
-            let why = refusal.unwrap_or_else(|| "no public key came with it".into());
-            self.answer_with(
+        let cert = match self.offered_key(asked, None)? {
+            Ok(cert) => cert,
+            Err(refusal) => {
+                let why = refusal.unwrap_or_else(|| "no public key came with it".into());
+                self.answer_with(
                 asked,
                 &format!("Your subscription to {name}"),
                 format!(
@@ -583,10 +617,11 @@ impl List {
                 false,
                 None,
             )?;
-            return Ok(format!(
-                "subscribe from {}: no usable key ({why})",
-                asked.from
-            ));
+                return Ok(format!(
+                    "subscribe from {}: no usable key ({why})",
+                    asked.from
+                ));
+            }
         };
         let fpr = cert.fingerprint().to_hex();
         if let Some((current, current_cert)) = self.store.subscriber(&asked.from)? {
@@ -752,16 +787,7 @@ impl List {
             Ok((_, signed)) => {
                 self.remember(asked, &signed)?;
                 self.remove_subscriber(&asked.from)?;
-                self.answer_with(
-                    asked,
-                    &format!("You have left {name}"),
-                    format!(
-                        "You have left {name}; no more posts will be sent to {}.\r\n",
-                        asked.from
-                    ),
-                    false,
-                    Some(&cert),
-                )?;
+                self.farewell(asked, &name, &cert)?;
                 Ok(format!("unsubscribe from {}: signed, done", asked.from))
             }
             Err(why) => {
@@ -798,24 +824,12 @@ impl List {
             Err(why) => return self.refuse(asked, "key change", &why),
         };
         let old_fpr = old.fingerprint().to_hex();
-        let mut refusal = None;
-        let mut chosen = None;
-        for cert in asked
-            .offered
-            .iter()
-            .filter(|c| c.fingerprint() != old.fingerprint())
-        {
-            match self.usable_key(&asked.from, &certs::binary(cert)?) {
-                Ok((_, c)) => {
-                    chosen = Some(c);
-                    break;
-                }
-                Err(e) => refusal = refusal.or(Some(e.to_string())),
+        let new = match self.offered_key(asked, Some(&old))? {
+            Ok(new) => new,
+            Err(refusal) => {
+                let why = refusal.unwrap_or_else(|| "no new key came with it".into());
+                return self.refuse(asked, "key change", &why);
             }
-        }
-        let Some(new) = chosen else {
-            let why = refusal.unwrap_or_else(|| "no new key came with it".into());
-            return self.refuse(asked, "key change", &why);
         };
         let name = self.name()?;
         let (token, digest) = new_token();
@@ -996,16 +1010,7 @@ impl List {
                     self.remove_subscriber(&asked.from)?;
                 }
                 let name = self.name()?;
-                self.answer_with(
-                    asked,
-                    &format!("You have left {name}"),
-                    format!(
-                        "You have left {name}; no more posts will be sent to {}.\r\n",
-                        asked.from
-                    ),
-                    false,
-                    Some(&cert),
-                )?;
+                self.farewell(asked, &name, &cert)?;
                 Ok(format!("unsubscribe from {}: confirmed, done", asked.from))
             }
         }
