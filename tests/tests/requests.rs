@@ -325,6 +325,13 @@ fn a_wrong_a_replayed_an_expired_token_or_another_key_does_nothing() {
     // The token signed by another key for the same address.
     f.command(&dave, &Post::new("subscribe", "subscribe").with_key());
     let t = token(&f.next_reply(&dave));
+    // The log names the confirmation, never its token.
+    let log = f.list().run_ok(&["log"]);
+    assert!(
+        log.contains("Confirm your subscription to Garden Club (confirm-…)"),
+        "{log}"
+    );
+    assert!(!log.contains(&t), "{log}");
     let impostor = Subscriber::new(Engine::Gpg, "carol+dave@example.test");
     impostor.import_cert(f.cert()).unwrap();
     let out = f.command(&impostor, &Post::new("Re: confirm", &t));

@@ -79,6 +79,12 @@ impl List {
             parts.push(build::key_part(&self.export_public_key()?, &file));
         }
         let subject = build::clean(&reply.subject);
+        // The log names the reply, never a token it carries: a token is a
+        // key to the request until it is used.
+        let logged = match super::commands::find_token(&subject) {
+            Some(token) => subject.replace(&token, "confirm-…"),
+            None => subject.clone(),
+        };
         let headers = ProtectedHeaders {
             from: build::mailbox(Some(&name), &from),
             sender: build::mailbox(Some(&name), &from),
@@ -145,7 +151,7 @@ impl List {
             Some(post_id),
             "reply",
             &format!(
-                "answered {} ({}): {subject}",
+                "answered {} ({}): {logged}",
                 reply.to,
                 if plain {
                     "signed, not encrypted: the list has no key for that address"
