@@ -360,6 +360,42 @@ fn engine_for(
     (engine, events)
 }
 
+/// A post that reaches the mailbox after a pass has listed INBOX, and before
+/// the relay starts waiting for mail, raises no IDLE report of its own: the
+/// relay must see that INBOX moved on and read it at once, not after the
+/// next IDLE renewal minutes later. The post is delivered from inside the
+/// event of the first pass, so it always lands in that gap.
+#[test]
+fn a_post_that_arrives_between_a_pass_and_the_wait_is_read_at_once() {
+    use conclave_core::{Event, Outcome};
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    let (engine, events) = engine_for(&f);
+    let needle = format!("GAP-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", &needle);
+    let once = std::sync::Once::new();
+    engine.subscribe(std::sync::Arc::new(move |e: &Event| {
+        if matches!(e, Event::Pass { .. }) {
+            once.call_once(|| {
+                mh.inject("alice@example.test", LIST, &post);
+                assert!(wait_until(20, || mh.count("list", "") == 1));
+            });
+        }
+    }));
+    engine.start();
+    let distributed = wait_until(60, || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Post(Outcome::Distributed { copies: 3, .. })))
+    });
+    engine.stop();
+    assert!(distributed, "{:?}", events.lock().unwrap());
+    assert!(wait_until(20, || copies_with(&f.subs[1], &needle) == 1));
+}
+
 /// The engine the desktop app runs: the relay on its own thread reports
 /// each post, the progress of its copies and each pass as events; the list
 /// stays usable while the relay waits for mail; `stop` returns at once.

@@ -79,6 +79,19 @@ pub struct IntakeReport {
     pub outcomes: Vec<Outcome>,
     /// Posts another instance claimed first.
     pub taken_elsewhere: usize,
+    /// INBOX as this pass last listed it: (UIDVALIDITY, UIDNEXT). A wait
+    /// for new mail that finds INBOX past this point has mail to read
+    /// already (it came while the pass ran).
+    pub inbox: Option<InboxState>,
+}
+
+/// INBOX as one SELECT saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxState {
+    /// INBOX's UIDVALIDITY (0 when the server does not say).
+    pub uid_validity: u32,
+    /// The UID the next message will get (0 when the server does not say).
+    pub uid_next: u32,
 }
 
 /// What one pass over the outbox did.

@@ -7,6 +7,8 @@
 
 use futures::TryStreamExt;
 
+use crate::events::InboxState;
+
 use super::tls::{self, Endpoint, Security, TlsError, TlsStream, TrustSettings};
 
 /// An open IMAP session.
@@ -499,11 +501,23 @@ async fn delimiter(session: &mut Session, endpoint: &str) -> Result<String, Imap
     Ok(delim.unwrap_or("/").to_owned())
 }
 
-/// Selects INBOX; returns (UIDVALIDITY, UIDs of every message in it).
-pub async fn inbox(session: &mut Session, endpoint: &str) -> Result<(u32, Vec<u32>), ImapError> {
+fn inbox_state(mb: &async_imap::types::Mailbox) -> InboxState {
+    InboxState {
+        uid_validity: mb.uid_validity.unwrap_or(0),
+        uid_next: mb.uid_next.unwrap_or(0),
+    }
+}
+
+/// Selects INBOX; returns its state and the UIDs of every message in it.
+/// UIDNEXT is read before the search, so a message that arrives between
+/// the two is seen again by the next wait ([`wait_for_mail`]).
+pub async fn inbox(
+    session: &mut Session,
+    endpoint: &str,
+) -> Result<(InboxState, Vec<u32>), ImapError> {
     let mb = session.select("INBOX").await.map_err(proto(endpoint))?;
     let uids = search(session, endpoint, "ALL").await?;
-    Ok((mb.uid_validity.unwrap_or(0), uids))
+    Ok((inbox_state(&mb), uids))
 }
 
 /// The whole message with this UID, without marking it seen; None if it is gone.
@@ -569,9 +583,13 @@ fn copyuid_dest(raw: &str) -> Option<u32> {
 
 /// Waits until the server reports a change in INBOX (IDLE, re-issued by the
 /// caller about every `timeout`), or for `timeout` when it lacks IDLE.
+/// `seen` is INBOX as the last pass listed it: mail that arrived after that
+/// listing and before this wait began raises no IDLE report, so when INBOX
+/// has moved on since (a new UIDNEXT or UIDVALIDITY), the wait ends at once.
 pub async fn wait_for_mail(
     settings: &ImapSettings,
     timeout: std::time::Duration,
+    seen: Option<InboxState>,
 ) -> Result<(), ImapError> {
     let key = settings.endpoint.key();
     let deadline = settings.deadline;
@@ -588,10 +606,18 @@ pub async fn wait_for_mail(
         tokio::time::sleep(timeout).await;
         return Ok(());
     }
-    tls::within(deadline, silent(&key), async {
+    let mb = tls::within(deadline, silent(&key), async {
         session.select("INBOX").await.map_err(proto(&key))
     })
     .await?;
+    let now = inbox_state(&mb);
+    if seen.is_some_and(|seen| seen != now && now.uid_next != 0) {
+        let _ = tls::within(deadline, silent(&key), async {
+            session.logout().await.map_err(proto(&key))
+        })
+        .await;
+        return Ok(());
+    }
     let mut idle = session.idle();
     tls::within(deadline, silent(&key), async {
         idle.init().await.map_err(proto(&key))

@@ -203,10 +203,12 @@ impl Engine {
                 break Ok(());
             }
             let pass = super::run_once(&self.0.list);
-            match pass {
+            let seen = match pass {
                 Ok((intake, delivery)) => {
                     backoff = 1;
+                    let seen = intake.inbox;
                     emit(&self.0, &Event::Pass { intake, delivery });
+                    seen
                 }
                 Err(e) if is_fatal(&e) => {
                     report(&self.0, &e, true);
@@ -217,7 +219,7 @@ impl Engine {
                     retry(&mut backoff);
                     continue;
                 }
-            }
+            };
             let settings = match self.list().imap_settings() {
                 Ok(s) => s,
                 Err(e) => {
@@ -227,7 +229,7 @@ impl Engine {
             };
             let waited = tls::block_on(async {
                 tokio::select! {
-                    r = imap::wait_for_mail(&settings, IDLE_RENEW) => r.map_err(Some),
+                    r = imap::wait_for_mail(&settings, IDLE_RENEW, seen) => r.map_err(Some),
                     _ = stop.sleep(IDLE_RENEW * 2) => Err(None),
                     _ = self.0.wake.notified() => Err(None),
                 }

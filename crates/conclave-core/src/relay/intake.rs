@@ -199,9 +199,11 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             let outcome = settle(&mut session, id, uid, moved, body).await?;
             report.outcomes.push(outcome);
         }
-        let (validity, uids) = within!(imap::inbox(&mut session, &key))
+        let (inbox, uids) = within!(imap::inbox(&mut session, &key))
             .await
             .map_err(imap_error)?;
+        report.inbox = Some(inbox);
+        let validity = inbox.uid_validity;
         with(list, |l| l.note_uidvalidity(validity))?;
         // Every size first: a post over the limit is never downloaded whole.
         let sizes: std::collections::BTreeMap<u32, u64> =
