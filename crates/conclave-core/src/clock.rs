@@ -93,8 +93,18 @@ pub fn rfc5322(t: SystemTime) -> String {
     )
 }
 
+/// A time as an ISO 8601 date in UTC, e.g. `2026-12-02`.
+pub fn iso_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Days since 1970-01-01 to a (year, month, day) civil date.
-fn civil_from_days(days: u64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: u64) -> (i64, u32, u32) {
     // Howard Hinnant's days-to-civil algorithm, for non-negative day counts.
     let z = days as i64 + 719_468;
     let era = z / 146_097;

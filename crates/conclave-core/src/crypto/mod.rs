@@ -7,6 +7,7 @@ pub mod decrypt;
 pub mod keystore;
 pub mod pkesk;
 pub mod renew;
+pub mod samekey;
 pub mod seal;
 
 use sequoia_openpgp::policy::StandardPolicy;

@@ -202,18 +202,9 @@ fn terminal(code: &QrCode) -> String {
 
 /// A time as a vCard `REV` timestamp (UTC, `YYYYMMDDTHHMMSSZ`).
 fn vcard_timestamp(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Days to a civil date (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let unix = u64::try_from(unix).unwrap_or(0);
+    let secs = unix % 86_400;
+    let (year, month, day) = crate::clock::civil_from_days(unix / 86_400);
     format!(
         "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
         secs / 3600,

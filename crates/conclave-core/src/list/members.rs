@@ -104,6 +104,41 @@ impl List {
         ))
     }
 
+    /// Takes a newer copy of a subscriber's own key (`offered`, from
+    /// `source`: "an Autocrypt header in post #12", "WKD", …): merged in
+    /// only when it is the same key, keeping only what the key itself
+    /// signed ([`crate::crypto::samekey`]). A revocation or an expiry is
+    /// taken too, usable or not: the key is theirs. Returns what changed
+    /// (audited with the source), or None when the copy brings nothing new.
+    /// A different key is refused (that is a key change); so is an address
+    /// that is not subscribed.
+    pub fn update_subscriber_key(
+        &mut self,
+        address: &str,
+        offered: Cert,
+        source: &str,
+    ) -> Result<Option<Vec<String>>> {
+        let address = address.trim().to_ascii_lowercase();
+        let Some((_, stored)) = self.store.subscriber(&address)? else {
+            return Err(Error::NotFound(format!("{address} is not a subscriber")));
+        };
+        let current = certs::parse_public_cert(&stored)?;
+        let Some(update) = crate::crypto::samekey::update(&current, offered, self.clock.now())?
+        else {
+            return Ok(None);
+        };
+        let fpr = current.fingerprint().to_hex();
+        self.store_key(
+            &address,
+            &update.cert,
+            &format!(
+                "{address}: key {fpr} updated from {source}: {}",
+                update.changes.join("; ")
+            ),
+        )?;
+        Ok(Some(update.changes))
+    }
+
     /// The fingerprint of a subscriber's key, if they are subscribed.
     pub(super) fn subscriber_key(&self, address: &str) -> Result<Option<String>> {
         Ok(self.store.subscriber(address)?.map(|(fpr, _)| fpr))
