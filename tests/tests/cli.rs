@@ -32,6 +32,7 @@ fn every_command_has_help_with_an_example() {
         &["key", "backup"],
         &["subscriber", "add"],
         &["subscriber", "list"],
+        &["subscriber", "enable"],
         &["subscriber", "remove"],
         &["config", "set"],
         &["config", "show"],

@@ -206,9 +206,17 @@ pub enum SubscriberCmd {
         #[arg(long)]
         replace: bool,
     },
-    /// List subscribers, with warnings about their keys.
+    /// List subscribers, with warnings about their keys and how their
+    /// copies fare (ok, bounce score, stopped; the last failure).
     #[command(after_help = "Example:\n  conclave --home DIR subscriber list")]
     List,
+    /// Let copies go again to a subscriber whose delivery bounces stopped
+    /// (bounce_action disable), and clear their bounce score.
+    #[command(after_help = "Example:\n  conclave --home DIR subscriber enable alice@example.org")]
+    Enable {
+        /// Their address.
+        address: String,
+    },
     /// Remove a subscriber.
     #[command(after_help = "Example:\n  conclave --home DIR subscriber remove alice@example.org")]
     Remove {
