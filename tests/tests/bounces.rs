@@ -234,6 +234,13 @@ fn five_bounces_alert_the_owner_and_disable_stops_the_copies() {
     f.post("after");
     conclave_core::relay::intake::poll_mailbox(&list).unwrap();
     assert_eq!(queued_for(BOUNCER), 0, "no copy for a stopped subscriber");
+    let log = f.ml.list.run_ok(&["log"]);
+    assert!(
+        log.contains(&format!(
+            "no copy for {BOUNCER}: delivery stopped after bounces"
+        )),
+        "{log}"
+    );
     assert_eq!(queued_for("bob@example.test"), 1);
     conclave_core::relay::delivery::send_outbox(&list).unwrap();
 
@@ -281,6 +288,24 @@ fn a_forged_bounce_changes_nothing() {
     }
     assert!(f.health(BOUNCER).contains("delivery: ok"));
     assert_eq!(mh.count("list", "Bounces"), 2);
+    let log = f.ml.list.run_ok(&["bounces"]);
+    assert_eq!(log.matches(" forged").count(), 2, "{log}");
+
+    // An automatic reply to a real bounce address (it answers the envelope
+    // sender) is not a failure.
+    let reply = format!(
+        "From: {BOUNCER}\r\nTo: {real}\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\nI am away.\r\n"
+    );
+    mh.inject("", real, reply.as_bytes());
+    f.wait_for_report();
+    let out = f.run();
+    assert!(out.contains("bounce: a bounce of the copy to"), "{out}");
+    assert!(f.health(BOUNCER).contains("delivery: ok"));
+    let log = f.ml.list.run_ok(&["bounces"]);
+    assert!(
+        log.contains("none (verp) no-failure: not a delivery report"),
+        "{log}"
+    );
 }
 
 /// A report that reaches the list address itself (the provider rewrote the

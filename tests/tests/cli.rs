@@ -47,6 +47,7 @@ fn every_command_has_help_with_an_example() {
         &["held", "reject"],
         &["held", "discard"],
         &["log"],
+        &["bounces"],
         &["invite"],
         &["certs", "list"],
         &["certs", "show"],

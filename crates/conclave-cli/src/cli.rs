@@ -125,6 +125,14 @@ pub enum Command {
         after_help = "Examples:\n  conclave --home DIR invite\n  conclave --home DIR invite --vcard list.vcf --qr-svg list-qr.svg"
     )]
     Invite(InviteArgs),
+    /// The bounces the list heard of: whose copy, how bad, how it came (verp,
+    /// report, smtp) and what was done (counted, forged, unmatched…).
+    #[command(after_help = "Example:\n  conclave --home DIR bounces --limit 20")]
+    Bounces {
+        /// How many entries to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// The audit log: what happened to each post, never its content.
     #[command(after_help = "Example:\n  conclave --home DIR log --limit 20")]
     Log {

@@ -91,8 +91,8 @@ fn health(h: &conclave_core::store::DeliveryHealth) -> String {
         out.push_str(&format!(
             "; last failure {} {} {}",
             conclave_core::clock::rfc5322(super::common::unix(h.last_failure_at)),
-            h.last_failure_status,
-            h.last_failure_text
+            crate::inert::one_line(&h.last_failure_status),
+            crate::inert::one_line(&h.last_failure_text)
         ));
     }
     out.trim_end().to_string()

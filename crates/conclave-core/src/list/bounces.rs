@@ -215,7 +215,14 @@ impl List {
         incoming: &Incoming,
     ) -> Result<Outcome> {
         self.store.set_post_kind(post_id, "bounce")?;
-        let report = std::panic::catch_unwind(|| dsn::read(raw)).unwrap_or_default();
+        // Only a report is read for failures: an out-of-office reply to a
+        // bounce address (it answers the envelope sender) is no failure.
+        let is_report = dsn::looks_like_report(incoming);
+        let report = if is_report {
+            std::panic::catch_unwind(|| dsn::read(raw)).unwrap_or_default()
+        } else {
+            dsn::Report::default()
+        };
         let addresses = self.addresses()?;
         let tag = incoming
             .delivered_to
@@ -253,6 +260,8 @@ impl List {
                 Some(copy) => {
                     // The copy is known by its tag: the report says how it
                     // failed, whatever address it names (a forward, say).
+                    // A report that names nobody is a soft failure; what is
+                    // not a report at all (an auto-reply) is none.
                     let failure = report
                         .failures
                         .iter()
@@ -262,8 +271,16 @@ impl List {
                         .unwrap_or(Failure {
                             recipient: copy.recipient.clone(),
                             status: String::new(),
-                            severity: Severity::Soft,
-                            text: "no report could be read".into(),
+                            severity: if is_report {
+                                Severity::Soft
+                            } else {
+                                Severity::None
+                            },
+                            text: if is_report {
+                                "no failed recipient could be read".into()
+                            } else {
+                                "not a delivery report (an automatic reply?)".into()
+                            },
                         });
                     alerts.extend(count_failure(
                         &self.store,

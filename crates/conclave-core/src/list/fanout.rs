@@ -337,6 +337,18 @@ impl List {
             self.store
                 .audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
         }
+        for s in stopped
+            .iter()
+            .filter(|_| replacing.is_none())
+            .filter(|s| members.iter().any(|m| m.address == s.as_str()))
+        {
+            self.store.audit(
+                ts,
+                Some(post_id),
+                "not-sent",
+                &format!("no copy for {s}: delivery stopped after bounces (conclave subscriber enable {s})"),
+            )?;
+        }
         Ok(queued)
     }
 }
