@@ -31,7 +31,13 @@ struct Fixture {
 /// keys) subscribed too.
 fn fixture(extra: &[&str]) -> Fixture {
     let guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
-    Mailhost::get().clear();
+    let mh = Mailhost::get();
+    assert_eq!(
+        mh.env_var("MAILHOST_BOUNCE_DOMAIN").as_deref(),
+        Some("bounce.example.test"),
+        "this mail host was started by an older mailhost.sh: stop it and start it again"
+    );
+    mh.clear();
     let ml = MailList::new("Bounce Club");
     ml.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
     ml.server(
@@ -353,13 +359,22 @@ fn a_report_to_the_list_address_counts_only_for_a_copy_sent() {
     assert_eq!(mh.count("list", "Bounces"), 3);
 }
 
-/// A copy the submission server refuses at RCPT counts like a bounce.
+/// A copy the submission server refuses at RCPT counts like a bounce; at
+/// the threshold `run` tells the owner.
 #[test]
 fn a_refusal_at_submission_counts() {
     let f = fixture(&["unknown@example.test"]);
+    f.ml.list.config_set("bounce_threshold", "1");
     f.post("first");
-    let out = f.run();
+    let run = f.ml.list.run(&["run", "--once"]);
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{out}\n{err}");
     assert!(out.contains("distributed to 4"), "{out}");
+    assert!(
+        err.contains("conclave: unknown@example.test: copies bounced (score 1 of 1)"),
+        "{err}"
+    );
     let line = f.health("unknown@example.test");
     assert!(line.contains("bounce score 1"), "{line}");
     assert!(line.contains("5.1.1"), "{line}");
