@@ -319,6 +319,15 @@ pub fn invitation_save_vcard(app: State<'_, App>, path: String) -> Reply<String>
     Ok(path.display().to_string())
 }
 
+/// Lets copies go again to a subscriber the bounces stopped; clears their
+/// bounce score.
+#[tauri::command(async)]
+pub fn subscriber_enable(app: State<'_, App>, address: String) -> Reply<()> {
+    let engine = engine(&app)?;
+    engine.list().enable_delivery(&address)?;
+    Ok(())
+}
+
 /// Removes a subscriber.
 #[tauri::command(async)]
 pub fn subscriber_remove(app: State<'_, App>, address: String) -> Reply<()> {

@@ -291,11 +291,43 @@ pub struct Subscriber {
     pub expires: Option<String>,
     /// The addresses of its valid User IDs.
     pub addresses: Vec<String>,
+    /// How their copies fare: `ok`, `bounce score 1.5`, or `stopped after
+    /// bounces (score 5)`.
+    pub delivery: String,
+    /// Their copies are stopped (bounce_action disable); Re-enable lets
+    /// them go again.
+    pub delivery_stopped: bool,
+    /// The last failure of a copy to them: when (RFC 5322), the status
+    /// code and what the server said.
+    pub last_failure: Option<String>,
 }
 
 impl From<conclave_core::list::SubscriberInfo> for Subscriber {
     fn from(s: conclave_core::list::SubscriberInfo) -> Subscriber {
+        let d = &s.delivery;
+        let delivery = if d.disabled {
+            format!("stopped after bounces (score {})", d.score)
+        } else if d.score > 0.0 {
+            format!("bounce score {}", d.score)
+        } else {
+            "ok".to_string()
+        };
+        let last_failure = (d.last_failure_at > 0).then(|| {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(d.last_failure_at).unwrap_or(0));
+            format!(
+                "{} {} {}",
+                conclave_core::clock::rfc5322(at),
+                d.last_failure_status,
+                d.last_failure_text
+            )
+            .trim_end()
+            .to_string()
+        });
         Subscriber {
+            delivery_stopped: d.disabled,
+            delivery,
+            last_failure,
             address: s.address,
             fingerprint: s.fingerprint,
             warning: s.warning,
@@ -475,6 +507,12 @@ pub enum UiEvent {
     },
     /// A request was decided: the pending requests changed.
     Requests,
+    /// Something the owner should know that needs no answer (a
+    /// subscriber's copies bounced up to the threshold, say).
+    Notice {
+        /// One line for the owner.
+        message: String,
+    },
     /// Copies going out.
     Progress {
         /// Answered so far.
@@ -526,6 +564,9 @@ impl UiEvent {
                 request: matches!(o, Outcome::Answered { .. }),
             },
             Event::Requests => UiEvent::Requests,
+            Event::Notice { message } => UiEvent::Notice {
+                message: message.clone(),
+            },
             Event::Progress { done, total } => UiEvent::Progress {
                 done: count(*done),
                 total: count(*total),

@@ -214,6 +214,7 @@ fn main() {
             commands::subscriber_replace_key,
             commands::key_fingerprint,
             commands::subscriber_remove,
+            commands::subscriber_enable,
             commands::invitation,
             commands::invitation_save_vcard,
             commands::certs,

@@ -63,6 +63,11 @@ impl Mailhost {
             .unwrap_or_else(|| panic!("{key} missing from mailhost.env"))
     }
 
+    /// A setting from `mailhost.env`, if it is there.
+    pub fn env_var(&self, key: &str) -> Option<String> {
+        self.env.get(key).cloned()
+    }
+
     /// A port setting.
     pub fn port(&self, key: &str) -> u16 {
         self.var(key)

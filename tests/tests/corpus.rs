@@ -266,7 +266,14 @@ fn unencrypted_mail_is_refused_and_sealed() {
         "schleuder.eml",
     ] {
         let line = list.process(&read(&format!("eml/deltachat/{f}")));
-        assert!(line.starts_with("rejected: not encrypted"), "{f}: {line}");
+        // A delivery report is a bounce, never judged as a post; this one
+        // names no copy the list sent.
+        let expected = if f == "gmail_ndn.eml" {
+            "bounce: a delivery report that names no copy the list sent; ignored"
+        } else {
+            "rejected: not encrypted"
+        };
+        assert!(line.starts_with(expected), "{f}: {line}");
     }
     // What arrived in clear is kept, but sealed to the list key.
     let store = conclave_core::store::Store::open(&list.home.path().join("list.db")).unwrap();
@@ -323,11 +330,49 @@ fn every_fixture_gets_an_outcome() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), files.len(), "{out}");
     for (f, l) in files.iter().zip(&lines) {
-        let known = ["distributed to ", "held: ", "rejected: ", "discarded: "];
+        let known = [
+            "distributed to ",
+            "held: ",
+            "rejected: ",
+            "discarded: ",
+            "bounce: ",
+        ];
         assert!(
             known.iter().any(|k| l.starts_with(k)),
             "{}: {l}",
             f.display()
         );
     }
+}
+
+/// The real delivery reports are bounces before any policy (a report that
+/// names no copy the list sent is ignored); a read receipt and a TLS report
+/// are not, and meet the list's rules like any mail in clear.
+#[test]
+fn real_delivery_reports_are_bounces_and_other_reports_are_not() {
+    let (list, _reader) = list_with(
+        "bob@example.net",
+        "keys/deltachat/bob-secret.asc",
+        "alice@example.org",
+        ALICE,
+    );
+    let mut files: Vec<_> = std::fs::read_dir(data("eml/bounces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10);
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let line = list.process(&std::fs::read(&f).unwrap());
+        let expected = match name.as_str() {
+            "ms_exchange_report_disposition_notification.eml" | "tlsrpt.eml" => {
+                "rejected: not encrypted"
+            }
+            _ => "bounce: a delivery report that names no copy the list sent; ignored",
+        };
+        assert!(line.starts_with(expected), "{name}: {line}");
+    }
+    assert!(list.export_outbox().is_empty(), "nobody is answered");
 }

@@ -490,6 +490,48 @@ fn the_invite_dialog_shows_the_fingerprint_and_its_qr_code() {
     assert!(gui.find("#invite-dialog").is_none());
 }
 
+/// A subscriber whose copies bounced until the list stopped them shows as
+/// stopped, with the last failure, on the Subscribers screen; Re-enable
+/// lets their copies go again.
+#[test]
+fn a_subscriber_stopped_by_bounces_is_shown_and_re_enabled() {
+    let _guard = Gui::lock();
+    let f = garden_club();
+    {
+        let store = conclave_core::store::Store::open(&f.list.home.path().join("list.db")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        store
+            .set_bounce_score("bob@example.test", 5.0, now)
+            .unwrap();
+        store
+            .note_delivery_failure("bob@example.test", now, "5.1.1", "mailbox unavailable")
+            .unwrap();
+        store
+            .set_delivery_disabled("bob@example.test", true)
+            .unwrap();
+    }
+    let gui = open_prepared(&f);
+    gui.click("#nav-subscribers");
+    gui.wait_text("stopped after bounces (score 5)", 20);
+    let shown = gui.text(".subs");
+    assert!(
+        shown.contains("last failure:") && shown.contains("5.1.1 mailbox unavailable"),
+        "{shown}"
+    );
+    gui.screenshot("15-subscribers-bounces");
+    gui.click(".sub-enable");
+    let enabled = conclave_tests::wait_until(20, || gui.find(".sub-enable").is_none());
+    assert!(enabled, "the Re-enable button stays");
+    assert!(!gui.text(".subs").contains("stopped after bounces"));
+    let store = conclave_core::store::Store::open(&gui.home().join("list.db")).unwrap();
+    assert!(store.delivery_disabled().unwrap().is_empty());
+    let bob = store.delivery_health("bob@example.test").unwrap().unwrap();
+    assert_eq!(bob.score, 0.0);
+}
+
 /// This year, as RFC 5322 dates write it.
 fn this_year() -> String {
     let now = conclave_core::clock::rfc5322(std::time::SystemTime::now());

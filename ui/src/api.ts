@@ -39,6 +39,7 @@ export const api = {
     invoke<number>("subscriber_replace_key", { address, old, key }),
   keyFingerprint: (key: string) => invoke<string>("key_fingerprint", { key }),
   subscriberRemove: (address: string) => invoke<void>("subscriber_remove", { address }),
+  subscriberEnable: (address: string) => invoke<void>("subscriber_enable", { address }),
   invitation: () => invoke<Invitation>("invitation"),
   invitationSaveVcard: (path: string) => invoke<string>("invitation_save_vcard", { path }),
   certs: () => invoke<Pin[]>("certs"),

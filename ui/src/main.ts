@@ -40,6 +40,8 @@ onEvent((e: UiEvent) => {
   // requests; other screens keep what the owner is reading or typing.
   if (!state.status?.unlocked) return;
   if (screen === "dashboard") scheduleRender();
+  // A notice may be a subscriber's copies bouncing: their delivery changed.
+  if (screen === "subscribers" && e.type === "notice") scheduleRender();
   if (screen === "requests" && (e.type === "requests" || (e.type === "post" && e.request)) && !typing()) {
     scheduleRender();
   }

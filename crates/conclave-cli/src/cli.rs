@@ -125,6 +125,14 @@ pub enum Command {
         after_help = "Examples:\n  conclave --home DIR invite\n  conclave --home DIR invite --vcard list.vcf --qr-svg list-qr.svg"
     )]
     Invite(InviteArgs),
+    /// The bounces the list heard of: whose copy, how bad, how it came (verp,
+    /// report, smtp) and what was done (counted, forged, unmatched…).
+    #[command(after_help = "Example:\n  conclave --home DIR bounces --limit 20")]
+    Bounces {
+        /// How many entries to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// The audit log: what happened to each post, never its content.
     #[command(after_help = "Example:\n  conclave --home DIR log --limit 20")]
     Log {
@@ -206,9 +214,17 @@ pub enum SubscriberCmd {
         #[arg(long)]
         replace: bool,
     },
-    /// List subscribers, with warnings about their keys.
+    /// List subscribers, with warnings about their keys and how their
+    /// copies fare (ok, bounce score, stopped; the last failure).
     #[command(after_help = "Example:\n  conclave --home DIR subscriber list")]
     List,
+    /// Let copies go again to a subscriber whose delivery bounces stopped
+    /// (bounce_action disable), and clear their bounce score.
+    #[command(after_help = "Example:\n  conclave --home DIR subscriber enable alice@example.org")]
+    Enable {
+        /// Their address.
+        address: String,
+    },
     /// Remove a subscriber.
     #[command(after_help = "Example:\n  conclave --home DIR subscriber remove alice@example.org")]
     Remove {

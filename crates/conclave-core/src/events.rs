@@ -45,6 +45,14 @@ pub enum Outcome {
         /// What was done.
         reason: String,
     },
+    /// A delivery report (a bounce): never opened nor distributed; matched
+    /// to the copy it reports, or ignored.
+    Bounce {
+        /// The message's id.
+        post: i64,
+        /// What it reported and what was done.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -55,7 +63,8 @@ impl Outcome {
             | Outcome::Held { post, .. }
             | Outcome::Rejected { post, .. }
             | Outcome::Discarded { post, .. }
-            | Outcome::Answered { post, .. } => *post,
+            | Outcome::Answered { post, .. }
+            | Outcome::Bounce { post, .. } => *post,
         }
     }
 }
@@ -68,6 +77,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Rejected { reason, .. } => write!(f, "rejected: {reason}"),
             Outcome::Discarded { reason, .. } => write!(f, "discarded: {reason}"),
             Outcome::Answered { reason, .. } => write!(f, "request: {reason}"),
+            Outcome::Bounce { reason, .. } => write!(f, "bounce: {reason}"),
         }
     }
 }

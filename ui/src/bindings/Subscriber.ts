@@ -27,4 +27,19 @@ expires: string | null,
 /**
  * The addresses of its valid User IDs.
  */
-addresses: Array<string>, };
+addresses: Array<string>, 
+/**
+ * How their copies fare: `ok`, `bounce score 1.5`, or `stopped after
+ * bounces (score 5)`.
+ */
+delivery: string, 
+/**
+ * Their copies are stopped (bounce_action disable); Re-enable lets
+ * them go again.
+ */
+delivery_stopped: boolean, 
+/**
+ * The last failure of a copy to them: when (RFC 5322), the status
+ * code and what the server said.
+ */
+last_failure: string | null, };

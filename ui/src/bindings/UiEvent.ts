@@ -21,7 +21,11 @@ held: boolean,
  * It was a request (to join, leave, change keys…), answered:
  * the pending requests may have changed.
  */
-request: boolean, } | { "type": "requests" } | { "type": "progress", 
+request: boolean, } | { "type": "requests" } | { "type": "notice", 
+/**
+ * One line for the owner.
+ */
+message: string, } | { "type": "progress", 
 /**
  * Answered so far.
  */

@@ -1,4 +1,5 @@
-// The subscribers screen: who is on the list with which key, and adding or removing them.
+// The subscribers screen: who is on the list with which key, how their copies
+// fare (bounces), and adding, re-enabling or removing them.
 
 import { api } from "../api";
 import { field, h, mount, value } from "../dom";
@@ -76,7 +77,7 @@ export async function subscribers(): Promise<void> {
     h(
       "table",
       { class: "subs" },
-      h("tr", {}, h("th", {}, "Address"), h("th", {}, "Key"), h("th", {}, "")),
+      h("tr", {}, h("th", {}, "Address"), h("th", {}, "Key"), h("th", {}, "Delivery"), h("th", {}, "")),
       ...subs.map((s) =>
         h(
           "tr",
@@ -92,7 +93,30 @@ export async function subscribers(): Promise<void> {
           ),
           h(
             "td",
+            { class: "sub-delivery" },
+            h("span", { class: s.delivery === "ok" ? "" : "warning" }, s.delivery),
+            s.last_failure ? h("div", {}, h("small", {}, `last failure: ${s.last_failure}`)) : null,
+          ),
+          h(
+            "td",
             {},
+            s.delivery_stopped
+              ? h(
+                  "button",
+                  {
+                    class: "small sub-enable",
+                    onclick: async () => {
+                      try {
+                        await api.subscriberEnable(s.address);
+                        void render();
+                      } catch (e) {
+                        showError(e, content);
+                      }
+                    },
+                  },
+                  "Re-enable",
+                )
+              : null,
             h(
               "button",
               {

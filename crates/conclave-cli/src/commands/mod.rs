@@ -40,5 +40,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Card { cmd } => card::dispatch(&cli, cmd, &mut out),
         Command::Invite(args) => invite::dispatch(&cli, args, &mut out),
         Command::Log { limit } => log::dispatch(&cli, *limit, &mut out),
+        Command::Bounces { limit } => log::bounces(&cli, *limit, &mut out),
     }
 }

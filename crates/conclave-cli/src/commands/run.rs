@@ -26,7 +26,14 @@ pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
 }
 
 /// One pass over the mailbox and the outbox.
-fn run_once(list: List, out: &mut impl Write) -> Result<()> {
+fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
+    // What the owner must know (a subscriber's copies bouncing up to the
+    // threshold, say) goes to stderr, as `run` prints it.
+    list.set_event_sink(Some(Arc::new(|e: &Event| {
+        if let Event::Notice { message } = e {
+            eprintln!("conclave: {}", one_line(message));
+        }
+    })));
     let list = Mutex::new(list);
     // The intake's lines as soon as the posts are in the outbox, then the
     // delivery's.

@@ -44,11 +44,24 @@ pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<
         }
         SubscriberCmd::List => {
             for s in list.subscribers()? {
+                let health = health(&s.delivery);
                 match s.warning {
-                    Some(w) => writeln!(out, "{} {} (warning: {w})", s.address, s.fingerprint)?,
-                    None => writeln!(out, "{} {}", s.address, s.fingerprint)?,
+                    Some(w) => writeln!(
+                        out,
+                        "{} {} (warning: {w}) delivery: {health}",
+                        s.address, s.fingerprint
+                    )?,
+                    None => writeln!(out, "{} {} delivery: {health}", s.address, s.fingerprint)?,
                 }
             }
+        }
+        SubscriberCmd::Enable { address } => {
+            list.enable_delivery(address)?;
+            writeln!(
+                out,
+                "copies go to {} again; bounce score cleared",
+                address.trim().to_ascii_lowercase()
+            )?;
         }
         SubscriberCmd::Remove { address } => {
             let dropped = list.remove_subscriber(address)?;
@@ -62,4 +75,25 @@ pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<
         }
     }
     Ok(())
+}
+
+/// How a subscriber's copies fare, in a few words: `ok`, `score 1.5` or
+/// `stopped (score 5)`, and the last failure.
+fn health(h: &conclave_core::store::DeliveryHealth) -> String {
+    let mut out = if h.disabled {
+        format!("stopped after bounces (score {})", h.score)
+    } else if h.score > 0.0 {
+        format!("bounce score {}", h.score)
+    } else {
+        "ok".to_string()
+    };
+    if h.last_failure_at > 0 {
+        out.push_str(&format!(
+            "; last failure {} {} {}",
+            conclave_core::clock::rfc5322(super::common::unix(h.last_failure_at)),
+            crate::inert::one_line(&h.last_failure_status),
+            crate::inert::one_line(&h.last_failure_text)
+        ));
+    }
+    out.trim_end().to_string()
 }

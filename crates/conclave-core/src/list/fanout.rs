@@ -273,9 +273,12 @@ impl List {
                 .cloned()
                 .collect()
         });
+        // Subscribers whose delivery the bounces stopped get no copy.
+        let stopped = self.store.delivery_disabled()?;
         let (v2, v1): (Vec<Member>, Vec<Member>) = members
             .iter()
             .filter(|m| plan.skip.as_deref() != Some(m.address))
+            .filter(|m| !stopped.iter().any(|s| s == m.address))
             .partition(|m| certs::wants_seipd_v2(m.cert, now));
         let from = build::mailbox(Some(plan.from_name.as_deref().unwrap_or(&name)), &address);
         let message_id = format!("{}@{domain}", short_hash(post_digest, ""));
@@ -333,6 +336,18 @@ impl List {
         for s in skipped {
             self.store
                 .audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
+        }
+        for s in stopped
+            .iter()
+            .filter(|_| replacing.is_none())
+            .filter(|s| members.iter().any(|m| m.address == s.as_str()))
+        {
+            self.store.audit(
+                ts,
+                Some(post_id),
+                "not-sent",
+                &format!("no copy for {s}: delivery stopped after bounces (conclave subscriber enable {s})"),
+            )?;
         }
         Ok(queued)
     }

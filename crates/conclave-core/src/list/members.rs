@@ -197,14 +197,20 @@ impl List {
     /// Every subscriber, with a warning when their key cannot be used.
     pub fn subscribers(&self) -> Result<Vec<SubscriberInfo>> {
         let now = self.clock.now();
+        let mut health = self.store.delivery_health_all()?.into_iter();
         let mut out = Vec::new();
         for s in self.store.subscribers()? {
-            out.push(subscriber_info(
+            let mut info = subscriber_info(
                 s.address,
                 s.fingerprint,
                 certs::parse_public_cert(&s.cert),
                 now,
-            ));
+            );
+            // Both are sorted by address.
+            if let Some(h) = health.by_ref().find(|h| h.address == info.address) {
+                info.delivery = h;
+            }
+            out.push(info);
         }
         Ok(out)
     }
@@ -246,6 +252,7 @@ pub(crate) fn subscriber_info(
                 algorithm: String::new(),
                 expires: None,
                 addresses: Vec::new(),
+                delivery: Default::default(),
             }
         }
     };
@@ -275,5 +282,6 @@ pub(crate) fn subscriber_info(
         algorithm,
         expires,
         addresses,
+        delivery: Default::default(),
     }
 }

@@ -7,9 +7,11 @@
 //! held posts the same way. The list does no network I/O: the relay above
 //! it talks to the mail host.
 
+pub mod bounces;
 pub mod card;
 pub mod classify;
 pub mod commands;
+pub mod dsn;
 pub mod fanout;
 pub mod invite;
 pub mod judge;
@@ -108,6 +110,8 @@ pub struct SubscriberInfo {
     pub expires: Option<SystemTime>,
     /// The addresses of its valid User IDs.
     pub addresses: Vec<String>,
+    /// How their copies fare: bounce score, last failure, stopped or not.
+    pub delivery: crate::store::DeliveryHealth,
 }
 
 /// One list, opened from its home directory.

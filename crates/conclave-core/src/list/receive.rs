@@ -209,6 +209,7 @@ impl List {
                 (PostState::Discarded, "discarded", reason.clone())
             }
             Outcome::Answered { reason, .. } => (PostState::Discarded, "request", reason.clone()),
+            Outcome::Bounce { reason, .. } => (PostState::Discarded, "bounce", reason.clone()),
         };
         let reason = if state == PostState::Distributed {
             ""

@@ -202,6 +202,9 @@ impl List {
         incoming: Incoming,
         kind: Kind,
     ) -> Result<Outcome> {
+        if kind == Kind::Bounce {
+            return self.process_bounce(post_id, raw, &incoming);
+        }
         if kind == Kind::Owner {
             self.store.set_post_kind(post_id, "owner")?;
             let reason = format!(

@@ -126,6 +126,9 @@ pub const SETTINGS: &[Setting] = &[
     s("request_reply_limit", "20", "the most automatic replies the list sends one address in an hour", Group::Requests, Kind::Number { min: 1, max: 10_000 }),
     s("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)", Group::Delivery, Kind::Number { min: 0, max: u32::MAX as u64 }),
     s("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)", Group::Delivery, Kind::Number { min: 1, max: 16 }),
+    s("bounce_action", "notify", "what happens when a subscriber's copies bounce up to bounce_threshold: notify (the owner is alerted, nothing changes) or disable (their copies stop until the owner enables them again)", Group::Delivery, Kind::OneOf(&["notify", "disable"])),
+    s("bounce_threshold", "5", "the bounce score that alerts the owner (a hard bounce counts 1, a soft one 0.5, at most one a day)", Group::Delivery, Kind::Number { min: 1, max: 1000 }),
+    s("bounce_stale_days", "7", "a bounce score starts again from zero when the last counted bounce is older than this many days", Group::Delivery, Kind::Number { min: 1, max: 365 }),
     s("list.name", "", "the list's display name", Group::List, Kind::Text),
     s("list.address", "", "the list address (set by init)", Group::List, Kind::Fixed),
     Setting {

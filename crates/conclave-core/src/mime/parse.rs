@@ -33,6 +33,9 @@ pub struct Incoming {
     pub machine: Vec<(String, String)>,
     /// The `Autocrypt:` header's value, raw (a key offered in the clear).
     pub autocrypt: Option<String>,
+    /// The top-level `Content-Type:` value, raw and lowercased (a delivery
+    /// report is `multipart/report; report-type=delivery-status`).
+    pub content_type: Option<String>,
 }
 
 /// Where a message carries its ciphertext.
@@ -76,6 +79,9 @@ pub fn incoming(raw: &[u8]) -> Result<Incoming, String> {
         payload,
         machine: machine_headers(&msg),
         autocrypt: msg.header_raw("Autocrypt").map(|s| s.trim().to_owned()),
+        content_type: msg
+            .header_raw("Content-Type")
+            .map(|s| s.trim().to_ascii_lowercase()),
     })
 }
 

@@ -64,6 +64,8 @@ pub struct Folders {
     pub rejected: String,
     /// The replay marks the list's instances share, and their key.
     pub replay: String,
+    /// Delivery reports (bounces), kept sealed in the store too.
+    pub bounces: String,
 }
 
 /// Connects, verifies the certificate and logs in, within the deadline.
@@ -122,6 +124,7 @@ pub async fn ensure_folders(session: &mut Session, endpoint: &str) -> Result<Fol
         held: format!("Conclave{delim}Held"),
         rejected: format!("Conclave{delim}Rejected"),
         replay: format!("Conclave{delim}Replay"),
+        bounces: format!("Conclave{delim}Bounces"),
     };
     let existing: Vec<String> = session
         .list(Some(""), Some("Conclave*"))
@@ -139,6 +142,7 @@ pub async fn ensure_folders(session: &mut Session, endpoint: &str) -> Result<Fol
         folders.held.clone(),
         folders.rejected.clone(),
         folders.replay.clone(),
+        folders.bounces.clone(),
     ] {
         if !existing.contains(&f) {
             // Another instance may create it at the same moment: a failed

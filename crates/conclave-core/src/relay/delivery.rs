@@ -66,6 +66,7 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
         if due.is_empty() {
             return Ok(report);
         }
+        let secret = store.bounce_secret()?;
         // The first connection proves the server and the login; the
         // others are a bonus (a server may cap connections per client).
         let wanted = connections.min(due.len());
@@ -93,6 +94,8 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
                 clock: clock.as_ref(),
                 settings: &settings,
                 from,
+                secret: &secret,
+                events,
                 pause,
                 tick: &tick,
             };
@@ -130,6 +133,9 @@ struct Job<'a> {
     clock: &'a dyn crate::clock::Clock,
     settings: &'a SmtpSettings,
     from: &'a str,
+    /// The list's VERP secret: each copy's envelope sender names it.
+    secret: &'a [u8],
+    events: &'a Option<crate::events::EventSink>,
     pause: Duration,
     /// Called once a copy has its answer.
     tick: &'a dyn Fn(),
@@ -148,6 +154,8 @@ async fn submit<'a>(
         clock,
         settings,
         from,
+        secret,
+        events,
         pause,
         tick,
     } = job;
@@ -158,7 +166,9 @@ async fn submit<'a>(
             *session = SmtpSession::open(settings).await.map_err(send_error)?;
         }
         let message = assembler.assemble(copy)?;
-        let result = session.send(from, &copy.recipient, &message).await;
+        // The envelope sender names this copy: a bounce comes back to it.
+        let sender = crate::list::bounces::verp_sender(from, secret, copy.id);
+        let result = session.send(&sender, &copy.recipient, &message).await;
         let now = clock.unix();
         match result {
             Ok(()) => {
@@ -173,6 +183,15 @@ async fn submit<'a>(
                     "not-delivered",
                     &format!("{} refused for good: {e}", copy.recipient),
                 )?;
+                // A refusal at submission is a bounce of that copy.
+                let said = e.to_string();
+                if let Some(alert) =
+                    crate::list::bounces::count_refusal(store, now, copy.id, &said)?
+                {
+                    if let Some(sink) = events {
+                        sink(&crate::events::Event::Notice { message: alert });
+                    }
+                }
                 report.failed += 1;
             }
             Err(e) => {

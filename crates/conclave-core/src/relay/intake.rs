@@ -315,6 +315,7 @@ async fn file(
         Outcome::Distributed { .. } | Outcome::Answered { .. } => return Ok(()),
         Outcome::Held { .. } => &folders.held,
         Outcome::Rejected { .. } | Outcome::Discarded { .. } => &folders.rejected,
+        Outcome::Bounce { .. } => &folders.bounces,
     };
     imap::refile(session, key, &folders.processed, uid, to).await
 }

@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Result, StoreContext};
 
+mod bounces;
 mod requests;
+pub use bounces::{BounceLogEntry, DeliveryHealth, NewBounce, SentCopy};
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
 
 /// The numbered migrations, in order. Never edit one that has shipped.
@@ -48,6 +50,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_message_ids",
         include_str!("migrations/0009_message_ids.sql"),
     ),
+    ("0010_bounces", include_str!("migrations/0010_bounces.sql")),
 ];
 
 /// The state a post is in.
