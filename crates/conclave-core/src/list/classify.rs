@@ -73,6 +73,43 @@ pub fn classify(incoming: &Incoming, addresses: &Addresses) -> Kind {
         .unwrap_or(Kind::Post)
 }
 
+/// The verification link in a keyserver's mail: `incoming` must come from
+/// the keyserver's host (or a domain above it: `keys.openpgp.org` may write
+/// from `openpgp.org`) and carry, in a text or HTML body, a link that starts
+/// with `keyserver/verify/` (`keyserver` is the base URL, `https://HOST`).
+/// Nothing else is ever taken for one.
+pub fn keyserver_link(incoming: &Incoming, raw: &[u8], keyserver: &str) -> Option<String> {
+    let host = keyserver
+        .strip_prefix("https://")?
+        .split(['/', ':'])
+        .next()?
+        .to_ascii_lowercase();
+    let from = incoming.from.as_deref()?;
+    let (_, domain) = from.rsplit_once('@')?;
+    if domain.is_empty() || !(host == domain || host.ends_with(&format!(".{domain}"))) {
+        return None;
+    }
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    let prefix = format!("{}/verify/", keyserver.trim_end_matches('/'));
+    let bodies = (0..4)
+        .filter_map(|i| message.body_text(i))
+        .chain((0..4).filter_map(|i| message.body_html(i)));
+    for body in bodies {
+        if let Some(at) = body.find(&prefix) {
+            let link: String = body
+                .get(at..)?
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-._~/%?=&+:".contains(*c))
+                .collect();
+            let token = link.get(prefix.len()..).unwrap_or("");
+            if !token.is_empty() && link.len() <= 2048 {
+                return Some(link);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

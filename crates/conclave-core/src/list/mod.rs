@@ -17,6 +17,7 @@ pub mod key;
 mod members;
 mod moderation;
 mod open;
+mod publish;
 mod oversized;
 pub mod policy;
 mod receive;

@@ -25,6 +25,8 @@ pub enum Group {
     Smtp,
     /// Trust and timeouts for both servers.
     Network,
+    /// Subscriber keys refreshed from the web (WKD, a keyserver).
+    Keys,
 }
 
 impl Group {
@@ -33,7 +35,7 @@ impl Group {
     pub fn in_settings_screen(self) -> bool {
         matches!(
             self,
-            Group::Posts | Group::Copies | Group::Requests | Group::Delivery
+            Group::Posts | Group::Copies | Group::Requests | Group::Delivery | Group::Keys
         )
     }
 }
@@ -126,6 +128,11 @@ pub const SETTINGS: &[Setting] = &[
     s("request_reply_limit", "20", "the most automatic replies the list sends one address in an hour", Group::Requests, Kind::Number { min: 1, max: 10_000 }),
     s("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)", Group::Delivery, Kind::Number { min: 0, max: u32::MAX as u64 }),
     s("smtp.connections", "4", "how many SMTP connections submit copies side by side (1 to 16; 1 when a rate is set)", Group::Delivery, Kind::Number { min: 1, max: 16 }),
+    s("keys.refresh", "on", "on: every subscriber's key is asked of WKD and the keyserver every keys.refresh_days days, in random order, and only a newer copy of the same key is taken (third-party certifications stripped); off: never", Group::Keys, Kind::OneOf(&["on", "off"])),
+    s("keys.refresh_days", "7", "days between two refreshes of the subscribers' keys", Group::Keys, Kind::Number { min: 1, max: 365 }),
+    s("keys.refresh_delay_seconds", "300", "the longest random pause between two key lookups of a refresh, so the lookups do not show as one burst (0: none)", Group::Keys, Kind::Number { min: 0, max: 86_400 }),
+    s("keys.wkd", "on", "on: a refresh asks the Web Key Directory of each subscriber's domain; off: it does not", Group::Keys, Kind::OneOf(&["on", "off"])),
+    s("keys.keyserver", "https://keys.openpgp.org", "the VKS keyserver a refresh asks by fingerprint and `key publish` uploads the list key to (https only; empty: none)", Group::Keys, Kind::Text),
     s("list.name", "", "the list's display name", Group::List, Kind::Text),
     s("list.address", "", "the list address (set by init)", Group::List, Kind::Fixed),
     Setting {
@@ -151,7 +158,8 @@ pub const SETTINGS: &[Setting] = &[
     s("smtp.username", "", "the login for submission", Group::Smtp, Kind::Text),
     s("smtp.password_file", "", "a file (mode 0600) holding its password; empty: the OS keyring holds it", Group::Smtp, Kind::OptionalFile),
     s("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store", Group::Network, Kind::File),
-    s("net.timeout_seconds", "60", "how long one IMAP or SMTP operation may take before the server counts as silent and the relay tries again later", Group::Network, Kind::Number { min: 1, max: 3600 }),
+    s("net.timeout_seconds", "60", "how long one IMAP or SMTP operation, or one key lookup over HTTPS, may take before the server counts as silent and the relay tries again later", Group::Network, Kind::Number { min: 1, max: 3600 }),
+    s("net.resolve", "", "for tests: HOST=ADDR:PORT entries, comma-separated; key lookups for HOST connect to ADDR:PORT instead (the certificate is still checked for HOST)", Group::Network, Kind::Text),
 ];
 
 /// The option `key`, if there is one.
