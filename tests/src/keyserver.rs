@@ -241,15 +241,38 @@ fn certificate(ca_dir: &Path, out: &Path) -> (PathBuf, PathBuf) {
     };
     let p = |p: &Path| p.to_string_lossy().into_owned();
     run(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", &format!("/O=keyserver test/CN={KEYSERVER_HOST}"),
-        "-keyout", &p(&key), "-out", &p(&csr),
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/O=keyserver test/CN={KEYSERVER_HOST}"),
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
     ]);
     run(&[
-        "x509", "-req", "-in", &p(&csr),
-        "-CA", &p(&ca_dir.join("ca.crt")), "-CAkey", &p(&ca_dir.join("ca.key")),
-        "-set_serial", &format!("{}", std::process::id()),
-        "-sha256", "-days", "30", "-extfile", &p(&ext), "-out", &p(&crt),
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca_dir.join("ca.crt")),
+        "-CAkey",
+        &p(&ca_dir.join("ca.key")),
+        "-set_serial",
+        &format!("{}", std::process::id()),
+        "-sha256",
+        "-days",
+        "30",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&crt),
     ]);
     let chain = out.join("chain.crt");
     let mut pem = std::fs::read(&crt).unwrap();
@@ -299,7 +322,8 @@ fn serve(
         status,
     });
     let reason = if status < 300 { "OK" } else { "Not OK" };
-    let mut out = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nConnection: close\r\n");
+    let mut out =
+        format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nConnection: close\r\n");
     if chunked {
         // Odd-sized chunks, so a client that reads them wrong shows it.
         out.push_str("Transfer-Encoding: chunked\r\n\r\n");
@@ -344,11 +368,23 @@ fn route(
         if method == "POST" && path == "/vks/v1/upload" {
             let v: serde_json::Value = match serde_json::from_slice(body) {
                 Ok(v) => v,
-                Err(_) => return (400, "application/json", b"{\"error\":\"bad json\"}".to_vec(), false),
+                Err(_) => {
+                    return (
+                        400,
+                        "application/json",
+                        b"{\"error\":\"bad json\"}".to_vec(),
+                        false,
+                    )
+                }
             };
             let keytext = v["keytext"].as_str().unwrap_or("");
             let Ok(cert) = sequoia_openpgp::Cert::from_bytes(keytext.as_bytes()) else {
-                return (400, "application/json", b"{\"error\":\"no key\"}".to_vec(), false);
+                return (
+                    400,
+                    "application/json",
+                    b"{\"error\":\"no key\"}".to_vec(),
+                    false,
+                );
             };
             let token = random_token();
             let fpr = cert.fingerprint().to_hex();
@@ -369,11 +405,20 @@ fn route(
             let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
             let token = v["token"].as_str().unwrap_or("");
             let Some((fpr, key)) = state.lock().unwrap().uploads.get(token).cloned() else {
-                return (400, "application/json", b"{\"error\":\"bad token\"}".to_vec(), false);
+                return (
+                    400,
+                    "application/json",
+                    b"{\"error\":\"bad token\"}".to_vec(),
+                    false,
+                );
             };
             let addresses: Vec<String> = v["addresses"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut status = serde_json::Map::new();
             for address in &addresses {
@@ -425,7 +470,12 @@ fn random_token() -> String {
     let mut out = String::new();
     for _ in 0..2 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+        );
         out.push_str(&format!("{:016x}", h.finish()));
     }
     out

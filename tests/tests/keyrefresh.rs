@@ -12,7 +12,7 @@ use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use conclave_tests::keyserver::{Keyserver, ConnectProxy, KEYSERVER_FROM};
+use conclave_tests::keyserver::{ConnectProxy, Keyserver, KEYSERVER_FROM};
 use conclave_tests::{Conclave, MailList, Mailhost};
 use openpgp::cert::prelude::*;
 use openpgp::crypto::KeyPair;
@@ -56,7 +56,11 @@ fn public(cert: &Cert) -> Vec<u8> {
 }
 
 fn armored_public(cert: &Cert) -> Vec<u8> {
-    cert.clone().strip_secret_key_material().armored().to_vec().unwrap()
+    cert.clone()
+        .strip_secret_key_material()
+        .armored()
+        .to_vec()
+        .unwrap()
 }
 
 /// The same key, with its expiry moved to `days` from now.
@@ -224,7 +228,10 @@ fn an_extended_expiry_served_by_wkd_is_taken_by_either_method() {
         "{out}"
     );
     assert!(out.contains("bob@example.test: key"), "{out}");
-    assert!(out.contains("3 subscriber key(s) asked for, 2 updated"), "{out}");
+    assert!(
+        out.contains("3 subscriber key(s) asked for, 2 updated"),
+        "{out}"
+    );
     assert!((399..=400).contains(&days_from_now(expiry(&stored(&list, "alice@example.test")))));
     assert!((499..=500).contains(&days_from_now(expiry(&stored(&list, "bob@example.test")))));
     assert!(days_from_now(expiry(&stored(&list, "carol@example.test"))) <= 30);
@@ -232,14 +239,12 @@ fn an_extended_expiry_served_by_wkd_is_taken_by_either_method() {
     let seen = ks.seen();
     let alice_hash = conclave_core::net::wkd::hash("alice");
     assert!(seen.iter().any(|s| s.host == "openpgpkey.example.test"
-        && s.target
-            == format!("/.well-known/openpgpkey/example.test/hu/{alice_hash}?l=alice")
+        && s.target == format!("/.well-known/openpgpkey/example.test/hu/{alice_hash}?l=alice")
         && s.status == 200));
     // The keyserver was asked by fingerprint too.
     assert!(seen
         .iter()
-        .any(|s| s.host == "keys.example.test"
-            && s.target.starts_with("/vks/v1/by-fingerprint/")));
+        .any(|s| s.host == "keys.example.test" && s.target.starts_with("/vks/v1/by-fingerprint/")));
     // The owner reads what changed in the log.
     let log = list.run_ok(&["log", "--limit", "20"]);
     assert!(log.contains("updated from WKD"), "{log}");
@@ -262,12 +267,12 @@ fn a_revocation_served_by_the_keyserver_is_taken() {
     assert!(out.contains("updated from keys.example.test"), "{out}");
     assert!(out.contains("revoked"), "{out}");
     let after = list.run_ok(&["subscriber", "list"]);
-    assert!(after.contains("alice@example.test") && after.contains("revoked"), "{after}");
+    assert!(
+        after.contains("alice@example.test") && after.contains("revoked"),
+        "{after}"
+    );
     // WKD was off: not one WKD request.
-    assert!(ks
-        .seen()
-        .iter()
-        .all(|s| s.host == "keys.example.test"));
+    assert!(ks.seen().iter().all(|s| s.host == "keys.example.test"));
 }
 
 #[test]
@@ -281,13 +286,20 @@ fn a_different_key_for_the_address_is_not_taken() {
     let out = stdout(&refresh(&list, &[]));
     let other_fpr = other.fingerprint().to_hex();
     assert!(
-        out.contains(&format!("WKD offers another key for alice@example.test: {other_fpr}"))
-            && out.contains("not taken"),
+        out.contains(&format!(
+            "WKD offers another key for alice@example.test: {other_fpr}"
+        )) && out.contains("not taken"),
         "{out}"
     );
-    assert_eq!(stored(&list, "alice@example.test").fingerprint(), alice.fingerprint());
+    assert_eq!(
+        stored(&list, "alice@example.test").fingerprint(),
+        alice.fingerprint()
+    );
     let log = list.run_ok(&["log", "--limit", "20"]);
-    assert!(log.contains("WKD offers another key for alice@example.test"), "{log}");
+    assert!(
+        log.contains("WKD offers another key for alice@example.test"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -362,15 +374,29 @@ fn key_wkd_writes_files_the_wkd_client_finds_in_both_layouts() {
     reader.config_set("keys.keyserver", "");
     let key = published.list_cert();
     let kf = reader.write_aux("list.asc", &key);
-    reader.run_ok(&["subscriber", "add", "list@example.test", "--key", &kf.to_string_lossy()]);
+    reader.run_ok(&[
+        "subscriber",
+        "add",
+        "list@example.test",
+        "--key",
+        &kf.to_string_lossy(),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     published.run_ok(&["key", "extend", "--years", "5"]);
     let out = published.run_ok(&["key", "wkd", &dir.path().to_string_lossy()]);
     let hash = conclave_core::net::wkd::hash("list");
-    assert!(out.contains(&format!(
+    assert!(
+        out.contains(&format!(
         "serve at https://openpgpkey.example.test/.well-known/openpgpkey/example.test/hu/{hash}"
-    )), "{out}");
-    assert!(out.contains(&format!("serve at https://example.test/.well-known/openpgpkey/hu/{hash}")), "{out}");
+    )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "serve at https://example.test/.well-known/openpgpkey/hu/{hash}"
+        )),
+        "{out}"
+    );
     let direct = dir.path().join(".well-known/openpgpkey");
     assert!(direct.join("policy").exists());
     assert!(dir
@@ -383,17 +409,26 @@ fn key_wkd_writes_files_the_wkd_client_finds_in_both_layouts() {
     assert!(!cert.is_tsk(), "no secret parts");
     ks.serve_dir(dir.path());
     let out = stdout(&refresh(&reader, &[]));
-    assert!(out.contains("list@example.test: key") && out.contains("updated from WKD"), "{out}");
-    assert!(ks.seen().iter().any(|s| s.host == "openpgpkey.example.test" && s.status == 200));
+    assert!(
+        out.contains("list@example.test: key") && out.contains("updated from WKD"),
+        "{out}"
+    );
+    assert!(ks
+        .seen()
+        .iter()
+        .any(|s| s.host == "openpgpkey.example.test" && s.status == 200));
     // Without the advanced layout, the direct one is found.
     std::fs::remove_dir_all(dir.path().join("openpgpkey")).unwrap();
+    // A later self-signature (signatures made in the same second tie).
+    std::thread::sleep(Duration::from_millis(1100));
     published.run_ok(&["key", "extend", "--years", "7"]);
     published.run_ok(&["key", "wkd", &dir.path().to_string_lossy()]);
     std::fs::remove_dir_all(dir.path().join("openpgpkey")).unwrap();
     let out = stdout(&refresh(&reader, &[]));
     assert!(out.contains("updated from WKD"), "{out}");
     assert!(ks.seen().iter().any(|s| s.host == "example.test"
-        && s.target.starts_with(&format!("/.well-known/openpgpkey/hu/{hash}"))
+        && s.target
+            .starts_with(&format!("/.well-known/openpgpkey/hu/{hash}"))
         && s.status == 200));
     assert!(days_from_now(expiry(&stored(&reader, "list@example.test"))) > 6 * 365);
 }
@@ -406,7 +441,12 @@ fn key_publish_completes_the_address_check_by_itself() {
     let ks = Keyserver::start();
     let f = MailList::new("Published List");
     f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
-    f.server("smtp", "MAILHOST_HOST", "MAILHOST_SUBMISSION_PORT", "starttls");
+    f.server(
+        "smtp",
+        "MAILHOST_HOST",
+        "MAILHOST_SUBMISSION_PORT",
+        "starttls",
+    );
     f.list.config_set("net.resolve", &ks.resolve());
     f.list.config_set("keys.keyserver", &ks.base());
     f.list.config_set("keys.refresh", "off");
@@ -419,15 +459,23 @@ fn key_publish_completes_the_address_check_by_itself() {
     mh.inject(KEYSERVER_FROM, "list@example.test", early.as_bytes());
     f.list.run_ok(&["run", "--once"]);
     let out = f.list.run_ok(&["key", "publish"]);
-    assert!(out.contains("uploaded to https://keys.example.test"), "{out}");
+    assert!(
+        out.contains("uploaded to https://keys.example.test"),
+        "{out}"
+    );
     assert!(!ks.has_fingerprint(&fpr), "published before the check");
     // Mail from elsewhere with a link to the keyserver is not followed.
     let forged = "From: <someone@example.org>\r\nTo: list@example.test\r\nSubject: verify\r\nMessage-ID: <forged@example.org>\r\n\r\nhttps://keys.example.test/verify/forged-token\r\n";
-    mh.inject("someone@example.org", "list@example.test", forged.as_bytes());
+    mh.inject(
+        "someone@example.org",
+        "list@example.test",
+        forged.as_bytes(),
+    );
     // The keyserver's mail reaches the list mailbox; one pass of the relay
     // recognises it and opens its link.
     assert!(conclave_tests::wait_until(30, || mh.count("list", "") >= 2));
-    f.list.run_ok(&["run", "--once"]);
+    let pass = f.list.run_ok(&["run", "--once"]);
+    assert!(pass.contains("confirmed the list address"), "{pass}");
     assert_eq!(ks.verified(), vec!["list@example.test".to_string()]);
     assert!(ks.has_fingerprint(&fpr), "the key is served by fingerprint");
     let verifies: Vec<String> = ks
@@ -439,7 +487,10 @@ fn key_publish_completes_the_address_check_by_itself() {
     assert_eq!(verifies.len(), 1, "{verifies:?}");
     assert!(!verifies[0].contains("forged") && !verifies[0].contains("early"));
     let log = f.list.run_ok(&["log", "--limit", "30"]);
-    assert!(log.contains("confirmed the list address list@example.test"), "{log}");
+    assert!(
+        log.contains("confirmed the list address list@example.test"),
+        "{log}"
+    );
     // Nothing of it went to the subscribers.
     for s in &f.subs {
         let user = s.address().split('@').next().unwrap();

@@ -200,7 +200,9 @@ pub enum KeyCmd {
         dir: PathBuf,
     },
     /// Upload the list key to the keyserver (keys.keyserver) and ask it to check the list address; the relay completes the check by itself when the server's mail arrives in the list mailbox.
-    #[command(after_help = "Example:\n  conclave --home DIR key publish\n  conclave --home DIR --passphrase-file pw run")]
+    #[command(
+        after_help = "Example:\n  conclave --home DIR key publish\n  conclave --home DIR --passphrase-file pw run"
+    )]
     Publish,
 }
 
@@ -208,9 +210,7 @@ pub enum KeyCmd {
 #[derive(Debug, Subcommand)]
 pub enum KeysCmd {
     /// Ask WKD and the keyserver (keys.wkd, keys.keyserver) for every subscriber's key now, in random order, and take only newer copies of the same keys (third-party certifications stripped); prints what changed.
-    #[command(
-        after_help = "Example:\n  conclave --home DIR keys refresh --delay 0"
-    )]
+    #[command(after_help = "Example:\n  conclave --home DIR keys refresh --delay 0")]
     Refresh {
         /// The longest random pause between two lookups, in seconds
         /// (default: keys.refresh_delay_seconds).

@@ -273,8 +273,7 @@ impl List {
         let mut out = Vec::new();
         for (path, url, bytes) in files {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io("create", parent, e))?;
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
             }
             std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
             out.push(WkdFile { path, url });

@@ -64,6 +64,8 @@ pub enum Kind {
     File,
     /// A file, or empty for none.
     OptionalFile,
+    /// An `https://` URL, or empty for none.
+    OptionalHttpsUrl,
     /// Any text on one line.
     Text,
     /// Set once, by `init`.
@@ -132,7 +134,7 @@ pub const SETTINGS: &[Setting] = &[
     s("keys.refresh_days", "7", "days between two refreshes of the subscribers' keys", Group::Keys, Kind::Number { min: 1, max: 365 }),
     s("keys.refresh_delay_seconds", "300", "the longest random pause between two key lookups of a refresh, so the lookups do not show as one burst (0: none)", Group::Keys, Kind::Number { min: 0, max: 86_400 }),
     s("keys.wkd", "on", "on: a refresh asks the Web Key Directory of each subscriber's domain; off: it does not", Group::Keys, Kind::OneOf(&["on", "off"])),
-    s("keys.keyserver", "https://keys.openpgp.org", "the VKS keyserver a refresh asks by fingerprint and `key publish` uploads the list key to (https only; empty: none)", Group::Keys, Kind::Text),
+    s("keys.keyserver", "https://keys.openpgp.org", "the VKS keyserver a refresh asks by fingerprint and `key publish` uploads the list key to (https only; empty: none)", Group::Keys, Kind::OptionalHttpsUrl),
     s("list.name", "", "the list's display name", Group::List, Kind::Text),
     s("list.address", "", "the list address (set by init)", Group::List, Kind::Fixed),
     Setting {
@@ -218,6 +220,13 @@ impl Kind {
             }
             Kind::File => !value.is_empty() && one_line,
             Kind::OptionalFile | Kind::Text => one_line,
+            Kind::OptionalHttpsUrl => {
+                value.is_empty()
+                    || (value.starts_with("https://")
+                        && value.len() > "https://".len()
+                        && !value.contains(char::is_whitespace)
+                        && one_line)
+            }
             Kind::Fixed => false,
         }
     }
@@ -265,6 +274,10 @@ mod tests {
         assert!(validate("smtp.connections", "16").is_ok());
         assert!(validate("net.timeout_seconds", "0").is_err());
         assert!(validate("imap.host", "a b").is_err());
+        assert!(validate("keys.keyserver", "").is_ok());
+        assert!(validate("keys.keyserver", "https://keys.example.org").is_ok());
+        assert!(validate("keys.keyserver", "http://keys.example.org").is_err());
+        assert!(validate("keys.refresh_delay_seconds", "0").is_ok());
         assert!(validate("list.address", "x@example.test").is_err());
         assert!(validate("list.name", "A\nB").is_err());
         let e = validate("nope", "1").unwrap_err().to_string();

@@ -132,7 +132,9 @@ impl Proxy {
             if e == "*" {
                 return true;
             }
-            let name = split_host_port(e, 0).map(|(h, _)| h).unwrap_or_else(|| e.clone());
+            let name = split_host_port(e, 0)
+                .map(|(h, _)| h)
+                .unwrap_or_else(|| e.clone());
             let name = name.trim_start_matches("*.").trim_start_matches('.');
             !name.is_empty()
                 && (host == name
@@ -418,10 +420,7 @@ async fn exchange(
         url: url.to_string(),
         detail,
     };
-    let proxy = settings
-        .proxy
-        .as_ref()
-        .filter(|p| !p.bypasses(&url.host));
+    let proxy = settings.proxy.as_ref().filter(|p| !p.bypasses(&url.host));
     let tcp = match proxy {
         Some(p) => through_proxy(p, url).await?,
         None => {
@@ -612,7 +611,7 @@ async fn read_response<S: AsyncRead + AsyncWrite + Unpin>(
         reader.exact(&mut body, len, url).await?;
         body
     } else {
-        reader.to_end(max_body, url).await?
+        reader.rest(max_body, url).await?
     };
     Ok(Response {
         url: url.to_string(),
@@ -709,7 +708,7 @@ impl<'a, S: AsyncRead + Unpin> Buffered<'a, S> {
     }
 
     /// Everything up to the end of the stream, at most `max` bytes.
-    async fn to_end(&mut self, max: usize, url: &Url) -> Result<Vec<u8>, HttpError> {
+    async fn rest(&mut self, max: usize, url: &Url) -> Result<Vec<u8>, HttpError> {
         let mut out = Vec::new();
         loop {
             out.extend_from_slice(self.pending());
@@ -801,7 +800,10 @@ mod tests {
         assert!(Url::parse("https://h/a b").is_err());
         let from = Url::parse("https://a.test/x/y?z").unwrap();
         assert_eq!(follow(&from, "/k").unwrap().to_string(), "https://a.test/k");
-        assert_eq!(follow(&from, "k").unwrap().to_string(), "https://a.test/x/k");
+        assert_eq!(
+            follow(&from, "k").unwrap().to_string(),
+            "https://a.test/x/k"
+        );
         assert!(follow(&from, "http://a.test/").is_err());
     }
 

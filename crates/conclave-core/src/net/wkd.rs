@@ -139,10 +139,7 @@ pub async fn vks_by_fingerprint(
     base: &str,
     fpr: &str,
 ) -> Result<Option<Found>, HttpError> {
-    let url = format!(
-        "{base}/vks/v1/by-fingerprint/{}",
-        fpr.to_ascii_uppercase()
-    );
+    let url = format!("{base}/vks/v1/by-fingerprint/{}", fpr.to_ascii_uppercase());
     let r = http::get(settings, &url).await?;
     if r.status == 404 || (r.ok() && r.body.is_empty()) {
         return Ok(None);
@@ -163,7 +160,9 @@ fn status_error(r: &http::Response) -> HttpError {
         detail: format!(
             "status {}: {}",
             r.status,
-            crate::text::clean(&http::json_string(&said, "error").unwrap_or_else(|| said.to_string()))
+            crate::text::clean(
+                &http::json_string(&said, "error").unwrap_or_else(|| said.to_string())
+            )
         ),
     }
 }
@@ -243,8 +242,14 @@ mod tests {
         );
         assert!(advanced_url("nobody").is_none());
         assert!(advanced_url("x@evil/path").is_none());
-        assert_eq!(keyserver_base(" https://k.test/ ").as_deref(), Some("https://k.test"));
+        assert_eq!(
+            keyserver_base(" https://k.test/ ").as_deref(),
+            Some("https://k.test")
+        );
         assert_eq!(keyserver_base(""), None);
-        assert_eq!(keyserver_host("https://k.test:8443").as_deref(), Some("k.test"));
+        assert_eq!(
+            keyserver_host("https://k.test:8443").as_deref(),
+            Some("k.test")
+        );
     }
 }

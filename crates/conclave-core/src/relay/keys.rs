@@ -45,10 +45,7 @@ impl List {
         if self.config_value("keys.refresh")? != "on" {
             return Ok(false);
         }
-        let days: i64 = self
-            .config_value("keys.refresh_days")?
-            .parse()
-            .unwrap_or(7);
+        let days: i64 = self.config_value("keys.refresh_days")?.parse().unwrap_or(7);
         Ok(match self.store().key_refresh_last()? {
             None => true,
             Some(last) => self.unix() - last >= days.saturating_mul(86_400),
@@ -155,7 +152,9 @@ pub fn refresh_keys(
                     }
                 }
                 Ok(None) => {}
-                Err(e) => report.failed.push(format!("{address}: {keyserver_name}: {e}")),
+                Err(e) => report
+                    .failed
+                    .push(format!("{address}: {keyserver_name}: {e}")),
             }
         }
         for (cert, source) in offers {
@@ -190,12 +189,18 @@ pub fn refresh_keys(
     }
     for line in &report.failed {
         with(list, |l| {
-            l.store()
-                .audit(l.unix(), None, "subscriber", &format!("key refresh: {line}"))
+            l.store().audit(
+                l.unix(),
+                None,
+                "subscriber",
+                &format!("key refresh: {line}"),
+            )
         })?;
     }
     let summary = report.summary();
-    with(list, |l| l.store().audit(l.unix(), None, "subscriber", &summary))?;
+    with(list, |l| {
+        l.store().audit(l.unix(), None, "subscriber", &summary)
+    })?;
     Ok(report)
 }
 
@@ -292,7 +297,8 @@ pub fn publish_key(list: &Mutex<List>) -> Result<String> {
     if let Err(e) = asked {
         let detail = format!("cannot ask {base} to check {address}: {e}");
         with(list, |l| {
-            l.store().set_key_publish(id, "failed", "", &detail, l.unix())?;
+            l.store()
+                .set_key_publish(id, "failed", "", &detail, l.unix())?;
             l.store().audit(l.unix(), None, "key", &detail)
         })?;
         return Err(Error::network(e));
@@ -324,11 +330,17 @@ pub fn open_verification_links(list: &Mutex<List>, tell: &dyn Fn(&str)) -> Resul
         let (state, detail) = match result {
             Ok(r) if r.ok() => (
                 "done",
-                format!("{} confirmed the list address {}: the list key is published", p.keyserver, p.address),
+                format!(
+                    "{} confirmed the list address {}: the list key is published",
+                    p.keyserver, p.address
+                ),
             ),
             Ok(r) => (
                 "failed",
-                format!("{} refused the verification link (status {})", p.keyserver, r.status),
+                format!(
+                    "{} refused the verification link (status {})",
+                    p.keyserver, r.status
+                ),
             ),
             Err(e) => {
                 let detail = format!("cannot open the verification link of {}: {e}", p.keyserver);
@@ -338,7 +350,8 @@ pub fn open_verification_links(list: &Mutex<List>, tell: &dyn Fn(&str)) -> Resul
             }
         };
         with(list, |l| {
-            l.store().set_key_publish(p.id, state, "", &detail, l.unix())?;
+            l.store()
+                .set_key_publish(p.id, state, "", &detail, l.unix())?;
             l.store().audit(l.unix(), None, "key", &detail)
         })?;
         tell(&detail);
