@@ -502,3 +502,55 @@ fn key_publish_completes_the_address_check_by_itself() {
         );
     }
 }
+
+#[test]
+fn the_relay_refreshes_keys_on_its_schedule() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    Mailhost::get().clear();
+    let ks = Keyserver::start();
+    let f = MailList::new("Refreshing List");
+    f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+    f.server(
+        "smtp",
+        "MAILHOST_HOST",
+        "MAILHOST_SUBMISSION_PORT",
+        "starttls",
+    );
+    f.list.config_set("net.resolve", &ks.resolve());
+    f.list.config_set("keys.keyserver", &ks.base());
+    f.list.config_set("keys.refresh_delay_seconds", "0");
+    let dave = make_key("dave@example.test");
+    subscribe(&f.list, "dave@example.test", &dave);
+    ks.put_wkd("dave@example.test", &public(&extended(&dave, 400)), true);
+    // `conclave run` refreshes at its start (never refreshed before), on a
+    // thread of its own, and says what changed.
+    let mut relay = f.list.spawn_relay();
+    let updated = conclave_tests::wait_until(60, || {
+        f.list
+            .run_ok(&["log", "--limit", "50"])
+            .contains("dave@example.test: key")
+    });
+    let _ = relay.kill();
+    let _ = relay.wait();
+    assert!(updated, "{}", f.list.run_ok(&["log", "--limit", "50"]));
+    assert!((399..=400).contains(&days_from_now(expiry(&stored(
+        &f.list,
+        "dave@example.test"
+    )))));
+    let log = f.list.run_ok(&["log", "--limit", "50"]);
+    assert!(
+        log.contains("key refresh: 4 subscriber key(s) asked for, 1 updated"),
+        "{log}"
+    );
+    // Started again within keys.refresh_days, it does not ask again.
+    let asked = ks.seen().len();
+    let mut relay = f.list.spawn_relay();
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = relay.kill();
+    let _ = relay.wait();
+    assert_eq!(
+        ks.seen().len(),
+        asked,
+        "asked again before keys.refresh_days"
+    );
+}
