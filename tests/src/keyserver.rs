@@ -60,6 +60,9 @@ struct State {
     /// Addresses verified.
     verified: Vec<String>,
     seen: Vec<Seen>,
+    /// Verification mails kept back until [`Keyserver::send_held`].
+    hold_mail: bool,
+    held: Vec<(String, String)>,
 }
 
 /// The running server; it stops when dropped.
@@ -182,6 +185,19 @@ impl Keyserver {
             .unwrap()
             .vks
             .insert(cert.fingerprint().to_hex(), key.to_vec());
+    }
+
+    /// Keeps the verification mails back until [`Keyserver::send_held`].
+    pub fn hold_mail(&self) {
+        self.state.lock().unwrap().hold_mail = true;
+    }
+
+    /// Sends the verification mails kept back.
+    pub fn send_held(&self) {
+        let held = std::mem::take(&mut self.state.lock().unwrap().held);
+        for (address, token) in held {
+            send_verification(&address, &token);
+        }
     }
 
     /// Every request seen so far.
@@ -428,7 +444,13 @@ fn route(
                     .unwrap()
                     .verifications
                     .insert(verify.clone(), (fpr.clone(), key.clone(), address.clone()));
-                send_verification(address, &verify);
+                let mut st = state.lock().unwrap();
+                if st.hold_mail {
+                    st.held.push((address.clone(), verify.clone()));
+                } else {
+                    drop(st);
+                    send_verification(address, &verify);
+                }
                 status.insert(address.clone(), "pending".into());
             }
             return json(serde_json::json!({"token": token, "key_fpr": fpr, "status": status}));

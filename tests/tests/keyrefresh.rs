@@ -458,22 +458,28 @@ fn key_publish_completes_the_address_check_by_itself() {
     );
     mh.inject(KEYSERVER_FROM, "list@example.test", early.as_bytes());
     f.list.run_ok(&["run", "--once"]);
+    ks.hold_mail();
     let out = f.list.run_ok(&["key", "publish"]);
     assert!(
         out.contains("uploaded to https://keys.example.test"),
         "{out}"
     );
     assert!(!ks.has_fingerprint(&fpr), "published before the check");
-    // Mail from elsewhere with a link to the keyserver is not followed.
+    // While the publish waits, mail from elsewhere with a link to the
+    // keyserver is not taken for its verification mail.
     let forged = "From: <someone@example.org>\r\nTo: list@example.test\r\nSubject: verify\r\nMessage-ID: <forged@example.org>\r\n\r\nhttps://keys.example.test/verify/forged-token\r\n";
     mh.inject(
         "someone@example.org",
         "list@example.test",
         forged.as_bytes(),
     );
+    assert!(conclave_tests::wait_until(30, || mh.count("list", "") >= 1));
+    let pass = f.list.run_ok(&["run", "--once"]);
+    assert!(pass.contains("rejected"), "{pass}");
     // The keyserver's mail reaches the list mailbox; one pass of the relay
     // recognises it and opens its link.
-    assert!(conclave_tests::wait_until(30, || mh.count("list", "") >= 2));
+    ks.send_held();
+    assert!(conclave_tests::wait_until(30, || mh.count("list", "") >= 1));
     let pass = f.list.run_ok(&["run", "--once"]);
     assert!(pass.contains("confirmed the list address"), "{pass}");
     assert_eq!(ks.verified(), vec!["list@example.test".to_string()]);
