@@ -86,7 +86,7 @@ pub fn keyserver_link(incoming: &Incoming, raw: &[u8], keyserver: &str) -> Optio
         .to_ascii_lowercase();
     let from = incoming.from.as_deref()?;
     let (_, domain) = from.rsplit_once('@')?;
-    if domain.is_empty() || !(host == domain || host.ends_with(&format!(".{domain}"))) {
+    if !domain.contains('.') || !(host == domain || host.ends_with(&format!(".{domain}"))) {
         return None;
     }
     let message = mail_parser::MessageParser::default().parse(raw)?;
@@ -140,5 +140,46 @@ mod tests {
         assert_eq!(classify(&message(&[], &[r, l]), &a), Kind::Post);
         assert_eq!(classify(&message(&[], &[l]), &a), Kind::Post);
         assert_eq!(classify(&message(&[], &[]), &a), Kind::Post);
+    }
+
+    #[test]
+    fn a_keyserver_link_is_taken_only_from_the_keyserver() {
+        let ks = "https://keys.example.test";
+        let mail = |from: &str, body: &str| {
+            let raw = format!(
+                "From: <{from}>\r\nTo: l@example.test\r\nSubject: v\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+            );
+            let incoming = Incoming {
+                from: Some(from.to_string()),
+                ..Incoming::default()
+            };
+            keyserver_link(&incoming, raw.as_bytes(), ks)
+        };
+        let link = "https://keys.example.test/verify/abc-DEF_123";
+        assert_eq!(
+            mail("keyserver@keys.example.test", &format!("click {link} now")).as_deref(),
+            Some(link)
+        );
+        // A domain above the keyserver's host writes for it.
+        assert!(mail("noreply@example.test", link).is_some());
+        // Anyone else, another server's link, or no token: nothing.
+        assert!(mail("x@example.org", link).is_none());
+        assert!(mail("x@test", link).is_none());
+        assert!(mail("x@evilkeys.example.test.org", link).is_none());
+        assert!(mail(
+            "keyserver@keys.example.test",
+            "https://other.test/verify/abc"
+        )
+        .is_none());
+        assert!(mail(
+            "keyserver@keys.example.test",
+            "https://keys.example.test/verify/ x"
+        )
+        .is_none());
+        assert!(mail(
+            "keyserver@keys.example.test",
+            "https://keys.example.test/upload/abc"
+        )
+        .is_none());
     }
 }

@@ -13,6 +13,9 @@ use crate::events::Outcome;
 use crate::mime::parse::Incoming;
 
 use super::classify::keyserver_link;
+
+/// The most verification links kept for one publish.
+const MAX_LINKS: usize = 4;
 use super::List;
 
 impl List {
@@ -24,16 +27,28 @@ impl List {
         raw: &[u8],
         incoming: &Incoming,
     ) -> Result<Option<Outcome>> {
-        let waiting = self.store.key_publishes("waiting")?;
+        let mut waiting = self.store.key_publishes("waiting")?;
+        waiting.extend(self.store.key_publishes("fetch")?);
         for publish in waiting {
             let Some(link) = keyserver_link(incoming, raw, &publish.keyserver) else {
                 continue;
             };
+            // A mail that only claims to come from the keyserver cannot
+            // crowd out the real one: a few links are kept side by side,
+            // and one the server refuses puts the publish back to waiting.
+            let mut links: Vec<&str> = publish
+                .verify_url
+                .lines()
+                .filter(|l| !l.is_empty())
+                .collect();
+            if !links.contains(&link.as_str()) && links.len() < MAX_LINKS {
+                links.push(&link);
+            }
             let now = self.clock.unix();
             self.store.set_key_publish(
                 publish.id,
                 "fetch",
-                &link,
+                &links.join("\n"),
                 "the verification mail arrived",
                 now,
             )?;

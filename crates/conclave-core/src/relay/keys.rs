@@ -317,44 +317,62 @@ pub fn open_verification_links(list: &Mutex<List>, tell: &dyn Fn(&str)) -> Resul
         Ok((l.store().key_publishes("fetch")?, l.http_settings()?))
     })?;
     for p in pending {
-        // Only a link on the keyserver the publish went to is opened.
-        let same_server = p
-            .verify_url
-            .strip_prefix(&format!("{}/verify/", p.keyserver))
-            .is_some_and(|t| !t.is_empty());
-        let result = if same_server {
-            lookup(|| http::get(&settings, &p.verify_url))
-        } else {
-            Err("the link is not on the keyserver".into())
-        };
-        let (state, detail) = match result {
-            Ok(r) if r.ok() => (
-                "done",
-                format!(
-                    "{} confirmed the list address {}: the list key is published",
-                    p.keyserver, p.address
-                ),
-            ),
-            Ok(r) => (
-                "failed",
-                format!(
-                    "{} refused the verification link (status {})",
-                    p.keyserver, r.status
-                ),
-            ),
-            Err(e) => {
-                let detail = format!("cannot open the verification link of {}: {e}", p.keyserver);
-                with(list, |l| l.store().audit(l.unix(), None, "key", &detail))?;
-                tell(&detail);
+        let prefix = format!("{}/verify/", p.keyserver);
+        let mut outcome: Option<(&str, String)> = None;
+        let mut retry = Vec::new();
+        for link in p.verify_url.lines() {
+            // Only a link on the keyserver the publish went to is opened.
+            if !link.strip_prefix(&prefix).is_some_and(|t| !t.is_empty()) {
                 continue;
             }
+            match lookup(|| http::get(&settings, link)) {
+                Ok(r) if r.ok() => {
+                    outcome = Some((
+                        "done",
+                        format!(
+                            "{} confirmed the list address {}: the list key is published",
+                            p.keyserver, p.address
+                        ),
+                    ));
+                    break;
+                }
+                Ok(r) => {
+                    let detail = format!(
+                        "{} refused a verification link (status {}); still waiting for its mail",
+                        p.keyserver, r.status
+                    );
+                    with(list, |l| l.store().audit(l.unix(), None, "key", &detail))?;
+                    tell(&detail);
+                }
+                Err(e) => {
+                    let detail =
+                        format!("cannot open the verification link of {}: {e}", p.keyserver);
+                    with(list, |l| l.store().audit(l.unix(), None, "key", &detail))?;
+                    tell(&detail);
+                    retry.push(link.to_string());
+                }
+            }
+        }
+        let (state, urls, detail) = match outcome {
+            Some((state, detail)) => (state, String::new(), detail),
+            None if !retry.is_empty() => ("fetch", retry.join("\n"), p.detail.clone()),
+            None => (
+                "waiting",
+                String::new(),
+                "waiting for the verification mail".into(),
+            ),
         };
         with(list, |l| {
             l.store()
-                .set_key_publish(p.id, state, "", &detail, l.unix())?;
-            l.store().audit(l.unix(), None, "key", &detail)
+                .set_key_publish(p.id, state, &urls, &detail, l.unix())?;
+            if state == "done" {
+                l.store().audit(l.unix(), None, "key", &detail)?;
+            }
+            Ok(())
         })?;
-        tell(&detail);
+        if state == "done" {
+            tell(&detail);
+        }
     }
     Ok(())
 }
