@@ -322,7 +322,7 @@ pub fn open_verification_links(list: &Mutex<List>, tell: &dyn Fn(&str)) -> Resul
         let mut retry = Vec::new();
         for link in p.verify_url.lines() {
             // Only a link on the keyserver the publish went to is opened.
-            if !link.strip_prefix(&prefix).is_some_and(|t| !t.is_empty()) {
+            if link.strip_prefix(&prefix).is_none_or(str::is_empty) {
                 continue;
             }
             match lookup(|| http::get(&settings, link)) {
