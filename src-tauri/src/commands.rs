@@ -436,6 +436,13 @@ pub fn key_extend(app: State<'_, App>, years: u64) -> Reply<ListKey> {
     key_facts(&list)
 }
 
+/// Uploads the list key to the keyserver (`keys.keyserver`) and asks it to
+/// check the list address; the relay completes the check by itself.
+#[tauri::command(async)]
+pub fn key_publish(app: State<'_, App>) -> Reply<String> {
+    Ok(engine(&app)?.publish_key()?)
+}
+
 /// Writes an encrypted backup of the list key to `path`.
 #[tauri::command(async)]
 pub fn key_backup(app: State<'_, App>, path: String) -> Reply<String> {

@@ -498,6 +498,12 @@ pub enum UiEvent {
         /// The relay stopped until the owner acts.
         fatal: bool,
     },
+    /// Something the owner should know (a subscriber's key updated from
+    /// the web, the keyserver's check of the list key done…).
+    Notice {
+        /// One line.
+        message: String,
+    },
     /// The OpenPGP card needs a PIN: answer with `pin_answer`.
     PinNeeded {
         /// The card, `MMMM:SSSSSSSS`.
@@ -526,6 +532,9 @@ impl UiEvent {
                 request: matches!(o, Outcome::Answered { .. }),
             },
             Event::Requests => UiEvent::Requests,
+            Event::Notice { message } => UiEvent::Notice {
+                message: message.clone(),
+            },
             Event::Progress { done, total } => UiEvent::Progress {
                 done: count(*done),
                 total: count(*total),

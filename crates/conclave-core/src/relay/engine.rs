@@ -166,6 +166,13 @@ impl Engine {
             .is_some_and(|h| !h.is_finished())
     }
 
+    /// `key publish`: uploads the list key to the keyserver and asks it to
+    /// check the list address, without holding the list during the
+    /// requests; the relay completes the check when the mail arrives.
+    pub fn publish_key(&self) -> Result<String, Error> {
+        super::keys::publish_key(&self.0.list)
+    }
+
     /// A handle that stops [`Engine::run`] from another thread (or a signal
     /// handler's thread).
     pub fn stop_signal(&self) -> StopSignal {
