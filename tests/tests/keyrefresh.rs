@@ -541,8 +541,29 @@ fn the_relay_refreshes_keys_on_its_schedule() {
     let dave = make_key("dave@example.test");
     subscribe(&f.list, "dave@example.test", &dave);
     ks.put_wkd("dave@example.test", &public(&extended(&dave, 400)), true);
-    // `conclave run` refreshes at its start (never refreshed before), on a
+    // A list's first run asks the web for nothing: its keys were just added.
+    let mut relay = f.list.spawn_relay();
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = relay.kill();
+    let _ = relay.wait();
+    assert!(ks.seen().is_empty(), "{:?}", ks.seen());
+    // Once keys.refresh_days have passed, `conclave run` refreshes, on a
     // thread of its own, and says what changed.
+    {
+        let l = conclave_core::list::List::open(
+            f.list.home.path(),
+            std::sync::Arc::new(conclave_core::clock::SystemClock),
+        )
+        .unwrap();
+        let last = l
+            .store()
+            .key_refresh_last()
+            .unwrap()
+            .expect("the count started");
+        l.store()
+            .set_key_refresh_last(last - 7 * DAY as i64)
+            .unwrap();
+    }
     let mut relay = f.list.spawn_relay();
     let updated = conclave_tests::wait_until(60, || {
         f.list

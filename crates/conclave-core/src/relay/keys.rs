@@ -40,16 +40,22 @@ impl List {
         ))
     }
 
-    /// Whether a scheduled refresh of the subscribers' keys is due.
+    /// Whether a scheduled refresh of the subscribers' keys is due: once
+    /// `keys.refresh_days` have passed since the last one. The first time it
+    /// is asked, the count starts (the keys were just added; a list's first
+    /// run asks the web for nothing).
     pub fn key_refresh_due(&self) -> Result<bool> {
         if self.config_value("keys.refresh")? != "on" {
             return Ok(false);
         }
         let days: i64 = self.config_value("keys.refresh_days")?.parse().unwrap_or(7);
-        Ok(match self.store().key_refresh_last()? {
-            None => true,
-            Some(last) => self.unix() - last >= days.saturating_mul(86_400),
-        })
+        match self.store().key_refresh_last()? {
+            None => {
+                self.store().set_key_refresh_last(self.unix())?;
+                Ok(false)
+            }
+            Some(last) => Ok(self.unix() - last >= days.saturating_mul(86_400)),
+        }
     }
 }
 
