@@ -330,6 +330,44 @@ fn a_flooded_key_is_stripped_before_it_is_stored() {
 }
 
 #[test]
+fn a_silent_or_flooding_server_costs_one_lookup_not_the_refresh() {
+    let ks = Keyserver::start();
+    let list = list_with(&ks);
+    list.config_set("net.timeout_seconds", "2");
+    let alice = make_key("alice@example.test");
+    let bob = make_key("bob@example.test");
+    subscribe(&list, "alice@example.test", &alice);
+    subscribe(&list, "bob@example.test", &bob);
+    // Alice's domain answers with 17 MiB; the keyserver's host accepts
+    // connections and says nothing.
+    ks.put_wkd("alice@example.test", &vec![0x99u8; 17 << 20], true);
+    let silent = conclave_tests::SilentServer::start(Duration::from_secs(30));
+    let resolve = format!(
+        "example.test=127.0.0.1:{p},openpgpkey.example.test=127.0.0.1:{p},keys.example.test=127.0.0.1:{s}",
+        p = ks.port,
+        s = silent.port
+    );
+    list.config_set("net.resolve", &resolve);
+    let started = std::time::Instant::now();
+    let out = stdout(&refresh(&list, &[]));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.contains(&format!("sent more than {} bytes", 16 << 20)),
+        "{out}"
+    );
+    assert!(out.contains("no answer within 2 seconds"), "{out}");
+    assert!(
+        out.contains("2 subscriber key(s) asked for, 0 updated"),
+        "{out}"
+    );
+    assert!(silent.accepted() >= 2);
+}
+
+#[test]
 fn lookups_go_through_the_proxy_the_system_names() {
     let ks = Keyserver::start();
     let list = list_with(&ks);

@@ -16,6 +16,8 @@ use super::classify::keyserver_link;
 
 /// The most verification links kept for one publish.
 const MAX_LINKS: usize = 4;
+/// How long a publish waits for its verification mail: a week.
+const PUBLISH_WAITS: i64 = 7 * 86_400;
 use super::List;
 
 impl List {
@@ -29,7 +31,13 @@ impl List {
     ) -> Result<Option<Outcome>> {
         let mut waiting = self.store.key_publishes("waiting")?;
         waiting.extend(self.store.key_publishes("fetch")?);
+        let now = self.clock.unix();
         for publish in waiting {
+            // A publish left waiting for over a week is over: its link
+            // would have expired, and the list stops looking.
+            if now - publish.started_at > PUBLISH_WAITS {
+                continue;
+            }
             let Some(link) = keyserver_link(incoming, raw, &publish.keyserver) else {
                 continue;
             };
@@ -44,7 +52,6 @@ impl List {
             if !links.contains(&link.as_str()) && links.len() < MAX_LINKS {
                 links.push(&link);
             }
-            let now = self.clock.unix();
             self.store.set_key_publish(
                 publish.id,
                 "fetch",

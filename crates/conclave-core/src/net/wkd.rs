@@ -111,6 +111,9 @@ pub async fn lookup(settings: &HttpSettings, address: &str) -> Result<Option<Fou
             Err(HttpError::Tls(t)) if !matches!(t, super::tls::TlsError::Connect { .. }) => {
                 return Err(HttpError::Tls(t))
             }
+            // A server that answered, but with too much or with garbage,
+            // is reported, not hidden behind the other method's 404.
+            Err(e @ (HttpError::TooLarge { .. } | HttpError::Protocol { .. })) => return Err(e),
             Err(e) => last_error = Some(e),
         }
     }
