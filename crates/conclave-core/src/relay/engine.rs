@@ -45,7 +45,7 @@ impl StopSignal {
     }
 
     /// Waits for `d`, or less if stop is asked.
-    pub(crate) async fn sleep(&self, d: Duration) {
+    async fn sleep(&self, d: Duration) {
         if self.is_stopped() {
             return;
         }

@@ -128,14 +128,21 @@ pub fn refresh_keys(
             break;
         }
         if i > 0 && max_delay > 0 {
-            let pause = Duration::from_secs(random_below(max_delay + 1));
-            let slept = tls::block_on(async {
-                match stop {
-                    Some(s) => s.sleep(pause).await,
-                    None => tokio::time::sleep(pause).await,
+            // In steps of a second, watching for stop (the relay's own wait
+            // listens to the stop signal's notification; this does not take
+            // it from it).
+            let until =
+                std::time::Instant::now() + Duration::from_secs(random_below(max_delay + 1));
+            while std::time::Instant::now() < until {
+                if stop.is_some_and(StopSignal::is_stopped) {
+                    break;
                 }
-            });
-            slept.map_err(|e| Error::io("start", "the network runtime", e))?;
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                std::thread::sleep(left.min(Duration::from_secs(1)));
+            }
+            if stop.is_some_and(StopSignal::is_stopped) {
+                break;
+            }
         }
         report.asked += 1;
         let mut offers: Vec<(Cert, String)> = Vec::new();
