@@ -445,6 +445,53 @@ fn key_wkd_writes_files_the_wkd_client_finds_in_both_layouts() {
     assert!(file[0] & 0x80 != 0, "the key file is binary");
     let cert = Cert::from_bytes(&file).unwrap();
     assert!(!cert.is_tsk(), "no secret parts");
+    // GnuPG names the same URL, and reads the key file.
+    let libexec = std::process::Command::new("gpgconf")
+        .args(["--list-dirs", "libexecdir"])
+        .output()
+        .unwrap();
+    let wks = std::path::PathBuf::from(String::from_utf8_lossy(&libexec.stdout).trim())
+        .join("gpg-wks-client");
+    let gpg_url = std::process::Command::new(&wks)
+        .args(["--print-wkd-url", "list@example.test"])
+        .output()
+        .unwrap();
+    let gpg_url = String::from_utf8_lossy(&gpg_url.stdout).trim().to_string();
+    assert!(
+        gpg_url.starts_with(&format!(
+            "https://openpgpkey.example.test/.well-known/openpgpkey/example.test/hu/{hash}"
+        )),
+        "{gpg_url}"
+    );
+    let gnupghome = tempfile::tempdir().unwrap();
+    let imported = std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(gnupghome.path())
+        .args(["--batch", "--import"])
+        .arg(direct.join("hu").join(&hash))
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let listed = std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(gnupghome.path())
+        .args([
+            "--batch",
+            "--with-colons",
+            "--list-keys",
+            "list@example.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(
+        &conclave_tests::cert_fingerprint(&key)
+            .unwrap()
+            .to_ascii_uppercase()
+    ));
     ks.serve_dir(dir.path());
     let out = stdout(&refresh(&reader, &[]));
     assert!(
