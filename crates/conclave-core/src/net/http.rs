@@ -858,12 +858,47 @@ mod tests {
         );
     }
 
-    async fn parse(raw: &'static [u8], max: usize) -> Result<Response, HttpError> {
-        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+    async fn parse(raw: &[u8], max: usize) -> Result<Response, HttpError> {
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
         server.write_all(raw).await.unwrap();
         drop(server);
         let url = Url::parse("https://t.test/").unwrap();
         read_response(&mut client, &url, "GET", max).await
+    }
+
+    #[test]
+    fn no_answer_panics_the_client() {
+        let good: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n4\r\nabcd\r\n0\r\n\r\n";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        tls::block_on(async {
+            for cut in 0..good.len() {
+                let _ = parse(&good[..cut], 100).await;
+            }
+            for _ in 0..2000 {
+                let mut raw = good.to_vec();
+                for _ in 0..(next() % 6) {
+                    let at = (next() as usize) % raw.len();
+                    raw[at] = next() as u8;
+                }
+                let _ = parse(&raw, 100).await;
+                let junk: Vec<u8> = (0..(next() % 300)).map(|_| next() as u8).collect();
+                let _ = parse(&junk, 100).await;
+                // The other readers of what a server or the system says.
+                let text = String::from_utf8_lossy(&junk).into_owned();
+                let _ = json_string(&text, "token");
+                let _ = json_string(&format!("{{\"token\":\"{text}"), "token");
+                let _ = Url::parse(&format!("https://{text}"));
+                let _ = Proxy::from_env(|_| Some(text.clone()));
+                let _ = parse_resolve(&text);
+            }
+        })
+        .unwrap();
     }
 
     #[test]
