@@ -440,7 +440,13 @@ pub fn key_extend(app: State<'_, App>, years: u64) -> Reply<ListKey> {
 /// check the list address; the relay completes the check by itself.
 #[tauri::command(async)]
 pub fn key_publish(app: State<'_, App>) -> Reply<String> {
-    Ok(engine(&app)?.publish_key()?)
+    let engine = engine(&app)?;
+    // The requests run on a runtime of their own, which cannot start on
+    // the async runtime's thread this command runs on.
+    let published = std::thread::spawn(move || engine.publish_key())
+        .join()
+        .map_err(|_| invalid("the upload stopped unexpectedly"))?;
+    Ok(published?)
 }
 
 /// Writes an encrypted backup of the list key to `path`.
