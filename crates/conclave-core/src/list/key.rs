@@ -237,7 +237,9 @@ impl List {
     pub fn write_wkd(&self, dir: &Path) -> Result<Vec<WkdFile>> {
         let address = self.address().to_string();
         let (local, domain) = crate::net::wkd::split(&address).ok_or_else(|| {
-            Error::InvalidInput(format!("the list address {address} has no domain"))
+            Error::InvalidInput(format!(
+                "the list address {address} has no domain on the internet for a Web Key Directory"
+            ))
         })?;
         let hash = crate::net::wkd::hash(&local);
         let key = certs::binary(&self.cert.clone().strip_secret_key_material())?;

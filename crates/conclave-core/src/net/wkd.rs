@@ -40,13 +40,28 @@ fn zbase32(bytes: &[u8]) -> String {
     out
 }
 
-/// An address split into its local part and its domain (lowercase).
+/// An address split into its local part and its domain (lowercase). Only
+/// a domain name on the internet is taken: not an address literal, not a
+/// single label (`localhost`, a name of the local network), so a
+/// subscriber's address cannot point the list's lookups at the owner's own
+/// machine or network.
 pub fn split(address: &str) -> Option<(String, String)> {
     let (local, domain) = address.trim().rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() || domain.contains(['/', '?', '#', ' ', '@']) {
+    let domain = domain.to_ascii_lowercase();
+    if local.is_empty()
+        || !domain.contains('.')
+        || domain.ends_with('.')
+        || domain.starts_with('.')
+        || domain.parse::<std::net::IpAddr>().is_ok()
+        || domain.starts_with('[')
+        || domain.ends_with(".localhost")
+        || !domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
         return None;
     }
-    Some((local.to_string(), domain.to_ascii_lowercase()))
+    Some((local.to_string(), domain))
 }
 
 fn query(local: &str) -> String {
@@ -91,10 +106,12 @@ pub struct Found {
 }
 
 /// Asks WKD for `address`: the advanced method, then the direct one.
-/// `Ok(None)` when neither has a key for it.
+/// `Ok(None)` when neither has a key for it (or its domain is not one
+/// on the internet, see [`split`]).
 pub async fn lookup(settings: &HttpSettings, address: &str) -> Result<Option<Found>, HttpError> {
+    // An address whose domain is not one on the internet has no WKD.
     let (Some(advanced), Some(direct)) = (advanced_url(address), direct_url(address)) else {
-        return Err(HttpError::BadUrl(address.to_string()));
+        return Ok(None);
     };
     let mut last_error = None;
     for url in [advanced, direct] {
@@ -245,6 +262,15 @@ mod tests {
         );
         assert!(advanced_url("nobody").is_none());
         assert!(advanced_url("x@evil/path").is_none());
+        for near in [
+            "x@localhost",
+            "x@127.0.0.1",
+            "x@[::1]",
+            "x@a.localhost",
+            "x@intranet",
+        ] {
+            assert!(advanced_url(near).is_none(), "{near}");
+        }
         assert_eq!(
             keyserver_base(" https://k.test/ ").as_deref(),
             Some("https://k.test")
