@@ -374,8 +374,38 @@ pub async fn post(
     request(settings, &url, "POST", Some((content_type, body))).await
 }
 
-/// Where a redirect from `from` to `location` leads (https only).
+/// Whether `host` is a domain name on the internet: not an address literal,
+/// not a single label (`localhost`, a name of the local network), nothing
+/// under `.localhost`. Names taken from mail or from a server's redirect
+/// must be, so they cannot point a request at the owner's own machine or
+/// network.
+pub fn is_internet_name(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host.contains('.')
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && !host.contains("..")
+        && host.parse::<std::net::IpAddr>().is_err()
+        && !host.ends_with(".localhost")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// Where a redirect from `from` to `location` leads (https only, to a
+/// domain name on the internet: [`is_internet_name`]).
 fn follow(from: &Url, location: &str) -> Result<Url, HttpError> {
+    let to = follow_url(from, location)?;
+    if to.host != from.host && !is_internet_name(&to.host) {
+        return Err(HttpError::Redirect {
+            url: from.to_string(),
+            detail: format!("refused a redirect to {}", to.host),
+        });
+    }
+    Ok(to)
+}
+
+fn follow_url(from: &Url, location: &str) -> Result<Url, HttpError> {
     let location = location.trim();
     if location.starts_with("//") {
         return Url::parse(&format!("https:{location}"));
@@ -805,6 +835,21 @@ mod tests {
             "https://a.test/x/k"
         );
         assert!(follow(&from, "http://a.test/").is_err());
+        assert!(follow(&from, "https://127.0.0.1/").is_err());
+        assert!(follow(&from, "https://localhost:8443/").is_err());
+        assert!(follow(&from, "https://b.test/").is_ok());
+        assert!(is_internet_name("openpgpkey.example.org"));
+        for near in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "a.localhost",
+            "intranet",
+            "a..b",
+            "a b.c",
+        ] {
+            assert!(!is_internet_name(near), "{near}");
+        }
     }
 
     #[test]

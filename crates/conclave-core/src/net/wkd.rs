@@ -48,17 +48,7 @@ fn zbase32(bytes: &[u8]) -> String {
 pub fn split(address: &str) -> Option<(String, String)> {
     let (local, domain) = address.trim().rsplit_once('@')?;
     let domain = domain.to_ascii_lowercase();
-    if local.is_empty()
-        || !domain.contains('.')
-        || domain.ends_with('.')
-        || domain.starts_with('.')
-        || domain.parse::<std::net::IpAddr>().is_ok()
-        || domain.starts_with('[')
-        || domain.ends_with(".localhost")
-        || !domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
+    if local.is_empty() || !http::is_internet_name(&domain) {
         return None;
     }
     Some((local.to_string(), domain))
