@@ -445,6 +445,19 @@ pub fn key_extend(app: State<'_, App>, years: u64) -> Reply<ListKey> {
     key_facts(&list)
 }
 
+/// Uploads the list key to the keyserver (`keys.keyserver`) and asks it to
+/// check the list address; the relay completes the check by itself.
+#[tauri::command(async)]
+pub fn key_publish(app: State<'_, App>) -> Reply<String> {
+    let engine = engine(&app)?;
+    // The requests run on a runtime of their own, which cannot start on
+    // the async runtime's thread this command runs on.
+    let published = std::thread::spawn(move || engine.publish_key())
+        .join()
+        .map_err(|_| invalid("the upload stopped unexpectedly"))?;
+    Ok(published?)
+}
+
 /// Writes an encrypted backup of the list key to `path`.
 #[tauri::command(async)]
 pub fn key_backup(app: State<'_, App>, path: String) -> Reply<String> {

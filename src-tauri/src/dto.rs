@@ -508,7 +508,8 @@ pub enum UiEvent {
     /// A request was decided: the pending requests changed.
     Requests,
     /// Something the owner should know that needs no answer (a
-    /// subscriber's copies bounced up to the threshold, say).
+    /// subscriber's copies bounced up to the threshold, a subscriber's key
+    /// updated from the web, the keyserver's check of the list key done…).
     Notice {
         /// One line for the owner.
         message: String,

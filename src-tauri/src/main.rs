@@ -225,6 +225,7 @@ fn main() {
             commands::pin_answer,
             commands::key_extend,
             commands::key_backup,
+            commands::key_publish,
             commands::key_to_card,
             commands::cards,
             commands::passwords,

@@ -16,6 +16,8 @@
 //! * [`programs`]: [`find_program`], [`require_programs`].
 //! * [`qr`]: QR codes read back from a terminal's half blocks or a PNG.
 //! * [`Conclave`]: runs `conclave --home HOME …` ([`conclave`]).
+//! * [`Keyserver`]: WKD and a VKS keyserver over HTTPS on loopback, and a
+//!   CONNECT proxy ([`keyserver`]).
 //! * [`ImapProxy`]: the mail host's IMAP behind a loopback TLS proxy that
 //!   can misbehave as some servers do ([`imapproxy`]).
 
@@ -24,6 +26,7 @@ pub mod card;
 pub mod conclave;
 pub mod cutproxy;
 pub mod imapproxy;
+pub mod keyserver;
 pub mod mailhost;
 pub mod mime;
 pub mod pgp;
@@ -36,6 +39,7 @@ pub mod webdriver;
 pub use card::VirtualCard;
 pub use conclave::{conclave_bin, workspace_root, Conclave, TEST_PASSPHRASE};
 pub use imapproxy::{ImapProxy, Misbehaviour};
+pub use keyserver::{ConnectProxy, Keyserver};
 pub use mailhost::{MailList, Mailhost, SilentServer};
 pub use mime::{first_text_plain, header, split_multipart_signed};
 pub use pgp::{

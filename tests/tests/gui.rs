@@ -680,3 +680,34 @@ fn a_subscription_asked_by_mail_is_approved_from_the_requests_screen() {
     assert!(gui.find("#held-discard").is_some());
     gui.screenshot("15-moderation-for-the-owner");
 }
+
+/// Publish on the List key screen uploads the key to the keyserver; the
+/// relay in the app completes the keyserver's address check by itself when
+/// the verification mail arrives, and says so.
+#[test]
+fn the_list_key_is_published_from_the_key_screen() {
+    let _guard = Gui::lock();
+    let ks = conclave_tests::Keyserver::start();
+    let f = garden_club();
+    f.list.config_set("net.resolve", &ks.resolve());
+    f.list.config_set("keys.keyserver", &ks.base());
+    let gui = open_prepared(&f);
+    gui.wait_text("connected; last pass", 30);
+    gui.click("#nav-key");
+    gui.wait("#key-publish", 10);
+    gui.click("#key-publish");
+    let said = conclave_tests::wait_until(20, || {
+        gui.text("body")
+            .contains("is uploaded to https://keys.example.test")
+    });
+    assert!(said, "{:?}\n{}", ks.seen(), gui.text("body"));
+    gui.screenshot("13-key-published");
+    let fpr = conclave_tests::cert_fingerprint(&f.cert).unwrap();
+    assert!(
+        conclave_tests::wait_until(60, || ks.has_fingerprint(&fpr)),
+        "the relay did not open the verification link: {:?}",
+        ks.seen()
+    );
+    assert_eq!(ks.verified(), vec!["list@example.test".to_string()]);
+    gui.wait_text("confirmed the list address", 20);
+}

@@ -50,6 +50,7 @@ export const api = {
   pinAnswer: (pin: string | null) => invoke<void>("pin_answer", { pin }),
   keyExtend: (years: number) => invoke<ListKey>("key_extend", { years }),
   keyBackup: (path: string) => invoke<string>("key_backup", { path }),
+  keyPublish: () => invoke<string>("key_publish"),
   keyToCard: (ident: string, passphrase: string, keepFile: boolean) =>
     invoke<ListKey>("key_to_card", { ident, passphrase, keepFile }),
   cards: () => invoke<Card[]>("cards"),

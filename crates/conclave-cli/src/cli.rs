@@ -48,6 +48,14 @@ pub enum Command {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// Subscribers' keys on the web: refresh them from WKD and the keyserver now.
+    #[command(
+        after_help = "Examples:\n  conclave --home DIR keys refresh\n  conclave --home DIR keys refresh --delay 0   # no pauses between lookups"
+    )]
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
     /// Add, list and remove subscribers.
     #[command(
         after_help = "Examples:\n  conclave --home DIR subscriber add alice@example.org --key alice.asc\n  conclave --home DIR subscriber list\n  conclave --home DIR subscriber remove alice@example.org"
@@ -192,6 +200,30 @@ pub enum KeyCmd {
     Backup {
         /// The new file.
         file: PathBuf,
+    },
+    /// Write the list key's Web Key Directory files under DIR, for the owner's web server: both the direct and the advanced layout, with their policy files; prints the URL each must be served at.
+    #[command(after_help = "Example:\n  conclave --home DIR key wkd /var/www/wkd")]
+    Wkd {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+    },
+    /// Upload the list key to the keyserver (keys.keyserver) and ask it to check the list address; the relay completes the check by itself when the server's mail arrives in the list mailbox.
+    #[command(
+        after_help = "Example:\n  conclave --home DIR key publish\n  conclave --home DIR --passphrase-file pw run"
+    )]
+    Publish,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Ask WKD and the keyserver (keys.wkd, keys.keyserver) for every subscriber's key now, in random order, and take only newer copies of the same keys (third-party certifications stripped); prints what changed.
+    #[command(after_help = "Example:\n  conclave --home DIR keys refresh --delay 0")]
+    Refresh {
+        /// The longest random pause between two lookups, in seconds
+        /// (default: keys.refresh_delay_seconds).
+        #[arg(long, value_name = "SECONDS")]
+        delay: Option<u64>,
     },
 }
 

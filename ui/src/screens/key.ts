@@ -40,6 +40,30 @@ export async function listKey(): Promise<void> {
         "Copy the public key",
       ),
     ),
+    h("h3", {}, "Publish"),
+    h(
+      "p",
+      { class: "hint" },
+      "Upload the public key to the keyserver (setting keys.keyserver) so anyone finds it by the list address. The keyserver mails the list address a link; Conclave opens it by itself when the mail arrives.",
+    ),
+    h(
+      "div",
+      { class: "actions" },
+      h(
+        "button",
+        {
+          id: "key-publish",
+          onclick: async () => {
+            try {
+              notify(await api.keyPublish());
+            } catch (e) {
+              showError(e, content);
+            }
+          },
+        },
+        "Publish",
+      ),
+    ),
     h("h3", {}, "Expiry"),
     h(
       "p",

@@ -31,6 +31,23 @@ pub fn dispatch(cli: &Cli, cmd: &KeyCmd, out: &mut impl Write) -> Result<()> {
                 "send subscribers the public key again: conclave key export"
             )?;
         }
+        KeyCmd::Wkd { dir } => {
+            let list = open(cli)?;
+            for f in list.write_wkd(dir)? {
+                writeln!(out, "{}  ->  serve at {}", f.path.display(), f.url)?;
+            }
+            writeln!(
+                out,
+                "serve {} as the document root of the list's domain, or {} as that of openpgpkey.DOMAIN (the advanced method, tried first); both over https",
+                dir.display(),
+                dir.join("openpgpkey/DOMAIN").display()
+            )?;
+        }
+        KeyCmd::Publish => {
+            let list = std::sync::Mutex::new(open(cli)?);
+            let published = conclave_core::relay::keys::publish_key(&list)?;
+            writeln!(out, "{published}")?;
+        }
         KeyCmd::Backup { file } => {
             let list = open(cli)?;
             list.backup_key(file)?;

@@ -9,6 +9,7 @@ mod held;
 mod init;
 mod invite;
 mod key;
+mod keys;
 mod log;
 mod outbox;
 mod process;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Init(args) => init::dispatch(&cli, args, &mut out),
         Command::Key { cmd } => key::dispatch(&cli, cmd, &mut out),
+        Command::Keys { cmd } => keys::dispatch(&cli, cmd, &mut out),
         Command::Subscriber { cmd } => subscriber::dispatch(&cli, cmd, &mut out),
         Command::Config { cmd } => config::dispatch(&cli, cmd, &mut out),
         Command::Process { files } => process::dispatch(&cli, files, &mut out),

@@ -42,6 +42,14 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
     }
     out.flush()?;
     writeln!(out, "{}", delivery_line(&send_outbox(&list)?))?;
+    // A keyserver's verification link that came in the mail is opened.
+    let said = std::cell::RefCell::new(Vec::new());
+    conclave_core::relay::keys::open_verification_links(&list, &|l| {
+        said.borrow_mut().push(one_line(l))
+    })?;
+    for l in said.into_inner() {
+        writeln!(out, "{l}")?;
+    }
     Ok(())
 }
 

@@ -100,6 +100,43 @@ pub fn classify(incoming: &Incoming, addresses: &Addresses) -> Kind {
         .unwrap_or(Kind::Post)
 }
 
+/// The verification link in a keyserver's mail: `incoming` must come from
+/// the keyserver's host (or a domain above it: `keys.openpgp.org` may write
+/// from `openpgp.org`) and carry, in a text or HTML body, a link that starts
+/// with `keyserver/verify/` (`keyserver` is the base URL, `https://HOST`).
+/// Nothing else is ever taken for one.
+pub fn keyserver_link(incoming: &Incoming, raw: &[u8], keyserver: &str) -> Option<String> {
+    let host = keyserver
+        .strip_prefix("https://")?
+        .split(['/', ':'])
+        .next()?
+        .to_ascii_lowercase();
+    let from = incoming.from.as_deref()?;
+    let (_, domain) = from.rsplit_once('@')?;
+    if !domain.contains('.') || !(host == domain || host.ends_with(&format!(".{domain}"))) {
+        return None;
+    }
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    let prefix = format!("{}/verify/", keyserver.trim_end_matches('/'));
+    let bodies = (0..4)
+        .filter_map(|i| message.body_text(i))
+        .chain((0..4).filter_map(|i| message.body_html(i)));
+    for body in bodies {
+        if let Some(at) = body.find(&prefix) {
+            let link: String = body
+                .get(at..)?
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-._~/%?=&+:".contains(*c))
+                .collect();
+            let token = link.get(prefix.len()..).unwrap_or("");
+            if !token.is_empty() && link.len() <= 2048 {
+                return Some(link);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +193,46 @@ mod tests {
             ..message(&[l], &[l])
         };
         assert_eq!(classify(&chat, &a), Kind::Post);
+    }
+
+    #[test]
+    fn a_keyserver_link_is_taken_only_from_the_keyserver() {
+        let ks = "https://keys.example.test";
+        let mail = |from: &str, body: &str| {
+            let raw = format!(
+                "From: <{from}>\r\nTo: l@example.test\r\nSubject: v\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
+            );
+            let incoming = Incoming {
+                from: Some(from.to_string()),
+                ..Incoming::default()
+            };
+            keyserver_link(&incoming, raw.as_bytes(), ks)
+        };
+        let link = "https://keys.example.test/verify/abc-DEF_123";
+        assert_eq!(
+            mail("keyserver@keys.example.test", &format!("click {link} now")).as_deref(),
+            Some(link)
+        );
+        // A domain above the keyserver's host writes for it.
+        assert!(mail("noreply@example.test", link).is_some());
+        // Anyone else, another server's link, or no token: nothing.
+        assert!(mail("x@example.org", link).is_none());
+        assert!(mail("x@test", link).is_none());
+        assert!(mail("x@evilkeys.example.test.org", link).is_none());
+        assert!(mail(
+            "keyserver@keys.example.test",
+            "https://other.test/verify/abc"
+        )
+        .is_none());
+        assert!(mail(
+            "keyserver@keys.example.test",
+            "https://keys.example.test/verify/ x"
+        )
+        .is_none());
+        assert!(mail(
+            "keyserver@keys.example.test",
+            "https://keys.example.test/upload/abc"
+        )
+        .is_none());
     }
 }

@@ -216,3 +216,70 @@ pub(crate) fn renewed(
     );
     Ok(Some((cert, line)))
 }
+
+/// One file of the list key's Web Key Directory ([`List::write_wkd`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WkdFile {
+    /// Where it was written.
+    pub path: std::path::PathBuf,
+    /// The URL it must be served at.
+    pub url: String,
+}
+
+impl List {
+    /// Writes the list key's Web Key Directory under `dir`, for the owner's
+    /// web server, in both layouts of the WKD draft: the direct one
+    /// (`dir/.well-known/openpgpkey/`, the document root of `DOMAIN`) and
+    /// the advanced one (`dir/openpgpkey/DOMAIN/.well-known/openpgpkey/DOMAIN/`,
+    /// the document root of `openpgpkey.DOMAIN`), each with its key file
+    /// (binary, public parts only) and an empty `policy` file. Returns each
+    /// file with the URL it must be served at.
+    pub fn write_wkd(&self, dir: &Path) -> Result<Vec<WkdFile>> {
+        let address = self.address().to_string();
+        let (local, domain) = crate::net::wkd::split(&address).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "the list address {address} has no domain on the internet for a Web Key Directory"
+            ))
+        })?;
+        let hash = crate::net::wkd::hash(&local);
+        let key = certs::binary(&self.cert.clone().strip_secret_key_material())?;
+        let direct = dir.join(".well-known").join("openpgpkey");
+        let advanced = dir
+            .join("openpgpkey")
+            .join(&domain)
+            .join(".well-known")
+            .join("openpgpkey")
+            .join(&domain);
+        let files = [
+            (
+                direct.join("hu").join(&hash),
+                format!("https://{domain}/.well-known/openpgpkey/hu/{hash}"),
+                key.as_slice(),
+            ),
+            (
+                direct.join("policy"),
+                format!("https://{domain}/.well-known/openpgpkey/policy"),
+                &[][..],
+            ),
+            (
+                advanced.join("hu").join(&hash),
+                format!("https://openpgpkey.{domain}/.well-known/openpgpkey/{domain}/hu/{hash}"),
+                key.as_slice(),
+            ),
+            (
+                advanced.join("policy"),
+                format!("https://openpgpkey.{domain}/.well-known/openpgpkey/{domain}/policy"),
+                &[][..],
+            ),
+        ];
+        let mut out = Vec::new();
+        for (path, url, bytes) in files {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+            }
+            std::fs::write(&path, bytes).map_err(|e| Error::io("write", &path, e))?;
+            out.push(WkdFile { path, url });
+        }
+        Ok(out)
+    }
+}

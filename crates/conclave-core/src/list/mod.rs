@@ -21,6 +21,7 @@ mod moderation;
 mod open;
 mod oversized;
 pub mod policy;
+mod publish;
 mod receive;
 pub(crate) mod replay;
 mod reply;

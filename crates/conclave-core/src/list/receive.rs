@@ -59,6 +59,11 @@ impl List {
                 }
             ),
         )?;
+        if let Ok(incoming) = &parsed {
+            if let Some(outcome) = self.keyserver_mail(post_id, raw, incoming)? {
+                return Ok(outcome);
+            }
+        }
         let kind = match &parsed {
             Ok(incoming) => classify(incoming, &self.addresses()?),
             Err(_) => Kind::Post,

@@ -25,6 +25,8 @@ pub enum Group {
     Smtp,
     /// Trust and timeouts for both servers.
     Network,
+    /// Subscriber keys refreshed from the web (WKD, a keyserver).
+    Keys,
 }
 
 impl Group {
@@ -33,7 +35,7 @@ impl Group {
     pub fn in_settings_screen(self) -> bool {
         matches!(
             self,
-            Group::Posts | Group::Copies | Group::Requests | Group::Delivery
+            Group::Posts | Group::Copies | Group::Requests | Group::Delivery | Group::Keys
         )
     }
 }
@@ -62,6 +64,8 @@ pub enum Kind {
     File,
     /// A file, or empty for none.
     OptionalFile,
+    /// An `https://` URL, or empty for none.
+    OptionalHttpsUrl,
     /// Any text on one line.
     Text,
     /// Set once, by `init`.
@@ -129,6 +133,11 @@ pub const SETTINGS: &[Setting] = &[
     s("bounce_action", "notify", "what happens when a subscriber's copies bounce up to bounce_threshold: notify (the owner is alerted, nothing changes) or disable (their copies stop until the owner enables them again)", Group::Delivery, Kind::OneOf(&["notify", "disable"])),
     s("bounce_threshold", "5", "the bounce score that alerts the owner (a hard bounce counts 1, a soft one 0.5, at most one a day)", Group::Delivery, Kind::Number { min: 1, max: 1000 }),
     s("bounce_stale_days", "7", "a bounce score starts again from zero when the last counted bounce is older than this many days", Group::Delivery, Kind::Number { min: 1, max: 365 }),
+    s("keys.refresh", "on", "on: every subscriber's key is asked of WKD and the keyserver every keys.refresh_days days, in random order, and only a newer copy of the same key is taken (third-party certifications stripped); off: never", Group::Keys, Kind::OneOf(&["on", "off"])),
+    s("keys.refresh_days", "7", "days between two refreshes of the subscribers' keys", Group::Keys, Kind::Number { min: 1, max: 365 }),
+    s("keys.refresh_delay_seconds", "300", "the longest random pause between two key lookups of a refresh, so the lookups do not show as one burst (0: none)", Group::Keys, Kind::Number { min: 0, max: 86_400 }),
+    s("keys.wkd", "on", "on: a refresh asks the Web Key Directory of each subscriber's domain; off: it does not", Group::Keys, Kind::OneOf(&["on", "off"])),
+    s("keys.keyserver", "https://keys.openpgp.org", "the VKS keyserver a refresh asks by fingerprint and `key publish` uploads the list key to (https only; empty: none)", Group::Keys, Kind::OptionalHttpsUrl),
     s("list.name", "", "the list's display name", Group::List, Kind::Text),
     s("list.address", "", "the list address (set by init)", Group::List, Kind::Fixed),
     Setting {
@@ -154,7 +163,8 @@ pub const SETTINGS: &[Setting] = &[
     s("smtp.username", "", "the login for submission", Group::Smtp, Kind::Text),
     s("smtp.password_file", "", "a file (mode 0600) holding its password; empty: the OS keyring holds it", Group::Smtp, Kind::OptionalFile),
     s("tls.ca_file", "", "an extra CA certificate file (PEM) to trust, besides the public roots and the system store", Group::Network, Kind::File),
-    s("net.timeout_seconds", "60", "how long one IMAP or SMTP operation may take before the server counts as silent and the relay tries again later", Group::Network, Kind::Number { min: 1, max: 3600 }),
+    s("net.timeout_seconds", "60", "how long one IMAP or SMTP operation, or one key lookup over HTTPS, may take before the server counts as silent and the relay tries again later", Group::Network, Kind::Number { min: 1, max: 3600 }),
+    s("net.resolve", "", "for tests: HOST=ADDR:PORT entries, comma-separated; key lookups for HOST connect to ADDR:PORT instead (the certificate is still checked for HOST)", Group::Network, Kind::Text),
 ];
 
 /// The option `key`, if there is one.
@@ -213,6 +223,13 @@ impl Kind {
             }
             Kind::File => !value.is_empty() && one_line,
             Kind::OptionalFile | Kind::Text => one_line,
+            Kind::OptionalHttpsUrl => {
+                value.is_empty()
+                    || (value.starts_with("https://")
+                        && value.len() > "https://".len()
+                        && !value.contains(char::is_whitespace)
+                        && one_line)
+            }
             Kind::Fixed => false,
         }
     }
@@ -260,6 +277,10 @@ mod tests {
         assert!(validate("smtp.connections", "16").is_ok());
         assert!(validate("net.timeout_seconds", "0").is_err());
         assert!(validate("imap.host", "a b").is_err());
+        assert!(validate("keys.keyserver", "").is_ok());
+        assert!(validate("keys.keyserver", "https://keys.example.org").is_ok());
+        assert!(validate("keys.keyserver", "http://keys.example.org").is_err());
+        assert!(validate("keys.refresh_delay_seconds", "0").is_ok());
         assert!(validate("list.address", "x@example.test").is_err());
         assert!(validate("list.name", "A\nB").is_err());
         let e = validate("nope", "1").unwrap_err().to_string();

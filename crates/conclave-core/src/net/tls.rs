@@ -53,6 +53,8 @@ pub enum Protocol {
     Imap,
     /// SMTP (`EHLO`, `STARTTLS`).
     Smtp,
+    /// HTTPS (implicit TLS only: key lookups, [`super::http`]).
+    Https,
 }
 
 /// A server to connect to.
@@ -617,6 +619,7 @@ async fn starttls(tcp: &mut TcpStream, protocol: Protocol) -> Result<(), Preambl
             }
             return Err(Preamble::Failed("no reply to STARTTLS".into()));
         }
+        Protocol::Https => return Err(Preamble::Failed("HTTPS has no STARTTLS".into())),
     }
     Ok(())
 }

@@ -67,6 +67,9 @@ struct Inner {
     /// Cuts the wait for mail short: the outbox has new copies.
     wake: tokio::sync::Notify,
     relay: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The refresh of the subscribers' keys, when one runs (on a thread of
+    /// its own: its random pauses never hold up the relay).
+    refresh: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -89,6 +92,7 @@ impl Engine {
             stop: StopSignal::default(),
             wake: tokio::sync::Notify::new(),
             relay: Mutex::new(None),
+            refresh: Mutex::new(None),
         }));
         let weak = Arc::downgrade(&engine.0);
         let sink: EventSink = Arc::new(move |e: &Event| {
@@ -162,6 +166,13 @@ impl Engine {
             .is_some_and(|h| !h.is_finished())
     }
 
+    /// `key publish`: uploads the list key to the keyserver and asks it to
+    /// check the list address, without holding the list during the
+    /// requests; the relay completes the check when the mail arrives.
+    pub fn publish_key(&self) -> Result<String, Error> {
+        super::keys::publish_key(&self.0.list)
+    }
+
     /// A handle that stops [`Engine::run`] from another thread (or a signal
     /// handler's thread).
     pub fn stop_signal(&self) -> StopSignal {
@@ -220,6 +231,7 @@ impl Engine {
                     continue;
                 }
             };
+            self.refresh_keys_if_due();
             let settings = match self.list().imap_settings() {
                 Ok(s) => s,
                 Err(e) => {
@@ -250,6 +262,41 @@ impl Engine {
         };
         emit(&self.0, &Event::Stopped);
         result
+    }
+}
+
+impl Engine {
+    /// Starts a refresh of the subscribers' keys on its own thread when one
+    /// is due (`keys.refresh`, `keys.refresh_days`) and none is running.
+    fn refresh_keys_if_due(&self) {
+        let mut running = self.0.refresh.lock().unwrap_or_else(|e| e.into_inner());
+        if running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        match self.list().key_refresh_due() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                report(&self.0, &e, false);
+                return;
+            }
+        }
+        let engine = self.clone();
+        *running = Some(std::thread::spawn(move || {
+            let inner = &engine.0;
+            let tell = |line: &str| {
+                emit(
+                    inner,
+                    &Event::Notice {
+                        message: line.to_string(),
+                    },
+                )
+            };
+            match super::keys::refresh_keys(&inner.list, None, Some(&inner.stop), &tell) {
+                Ok(r) => tell(&r.summary()),
+                Err(e) => report(inner, &e, false),
+            }
+        }));
     }
 }
 

@@ -9,11 +9,13 @@
 pub mod delivery;
 mod engine;
 pub mod intake;
+pub mod keys;
 pub mod servers;
 
 use std::sync::{Mutex, MutexGuard};
 
 pub use engine::{Engine, StopSignal};
+pub use keys::{refresh_keys, RefreshReport};
 pub use servers::{CertReport, PasswordSource};
 
 use crate::error::Result;
@@ -24,6 +26,12 @@ use crate::list::List;
 pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
     let intake = intake::poll_mailbox(list)?;
     let delivery = delivery::send_outbox(list)?;
+    // The list key's address check at a keyserver, when its mail came in.
+    keys::open_verification_links(list, &|message| {
+        lock(list).emit(&crate::events::Event::Notice {
+            message: message.to_string(),
+        })
+    })?;
     Ok((intake, delivery))
 }
 

@@ -11,8 +11,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Result, StoreContext};
 
 mod bounces;
+mod keynet;
 mod requests;
 pub use bounces::{BounceLogEntry, DeliveryHealth, NewBounce, SentCopy};
+pub use keynet::KeyPublish;
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
 
 /// The numbered migrations, in order. Never edit one that has shipped.
@@ -51,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0009_message_ids.sql"),
     ),
     ("0010_bounces", include_str!("migrations/0010_bounces.sql")),
+    (
+        "0012_key_network",
+        include_str!("migrations/0012_key_network.sql"),
+    ),
 ];
 
 /// The state a post is in.
