@@ -53,11 +53,7 @@ failure: Failure,
 /**
  * The relay stopped until the owner acts.
  */
-fatal: boolean, } | { "type": "notice", 
-/**
- * One line.
- */
-message: string, } | { "type": "pin_needed", 
+fatal: boolean, } | { "type": "pin_needed", 
 /**
  * The card, `MMMM:SSSSSSSS`.
  */
