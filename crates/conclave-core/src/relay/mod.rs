@@ -17,14 +17,28 @@ pub use engine::{Engine, StopSignal};
 pub use servers::{CertReport, PasswordSource};
 
 use crate::error::Result;
-use crate::events::{DeliveryReport, IntakeReport};
-use crate::list::List;
+use crate::events::{DeliveryReport, Event, IntakeReport};
+use crate::list::{KeyCheck, List};
 
 /// `run --once`: one pass over the mailbox, then the outbox.
 pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
     let intake = intake::poll_mailbox(list)?;
+    key_check(list)?;
     let delivery = delivery::send_outbox(list)?;
     Ok((intake, delivery))
+}
+
+/// The daily key check, when it is due ([`List::check_keys_if_due`]):
+/// after the intake, so its notices go out with the pass's copies. What it
+/// found reaches the front ends as [`Event::Notice`]s.
+pub fn key_check(list: &Mutex<List>) -> Result<Option<KeyCheck>> {
+    with(list, |l| {
+        let check = l.check_keys_if_due()?;
+        for line in check.iter().flat_map(KeyCheck::lines) {
+            l.emit(&Event::Notice { message: line });
+        }
+        Ok(check)
+    })
 }
 
 /// The list, locked; a lock poisoned by a panic elsewhere is taken anyway

@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Result, StoreContext};
 
+mod lifecycle;
 mod requests;
+pub use lifecycle::MissedNotice;
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
 
 /// The numbered migrations, in order. Never edit one that has shipped.
@@ -47,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_message_ids",
         include_str!("migrations/0009_message_ids.sql"),
+    ),
+    (
+        "0011_key_notices",
+        include_str!("migrations/0011_key_notices.sql"),
     ),
 ];
 
