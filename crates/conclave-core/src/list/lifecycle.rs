@@ -97,7 +97,7 @@ impl KeyCheck {
                 k.address,
                 k.fingerprint,
                 crate::clock::iso_date(k.expires),
-                if self.told.contains(&k.address) {
+                if k.told {
                     "; told how to extend it"
                 } else {
                     ""
