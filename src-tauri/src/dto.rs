@@ -170,6 +170,25 @@ pub struct Dashboard {
     pub sent: u32,
     /// The latest log lines, newest first.
     pub recent: Vec<LogLine>,
+    /// The list key's alarm, when it expires within 30 days.
+    pub list_key_alarm: Option<String>,
+    /// Subscriber keys that expire within `key_warning_days`.
+    pub expiring: Vec<KeyNote>,
+    /// Subscribers whose keys cannot be used: they receive no posts.
+    pub not_receiving: Vec<KeyNote>,
+}
+
+/// A subscriber's key, as the dashboard names it.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct KeyNote {
+    /// The subscriber.
+    pub address: String,
+    /// Their key's fingerprint.
+    pub fingerprint: String,
+    /// When it expires and whether they were told; or why it cannot be
+    /// used and how many posts they missed.
+    pub detail: String,
 }
 
 /// One line of the activity log (never any content).
@@ -498,6 +517,12 @@ pub enum UiEvent {
         /// The relay stopped until the owner acts.
         fatal: bool,
     },
+    /// Something the owner should know (a subscriber's key updated from
+    /// mail, the key check); it is in the log too.
+    Notice {
+        /// One line.
+        message: String,
+    },
     /// The OpenPGP card needs a PIN: answer with `pin_answer`.
     PinNeeded {
         /// The card, `MMMM:SSSSSSSS`.
@@ -526,6 +551,9 @@ impl UiEvent {
                 request: matches!(o, Outcome::Answered { .. }),
             },
             Event::Requests => UiEvent::Requests,
+            Event::Notice { message } => UiEvent::Notice {
+                message: message.clone(),
+            },
             Event::Progress { done, total } => UiEvent::Progress {
                 done: count(*done),
                 total: count(*total),

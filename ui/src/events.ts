@@ -35,6 +35,9 @@ export function follow(e: UiEvent): void {
     case "post":
       if (e.held) notify(`A post is waiting for you (#${e.post})`);
       break;
+    case "notice":
+      notify(e.message);
+      break;
     case "pin_needed":
       pinDialog(e.ident, e.kind, e.tries_left);
       break;

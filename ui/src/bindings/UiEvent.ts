@@ -49,7 +49,11 @@ failure: Failure,
 /**
  * The relay stopped until the owner acts.
  */
-fatal: boolean, } | { "type": "pin_needed", 
+fatal: boolean, } | { "type": "notice", 
+/**
+ * One line.
+ */
+message: string, } | { "type": "pin_needed", 
 /**
  * The card, `MMMM:SSSSSSSS`.
  */

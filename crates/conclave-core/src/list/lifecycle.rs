@@ -523,6 +523,74 @@ mod tests {
     use sequoia_openpgp::cert::prelude::*;
 
     #[test]
+    fn the_key_check_tells_once_runs_once_a_day_and_raises_the_list_key_alarm() {
+        use crate::clock::{Clock, ManualClock};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        // The list key's signer checks its key at the real time.
+        let t0 = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let clock = Arc::new(ManualClock::at_unix(t0));
+        let mut list = List::init(
+            &dir.path().join("list"),
+            "list@example.org",
+            "Test",
+            super::super::KeySource::Generate,
+            &sequoia_openpgp::crypto::Password::from("pw"),
+            clock.clone() as Arc<dyn Clock>,
+        )
+        .unwrap();
+        let now = clock.now();
+        let (key, _) = CertBuilder::general_purpose(Some("a@example.org"))
+            .set_creation_time(now - Duration::from_secs(60))
+            .set_validity_period(Duration::from_secs(5 * DAY))
+            .generate()
+            .unwrap();
+        list.add_subscriber("a@example.org", &certs::armored(&key).unwrap())
+            .unwrap();
+        let rows = |list: &List| {
+            list.store()
+                .outbox_counts()
+                .unwrap()
+                .iter()
+                .map(|c| c.1)
+                .sum::<i64>()
+        };
+        let check = list.check_keys_if_due().unwrap().unwrap();
+        assert_eq!(check.told, vec!["a@example.org".to_string()]);
+        assert_eq!(rows(&list), 1);
+        // Not again the same day.
+        assert!(list.check_keys_if_due().unwrap().is_none());
+        // The next day the check runs, and tells nobody again.
+        clock.advance(DAY);
+        let check = list.check_keys_if_due().unwrap().unwrap();
+        assert!(check.told.is_empty());
+        assert!(check.expiring[0].told);
+        assert_eq!(rows(&list), 1);
+        // Expired: no longer expiring, but not receiving.
+        clock.advance(5 * DAY);
+        let check = list.check_keys().unwrap();
+        assert!(check.expiring.is_empty());
+        assert_eq!(check.not_receiving[0].address, "a@example.org");
+        // The list key (three years) raises its alarm 30 days ahead.
+        assert!(list.list_key_alarm().is_none());
+        clock.advance(3 * 365 * DAY - 6 * DAY - 20 * DAY);
+        let alarm = list.list_key_alarm().unwrap();
+        assert!(
+            alarm.contains("expires on") && alarm.contains("(in 19 days)"),
+            "{alarm}"
+        );
+        clock.advance(30 * DAY);
+        let alarm = list.list_key_alarm().unwrap();
+        assert!(
+            alarm.contains("cannot be used") || alarm.contains("expired"),
+            "{alarm}"
+        );
+    }
+
+    #[test]
     fn a_key_serves_until_its_first_expiry() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let (cert, _) = CertBuilder::general_purpose(Some("a@example.org"))
