@@ -373,10 +373,8 @@ impl Subscriber {
         let fpr = self.fingerprint.clone();
         match self.engine {
             Engine::Gpg => {
-                for args in [vec![fpr.as_str(), expire], vec![fpr.as_str(), expire, "*"]] {
-                    run_checked(self.gpg().arg("--quick-set-expire").args(args), None)
-                        .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
-                }
+                gpg_set_expiry(&|| self.gpg(), &fpr, expire)
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
                 self.public_key = run_checked(self.gpg().args(["--armor", "--export", &fpr]), None)
                     .unwrap()
                     .stdout;
@@ -384,10 +382,8 @@ impl Subscriber {
             Engine::Rnp => {
                 let gpg = self.side_gpg();
                 run_checked(gpg().arg("--import"), Some(&self.secret_key_armored())).unwrap();
-                for args in [vec![fpr.as_str(), expire], vec![fpr.as_str(), expire, "*"]] {
-                    run_checked(gpg().arg("--quick-set-expire").args(args), None)
-                        .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
-                }
+                gpg_set_expiry(&gpg, &fpr, expire)
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
                 let (public, secret) = self.side_gpg_export(&fpr);
                 let f = self.write_scratch("asc", &secret).unwrap();
                 run_checked(
@@ -493,33 +489,13 @@ impl Subscriber {
         let uid = self.user_id.clone();
         let public = match self.engine {
             Engine::Gpg => {
-                let expire = self.expire.clone();
-                run_checked(
-                    self.gpg().args([
-                        "--quick-gen-key",
-                        &uid,
-                        "future-default",
-                        "default",
-                        &expire,
-                    ]),
-                    None,
-                )?;
+                gpg_generate(&|| self.gpg(), &uid, &self.expire)?;
                 run_checked(self.gpg().args(["--armor", "--export"]), None)?.stdout
             }
             Engine::Rnp if self.clock_ahead.load(Ordering::Relaxed) != 0 => {
                 // Made by GnuPG in the past, then imported.
                 let gpg = self.side_gpg();
-                let expire = self.expire.clone();
-                run_checked(
-                    gpg().args([
-                        "--quick-gen-key",
-                        &uid,
-                        "future-default",
-                        "default",
-                        &expire,
-                    ]),
-                    None,
-                )?;
+                gpg_generate(&gpg, &uid, &self.expire)?;
                 let listing = run_checked(gpg().args(["--with-colons", "--list-keys"]), None)?;
                 let fpr = String::from_utf8_lossy(&listing.stdout)
                     .lines()
@@ -1257,6 +1233,23 @@ impl Subscriber {
         }
         pgp::signature_issued_by(sig_armored, signer_cert_armored)
     }
+
+    /// A message signed by the list and not encrypted (a reply to someone
+    /// the list has no key for, a notice to a key it cannot use), as it
+    /// sits in the mailbox: its signed part, after this engine checked the
+    /// list's signature. Panics when it does not verify.
+    pub fn verify_signed_mail(&self, eml: &[u8], list_cert: &[u8]) -> Vec<u8> {
+        let start = eml
+            .windows(13)
+            .position(|w| w == b"Content-Type:")
+            .expect("a Content-Type");
+        // The mailbox stores lines ending in LF; a client reads them as CRLF.
+        let entity = mime::to_crlf(&eml[start..]);
+        let (signed, sig) = mime::split_multipart_signed(&entity).expect("multipart/signed");
+        self.verify_detached(&signed, &sig, list_cert)
+            .unwrap_or_else(|e| panic!("{self:?}: the list's signature: {e}"));
+        signed
+    }
 }
 
 impl Drop for Subscriber {
@@ -1273,6 +1266,25 @@ impl Drop for Subscriber {
             );
         }
     }
+}
+
+/// `gpg --quick-gen-key UID future-default default EXPIRE` (Ed25519 and
+/// X25519) with the GnuPG `gpg` gives.
+fn gpg_generate(gpg: &dyn Fn() -> Command, uid: &str, expire: &str) -> Result<(), String> {
+    run_checked(
+        gpg().args(["--quick-gen-key", uid, "future-default", "default", expire]),
+        None,
+    )
+    .map(|_| ())
+}
+
+/// Moves the expiry of the key `fpr` and of its subkeys to `expire` from
+/// now, as the list's notices tell subscribers to.
+fn gpg_set_expiry(gpg: &dyn Fn() -> Command, fpr: &str, expire: &str) -> Result<(), String> {
+    for args in [vec![fpr, expire], vec![fpr, expire, "*"]] {
+        run_checked(gpg().arg("--quick-set-expire").args(args), None)?;
+    }
+    Ok(())
 }
 
 fn set_mode_700(p: &Path) {

@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use conclave_core::{List, ManualClock, Password};
-use conclave_tests::mime::{all_text_plain, header, split_multipart_signed, to_crlf};
+use conclave_tests::mime::{all_text_plain, header};
 use conclave_tests::{wait_until, Conclave, Engine, MailList, Mailhost, Post, Subscriber};
 
 const LIST: &str = "list@example.test";
@@ -31,15 +31,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
-    Mailhost::get().clear();
-    let ml = MailList::new("Key Club");
-    ml.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
-    ml.server(
-        "smtp",
-        "MAILHOST_HOST",
-        "MAILHOST_SUBMISSION_PORT",
-        "starttls",
-    );
+    let ml = MailList::connected("Key Club");
     Fixture { ml, _guard: guard }
 }
 
@@ -132,13 +124,7 @@ fn wait_for(address: &str, replies: usize, copies: usize) -> (Vec<Vec<u8>>, Vec<
 /// A reply signed by the list and not encrypted: its signed text, after
 /// `reader`'s engine checked the list signature.
 fn verified_plain(reader: &Subscriber, eml: &[u8], list_cert: &[u8]) -> String {
-    let start = eml.windows(13).position(|w| w == b"Content-Type:").unwrap();
-    let entity = to_crlf(&eml[start..]);
-    let (signed, sig) = split_multipart_signed(&entity).unwrap();
-    reader
-        .verify_detached(&signed, &sig, list_cert)
-        .expect("the list's signature verifies");
-    all_text_plain(&signed).join("\n")
+    all_text_plain(&reader.verify_signed_mail(eml, list_cert)).join("\n")
 }
 
 /// A reply encrypted to `reader` and signed by the list: its text, after

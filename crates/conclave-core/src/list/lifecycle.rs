@@ -106,7 +106,7 @@ impl KeyCheck {
         }
         for n in &self.not_receiving {
             out.push(format!(
-                "{}: receives no posts: key {} {}",
+                "{}: receives no posts: key {}: {}",
                 n.address, n.fingerprint, n.why
             ));
         }
