@@ -385,16 +385,8 @@ impl Subscriber {
                 gpg_set_expiry(&gpg, &fpr, expire)
                     .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
                 let (public, secret) = self.side_gpg_export(&fpr);
-                let f = self.write_scratch("asc", &secret).unwrap();
-                run_checked(
-                    Command::new("rnpkeys")
-                        .arg("--homedir")
-                        .arg(self.home())
-                        .args(["--import", "--notty"])
-                        .arg(&f),
-                    None,
-                )
-                .unwrap_or_else(|e| panic!("{self:?}: cannot import the extended key: {e}"));
+                self.rnp_import(&secret)
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot import the extended key: {e}"));
                 self.public_key = public;
             }
             _ => panic!("extend_key is for GnuPG and RNP"),
@@ -430,21 +422,7 @@ impl Subscriber {
         std::fs::create_dir_all(&home).unwrap();
         set_mode_700(&home);
         let ahead = self.clock_ahead.load(Ordering::Relaxed);
-        move || {
-            let mut c = Command::new("gpg");
-            c.env("GNUPGHOME", &home)
-                .arg("--homedir")
-                .arg(&home)
-                .args(GPG_COMMON);
-            if ahead != 0 {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0);
-                c.arg("--faked-system-time").arg((now + ahead).to_string());
-            }
-            c
-        }
+        move || gpg_in(&home, ahead)
     }
 
     /// The public and secret key `fpr` of [`Self::side_gpg`], armored;
@@ -505,15 +483,7 @@ impl Subscriber {
                     })
                     .ok_or("gpg made no key")?;
                 let (public, secret) = self.side_gpg_export(&fpr);
-                let f = self.write_scratch("asc", &secret)?;
-                run_checked(
-                    Command::new("rnpkeys")
-                        .arg("--homedir")
-                        .arg(self.home())
-                        .args(["--import", "--notty"])
-                        .arg(&f),
-                    None,
-                )?;
+                self.rnp_import(&secret)?;
                 public
             }
             Engine::Rnp => {
@@ -690,20 +660,7 @@ impl Subscriber {
     }
 
     fn gpg(&self) -> Command {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", self.home())
-            .arg("--homedir")
-            .arg(self.home())
-            .args(GPG_COMMON);
-        let ahead = self.clock_ahead.load(Ordering::Relaxed);
-        if ahead != 0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            c.arg("--faked-system-time").arg((now + ahead).to_string());
-        }
-        c
+        gpg_in(&self.home(), self.clock_ahead.load(Ordering::Relaxed))
     }
 
     /// Certifies the key `fingerprint` (imported before) with this
@@ -755,17 +712,7 @@ impl Subscriber {
             Engine::Gpg => {
                 run_checked(self.gpg().arg("--import"), Some(armored))?;
             }
-            Engine::Rnp => {
-                let f = self.write_scratch("asc", armored)?;
-                run_checked(
-                    Command::new("rnpkeys")
-                        .arg("--homedir")
-                        .arg(self.home())
-                        .args(["--import", "--notty"])
-                        .arg(&f),
-                    None,
-                )?;
-            }
+            Engine::Rnp => self.rnp_import(armored)?,
             Engine::Sq | Engine::OpenPgpJs => {
                 let d = self.dir.path().join("certs");
                 std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
@@ -773,6 +720,20 @@ impl Subscriber {
             }
         }
         Ok(())
+    }
+
+    /// Imports keys (public or secret, armored) into the RNP keyring.
+    fn rnp_import(&self, armored: &[u8]) -> Result<(), String> {
+        let f = self.write_scratch("asc", armored)?;
+        run_checked(
+            Command::new("rnpkeys")
+                .arg("--homedir")
+                .arg(self.home())
+                .args(["--import", "--notty"])
+                .arg(&f),
+            None,
+        )
+        .map(|_| ())
     }
 
     /// Path of an imported cert file for sq (importing it first).
@@ -1266,6 +1227,24 @@ impl Drop for Subscriber {
             );
         }
     }
+}
+
+/// `gpg` with its home in `home`, its clock `ahead` seconds ahead of the
+/// real one (none when 0), unattended.
+fn gpg_in(home: &Path, ahead: i64) -> Command {
+    let mut c = Command::new("gpg");
+    c.env("GNUPGHOME", home)
+        .arg("--homedir")
+        .arg(home)
+        .args(GPG_COMMON);
+    if ahead != 0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        c.arg("--faked-system-time").arg((now + ahead).to_string());
+    }
+    c
 }
 
 /// `gpg --quick-gen-key UID future-default default EXPIRE` (Ed25519 and

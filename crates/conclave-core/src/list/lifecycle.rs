@@ -381,14 +381,29 @@ impl List {
         })
     }
 
-    /// The key check, if the last one was a day ago or more (the relay
-    /// runs it after each pass). None when it was not due.
-    pub fn check_keys_if_due(&mut self) -> Result<Option<KeyCheck>> {
+    /// Whether the key check is due: the last one was a day ago or more
+    /// (or the clock went back past it).
+    pub fn key_check_due(&self) -> Result<bool> {
         let now = self.unix();
-        match self.store.last_key_check()? {
-            Some(last) if now - last < DAY as i64 && now >= last => Ok(None),
-            _ => self.check_keys().map(Some),
+        Ok(match self.store.last_key_check()? {
+            Some(last) => now - last >= DAY as i64 || now < last,
+            None => true,
+        })
+    }
+
+    /// Whether the key check, run now, would sign a notice (someone must
+    /// be told their key expires): a card's PIN is asked first then.
+    pub fn key_check_signs(&self) -> Result<bool> {
+        Ok(self.expiring_keys()?.iter().any(|k| !k.told))
+    }
+
+    /// The key check, if it is due ([`List::key_check_due`]; the relay
+    /// runs it after each pass's intake). None when it was not due.
+    pub fn check_keys_if_due(&mut self) -> Result<Option<KeyCheck>> {
+        if !self.key_check_due()? {
+            return Ok(None);
         }
+        self.check_keys().map(Some)
     }
 
     /// The key check: every subscriber whose key expires within

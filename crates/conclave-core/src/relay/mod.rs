@@ -32,6 +32,15 @@ pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
 /// after the intake, so its notices go out with the pass's copies. What it
 /// found reaches the front ends as [`Event::Notice`]s.
 pub fn key_check(list: &Mutex<List>) -> Result<Option<KeyCheck>> {
+    let signs = {
+        let l = lock(list);
+        l.key_check_due()? && l.key_check_signs()?
+    };
+    // A notice is signed through the card: its PIN is asked first, without
+    // holding the list.
+    if signs {
+        ask_pin_ahead(list);
+    }
     with(list, |l| {
         let check = l.check_keys_if_due()?;
         for line in check.iter().flat_map(KeyCheck::lines) {
