@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use conclave_core::{List, ManualClock, Password};
 use conclave_tests::mime::{all_text_plain, header};
-use conclave_tests::{wait_until, Conclave, Engine, MailList, Mailhost, Post, Subscriber};
+use conclave_tests::{wait_until, Conclave, Engine, MailList, Mailhost, Post, Signing, Subscriber};
 
 const LIST: &str = "list@example.test";
 const DAY: u64 = 86_400;
@@ -268,6 +268,22 @@ fn an_expired_key_extended_and_posted_keeps_receiving(engine: Engine) {
     );
     dave.extend_key("2y");
     let autocrypt = dave.autocrypt_header(&dave.public_key_armored());
+    // Not from a message that does not verify as theirs (unsigned here).
+    let out = f.post(
+        &dave,
+        &Post::new("Unsigned", "Not signed.")
+            .signing(Signing::Unsigned)
+            .header("Autocrypt", &autocrypt),
+    );
+    assert!(
+        !out.contains("updated from") && !out.contains("distributed"),
+        "{out}"
+    );
+    assert!(
+        f.subscriber_line(dave.address()).contains("expired"),
+        "{}",
+        f.subscribers()
+    );
     let out = f.post(
         &dave,
         &Post::new("Back again", "My key works again.").header("Autocrypt", &autocrypt),
@@ -328,7 +344,7 @@ fn another_key_in_an_autocrypt_header_is_not_taken() {
         ),
     );
     assert!(out.contains("distributed to 3"), "{out}");
-    assert!(!out.contains("notice:"), "{out}");
+    assert!(!out.contains("updated from"), "{out}");
     assert_eq!(f.subscriber_line(alice.address()), before);
     assert!(before.contains(alice.fingerprint()), "{before}");
     let log = f.list().run_ok(&["log"]);
