@@ -75,8 +75,14 @@ impl Fixture {
     /// `post` from `who` to the list over SMTP, then one pass of the list;
     /// returns what the pass printed.
     fn post(&self, who: &Subscriber, post: &Post) -> String {
+        self.send(who, LIST, post)
+    }
+
+    /// `post` from `who` to `to` (one of the list's addresses) over SMTP,
+    /// then one pass of the list; returns what the pass printed.
+    fn send(&self, who: &Subscriber, to: &str, post: &Post) -> String {
         let mh = Mailhost::get();
-        mh.inject(who.address(), LIST, &who.compose(&self.ml.cert, LIST, post));
+        mh.inject(who.address(), to, &who.compose(&self.ml.cert, to, post));
         assert!(
             wait_until(10, || mh.count("list", "") >= 1),
             "the post reaches the list mailbox"
@@ -184,6 +190,26 @@ fn a_key_that_expires_soon_is_told_once_how_to_extend_it() {
     f.list().run_ok(&["run", "--once"]);
     let (replies, _) = wait_for(erin.address(), 2, 0);
     assert_eq!(replies.len(), 1, "still one notice");
+    // `my key` says until when the key serves.
+    let out = f.send(
+        &erin,
+        "list+request@example.test",
+        &Post::new("my key", "my key"),
+    );
+    assert!(
+        out.contains("my key from alice+erin@example.test: answered"),
+        "{out}"
+    );
+    let (replies, _) = wait_for(erin.address(), 2, 0);
+    let text = replies
+        .iter()
+        .map(|r| verified_encrypted(&erin, r, &f.ml.cert))
+        .find(|t| t.contains("You are subscribed"))
+        .expect("the answer to my key");
+    assert!(
+        text.contains(&format!("It serves the list until {date}")),
+        "{text}"
+    );
     // Nobody else was told anything.
     for s in &f.ml.subs {
         assert!(mail_for(s.address()).0.is_empty(), "{}", s.address());

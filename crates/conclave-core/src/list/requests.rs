@@ -610,8 +610,15 @@ impl List {
         };
         self.remember(asked, &signed)?;
         let name = self.name()?;
+        let expiry = match super::lifecycle::usable_until(&cert, self.now()) {
+            Some(t) => format!(
+                "It serves the list until {}; extend it before then and send it to the list (a post does, or a message with the key attached to this address).\r\n",
+                crate::clock::iso_date(t)
+            ),
+            None => String::new(),
+        };
         let text = format!(
-            "You are subscribed to {name} as {} with the key\r\n\r\n    {}\r\n",
+            "You are subscribed to {name} as {} with the key\r\n\r\n    {}\r\n\r\n{expiry}",
             asked.from,
             crate::hex::grouped(&cert.fingerprint().to_hex())
         );
