@@ -411,3 +411,41 @@ fn a_revocation_that_comes_by_mail_is_taken_and_then_they_miss_posts() {
     let text = verified_plain(carol, missed[0], &f.ml.cert);
     assert!(text.contains("it is revoked"), "{text}");
 }
+
+#[test]
+fn a_key_extended_and_attached_to_a_request_is_taken() {
+    let f = fixture();
+    let mut erin = Subscriber::made_ago(Engine::Gpg, "alice+erin@example.test", 1, "10d");
+    f.list().add_subscriber(&erin);
+    erin.import_cert(&f.ml.cert).unwrap();
+    assert!(f.subscriber_line(erin.address()).contains("[expires soon:"));
+    erin.extend_key("2y");
+    let out = f.send(
+        &erin,
+        "list+request@example.test",
+        &Post::new("my key", "my key").with_key(),
+    );
+    assert!(
+        out.contains(&format!(
+            "notice: alice+erin@example.test: key {} updated from a key sent with a request in message #",
+            erin.fingerprint()
+        )),
+        "{out}"
+    );
+    let line = f.subscriber_line(erin.address());
+    assert!(!line.contains("expires soon"), "{line}");
+    // The answer goes to the key as it now is.
+    let date = conclave_core::clock::iso_date(
+        conclave_tests::cert_expiry(&erin.public_key_armored()).unwrap(),
+    );
+    let (replies, _) = wait_for(erin.address(), 1, 0);
+    let text = replies
+        .iter()
+        .map(|r| verified_encrypted(&erin, r, &f.ml.cert))
+        .find(|t| t.contains("You are subscribed"))
+        .expect("the answer to my key");
+    assert!(
+        text.contains(&format!("It serves the list until {date}")),
+        "{text}"
+    );
+}
