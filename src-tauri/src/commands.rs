@@ -122,6 +122,36 @@ pub fn dashboard(app: State<'_, App>) -> Reply<Dashboard> {
         queued: u32::try_from(state("queued")).unwrap_or(0),
         sent: u32::try_from(state("sent")).unwrap_or(0),
         recent: log_lines(&list, 12)?,
+        list_key_alarm: list.list_key_alarm(),
+        expiring: list
+            .expiring_keys()?
+            .into_iter()
+            .map(|k| KeyNote {
+                detail: format!(
+                    "expires on {}{}",
+                    conclave_core::clock::iso_date(k.expires),
+                    if k.told {
+                        "; told how to extend it"
+                    } else {
+                        ""
+                    }
+                ),
+                address: k.address,
+                fingerprint: k.fingerprint,
+            })
+            .collect(),
+        not_receiving: list
+            .not_receiving()?
+            .into_iter()
+            .map(|n| KeyNote {
+                detail: match n.missed {
+                    0 => n.why,
+                    missed => format!("{}; missed {missed} posts", n.why),
+                },
+                address: n.address,
+                fingerprint: n.fingerprint,
+            })
+            .collect(),
     })
 }
 

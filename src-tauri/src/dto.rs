@@ -170,6 +170,25 @@ pub struct Dashboard {
     pub sent: u32,
     /// The latest log lines, newest first.
     pub recent: Vec<LogLine>,
+    /// The list key's alarm, when it expires within 30 days.
+    pub list_key_alarm: Option<String>,
+    /// Subscriber keys that expire within `key_warning_days`.
+    pub expiring: Vec<KeyNote>,
+    /// Subscribers whose keys cannot be used: they receive no posts.
+    pub not_receiving: Vec<KeyNote>,
+}
+
+/// A subscriber's key, as the dashboard names it.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct KeyNote {
+    /// The subscriber.
+    pub address: String,
+    /// Their key's fingerprint.
+    pub fingerprint: String,
+    /// When it expires and whether they were told; or why it cannot be
+    /// used and how many posts they missed.
+    pub detail: String,
 }
 
 /// One line of the activity log (never any content).
@@ -509,7 +528,8 @@ pub enum UiEvent {
     Requests,
     /// Something the owner should know that needs no answer (a
     /// subscriber's copies bounced up to the threshold, a subscriber's key
-    /// updated from the web, the keyserver's check of the list key done…).
+    /// updated from mail or the web, the key check, the keyserver's check
+    /// of the list key done…); it is in the log too.
     Notice {
         /// One line for the owner.
         message: String,

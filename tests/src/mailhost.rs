@@ -264,6 +264,21 @@ impl MailList {
         }
     }
 
+    /// A list made afresh on an emptied mail host, reading its mailbox
+    /// over IMAPS and sending through submission with STARTTLS.
+    pub fn connected(name: &str) -> MailList {
+        Mailhost::get().clear();
+        let ml = MailList::new(name);
+        ml.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
+        ml.server(
+            "smtp",
+            "MAILHOST_HOST",
+            "MAILHOST_SUBMISSION_PORT",
+            "starttls",
+        );
+        ml
+    }
+
     /// Points `prefix` (`imap` or `smtp`) at a mail host endpoint.
     pub fn server(&self, prefix: &str, host_key: &str, port_key: &str, security: &str) {
         let mh = Mailhost::get();

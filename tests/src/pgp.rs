@@ -286,3 +286,31 @@ pub fn copy_times(eml: &[u8], entity: &[u8]) -> (i64, i64, i64) {
     };
     (sig_time, date(&signed), date(eml))
 }
+
+/// A certificate's binary form (from armored or binary).
+pub fn dearmored_cert(cert: &[u8]) -> Vec<u8> {
+    use openpgp::serialize::SerializeInto;
+    parse_cert(cert)
+        .and_then(|c| c.to_vec().map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `cert` (armored) with the signature packets of `sigs` (armored)
+/// inserted: a revocation made beforehand, say. Armored.
+pub fn with_signatures(cert: &[u8], sigs: &[u8]) -> Vec<u8> {
+    use openpgp::serialize::SerializeInto;
+    let cert = parse_cert(cert).unwrap_or_else(|e| panic!("{e}"));
+    let mut packets = Vec::new();
+    let mut ppr = PacketParser::from_bytes(sigs).expect("signatures parse");
+    while let PacketParserResult::Some(pp) = ppr {
+        let (packet, next) = pp.recurse().expect("signatures parse");
+        if let Packet::Signature(_) = packet {
+            packets.push(packet);
+        }
+        ppr = next;
+    }
+    assert!(!packets.is_empty(), "no signature found");
+    let (cert, _) = cert.insert_packets(packets).expect("the signatures fit");
+    let armored = cert.armored().to_vec().expect("the key serialises");
+    armored
+}

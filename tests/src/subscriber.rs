@@ -242,6 +242,8 @@ pub struct Subscriber {
     js_key: JsKey,
     seq: AtomicU32,
     clock_ahead: AtomicI64,
+    /// When the key expires, in GnuPG's and RNP's notation (`never`, `10d`).
+    expire: String,
 }
 
 impl fmt::Debug for Subscriber {
@@ -303,6 +305,19 @@ impl Subscriber {
         user_id: &str,
         js_key: JsKey,
     ) -> Result<Subscriber, String> {
+        Self::try_new_as(engine, address, user_id, js_key, "never", 0)
+    }
+
+    /// [`Self::try_new`] with the key expiring `expire` after it is made,
+    /// `ahead` seconds from now (negative: in the past).
+    fn try_new_as(
+        engine: Engine,
+        address: &str,
+        user_id: &str,
+        js_key: JsKey,
+        expire: &str,
+        ahead: i64,
+    ) -> Result<Subscriber, String> {
         let prefix = format!("ctk-{}", &engine.name()[..1]);
         let dir = tempfile::Builder::new()
             .prefix(&prefix)
@@ -320,46 +335,177 @@ impl Subscriber {
             public_key: Vec::new(),
             js_key,
             seq: AtomicU32::new(0),
-            clock_ahead: AtomicI64::new(0),
+            clock_ahead: AtomicI64::new(ahead),
+            expire: expire.into(),
         };
         s.generate()?;
         Ok(s)
+    }
+
+    /// A subscriber of `engine` (GnuPG or RNP) whose key was made `days_ago`
+    /// days ago and expires `expire` after that (`10d`, GnuPG's and RNP's
+    /// notation): a key that expires soon, or one that has expired. GnuPG
+    /// makes it (RNP 0.16 cannot make a key in the past); an RNP subscriber
+    /// imports it.
+    pub fn made_ago(engine: Engine, address: &str, days_ago: u64, expire: &str) -> Subscriber {
+        assert!(
+            matches!(engine, Engine::Gpg | Engine::Rnp),
+            "only GnuPG and RNP can make a key in the past"
+        );
+        let s = Self::try_new_as(
+            engine,
+            address,
+            address,
+            JsKey::Cv25519,
+            expire,
+            -((days_ago * 86_400) as i64),
+        )
+        .unwrap_or_else(|e| panic!("cannot create {engine} subscriber {address}: {e}"));
+        s.clock_ahead.store(0, Ordering::Relaxed);
+        s
+    }
+
+    /// Moves the key's expiry (primary key and subkeys) to `expire` from
+    /// now (`2y`), as `gpg --quick-set-expire` does, and reads the key
+    /// again. RNP 0.16 cannot change an expiry: its key is extended by
+    /// GnuPG and imported back, as someone who moved between the two would.
+    pub fn extend_key(&mut self, expire: &str) {
+        let fpr = self.fingerprint.clone();
+        match self.engine {
+            Engine::Gpg => {
+                gpg_set_expiry(&|| self.gpg(), &fpr, expire)
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
+                self.public_key = run_checked(self.gpg().args(["--armor", "--export", &fpr]), None)
+                    .unwrap()
+                    .stdout;
+            }
+            Engine::Rnp => {
+                let gpg = self.side_gpg();
+                run_checked(gpg().arg("--import"), Some(&self.secret_key_armored())).unwrap();
+                gpg_set_expiry(&gpg, &fpr, expire)
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot extend the key: {e}"));
+                let (public, secret) = self.side_gpg_export(&fpr);
+                self.rnp_import(&secret)
+                    .unwrap_or_else(|e| panic!("{self:?}: cannot import the extended key: {e}"));
+                self.public_key = public;
+            }
+            _ => panic!("extend_key is for GnuPG and RNP"),
+        }
+        std::fs::write(self.public_key_file(), &self.public_key).unwrap();
+    }
+
+    /// The key with the revocation GnuPG made for it when it made the key
+    /// (`openpgp-revocs.d/FPR.rev`), armored. The keyring is left alone:
+    /// the key still signs.
+    pub fn revoked_public_key(&self) -> Vec<u8> {
+        assert_eq!(self.engine, Engine::Gpg, "revocations are GnuPG's here");
+        let rev = std::fs::read_to_string(
+            self.home()
+                .join("openpgp-revocs.d")
+                .join(format!("{}.rev", self.fingerprint)),
+        )
+        .unwrap();
+        // GnuPG writes the armor with a leading colon, so that it is not
+        // imported by mistake.
+        let rev = rev.replace(
+            ":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----",
+        );
+        pgp::with_signatures(&self.public_key, rev.as_bytes())
+    }
+
+    /// A GnuPG of this subscriber's own beside their engine (RNP 0.16
+    /// cannot make keys in the past nor change an expiry; someone who uses
+    /// both moves keys between them).
+    fn side_gpg(&self) -> impl Fn() -> Command {
+        let home = self.dir.path().join("side-gpg");
+        std::fs::create_dir_all(&home).unwrap();
+        set_mode_700(&home);
+        let ahead = self.clock_ahead.load(Ordering::Relaxed);
+        move || gpg_in(&home, ahead)
+    }
+
+    /// The public and secret key `fpr` of [`Self::side_gpg`], armored;
+    /// its agent is stopped.
+    fn side_gpg_export(&self, fpr: &str) -> (Vec<u8>, Vec<u8>) {
+        let gpg = self.side_gpg();
+        let public = run_checked(gpg().args(["--armor", "--export", fpr]), None)
+            .unwrap()
+            .stdout;
+        let secret = run_checked(gpg().args(["--armor", "--export-secret-keys", fpr]), None)
+            .unwrap()
+            .stdout;
+        let _ = run(
+            Command::new("gpgconf")
+                .arg("--homedir")
+                .arg(self.dir.path().join("side-gpg"))
+                .args(["--kill", "all"]),
+            None,
+        );
+        (public, secret)
+    }
+
+    /// An `Autocrypt:` header value carrying `key` (armored) for this
+    /// subscriber's address, folded as mail clients fold it.
+    pub fn autocrypt_header(&self, key: &[u8]) -> String {
+        use base64::Engine as _;
+        let binary = pgp::dearmored_cert(key);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(binary);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "addr={}; prefer-encrypt=mutual; keydata=\r\n {}",
+            self.address,
+            lines.join("\r\n ")
+        )
     }
 
     fn generate(&mut self) -> Result<(), String> {
         let uid = self.user_id.clone();
         let public = match self.engine {
             Engine::Gpg => {
-                run_checked(
-                    self.gpg().args([
-                        "--quick-gen-key",
-                        &uid,
-                        "future-default",
-                        "default",
-                        "never",
-                    ]),
-                    None,
-                )?;
+                gpg_generate(&|| self.gpg(), &uid, &self.expire)?;
                 run_checked(self.gpg().args(["--armor", "--export"]), None)?.stdout
+            }
+            Engine::Rnp if self.clock_ahead.load(Ordering::Relaxed) != 0 => {
+                // Made by GnuPG in the past, then imported.
+                let gpg = self.side_gpg();
+                gpg_generate(&gpg, &uid, &self.expire)?;
+                let listing = run_checked(gpg().args(["--with-colons", "--list-keys"]), None)?;
+                let fpr = String::from_utf8_lossy(&listing.stdout)
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("fpr:")
+                            .map(|r| r.trim_matches(':').to_string())
+                    })
+                    .ok_or("gpg made no key")?;
+                let (public, secret) = self.side_gpg_export(&fpr);
+                self.rnp_import(&secret)?;
+                public
             }
             Engine::Rnp => {
                 // rnpkeys --expert asks for the algorithm on stdin;
                 // "22" = EdDSA + X25519.
+                let mut c = Command::new("rnpkeys");
                 run_checked(
-                    Command::new("rnpkeys")
-                        .arg("--homedir")
-                        .arg(self.home())
-                        .args([
-                            "--generate-key",
-                            "--expert",
-                            "--userid",
-                            &uid,
-                            "--password",
-                            "",
-                            "--expiration",
-                            "0",
-                            "--notty",
-                        ]),
+                    c.arg("--homedir").arg(self.home()).args([
+                        "--generate-key",
+                        "--expert",
+                        "--userid",
+                        &uid,
+                        "--password",
+                        "",
+                        "--expiration",
+                        if self.expire == "never" {
+                            "0"
+                        } else {
+                            &self.expire
+                        },
+                        "--notty",
+                    ]),
                     Some(b"22\n"),
                 )?;
                 run_checked(
@@ -514,20 +660,7 @@ impl Subscriber {
     }
 
     fn gpg(&self) -> Command {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", self.home())
-            .arg("--homedir")
-            .arg(self.home())
-            .args(GPG_COMMON);
-        let ahead = self.clock_ahead.load(Ordering::Relaxed);
-        if ahead != 0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            c.arg("--faked-system-time").arg((now + ahead).to_string());
-        }
-        c
+        gpg_in(&self.home(), self.clock_ahead.load(Ordering::Relaxed))
     }
 
     /// Certifies the key `fingerprint` (imported before) with this
@@ -579,17 +712,7 @@ impl Subscriber {
             Engine::Gpg => {
                 run_checked(self.gpg().arg("--import"), Some(armored))?;
             }
-            Engine::Rnp => {
-                let f = self.write_scratch("asc", armored)?;
-                run_checked(
-                    Command::new("rnpkeys")
-                        .arg("--homedir")
-                        .arg(self.home())
-                        .args(["--import", "--notty"])
-                        .arg(&f),
-                    None,
-                )?;
-            }
+            Engine::Rnp => self.rnp_import(armored)?,
             Engine::Sq | Engine::OpenPgpJs => {
                 let d = self.dir.path().join("certs");
                 std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
@@ -597,6 +720,20 @@ impl Subscriber {
             }
         }
         Ok(())
+    }
+
+    /// Imports keys (public or secret, armored) into the RNP keyring.
+    fn rnp_import(&self, armored: &[u8]) -> Result<(), String> {
+        let f = self.write_scratch("asc", armored)?;
+        run_checked(
+            Command::new("rnpkeys")
+                .arg("--homedir")
+                .arg(self.home())
+                .args(["--import", "--notty"])
+                .arg(&f),
+            None,
+        )
+        .map(|_| ())
     }
 
     /// Path of an imported cert file for sq (importing it first).
@@ -1057,6 +1194,23 @@ impl Subscriber {
         }
         pgp::signature_issued_by(sig_armored, signer_cert_armored)
     }
+
+    /// A message signed by the list and not encrypted (a reply to someone
+    /// the list has no key for, a notice to a key it cannot use), as it
+    /// sits in the mailbox: its signed part, after this engine checked the
+    /// list's signature. Panics when it does not verify.
+    pub fn verify_signed_mail(&self, eml: &[u8], list_cert: &[u8]) -> Vec<u8> {
+        let start = eml
+            .windows(13)
+            .position(|w| w == b"Content-Type:")
+            .expect("a Content-Type");
+        // The mailbox stores lines ending in LF; a client reads them as CRLF.
+        let entity = mime::to_crlf(&eml[start..]);
+        let (signed, sig) = mime::split_multipart_signed(&entity).expect("multipart/signed");
+        self.verify_detached(&signed, &sig, list_cert)
+            .unwrap_or_else(|e| panic!("{self:?}: the list's signature: {e}"));
+        signed
+    }
 }
 
 impl Drop for Subscriber {
@@ -1073,6 +1227,43 @@ impl Drop for Subscriber {
             );
         }
     }
+}
+
+/// `gpg` with its home in `home`, its clock `ahead` seconds ahead of the
+/// real one (none when 0), unattended.
+fn gpg_in(home: &Path, ahead: i64) -> Command {
+    let mut c = Command::new("gpg");
+    c.env("GNUPGHOME", home)
+        .arg("--homedir")
+        .arg(home)
+        .args(GPG_COMMON);
+    if ahead != 0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        c.arg("--faked-system-time").arg((now + ahead).to_string());
+    }
+    c
+}
+
+/// `gpg --quick-gen-key UID future-default default EXPIRE` (Ed25519 and
+/// X25519) with the GnuPG `gpg` gives.
+fn gpg_generate(gpg: &dyn Fn() -> Command, uid: &str, expire: &str) -> Result<(), String> {
+    run_checked(
+        gpg().args(["--quick-gen-key", uid, "future-default", "default", expire]),
+        None,
+    )
+    .map(|_| ())
+}
+
+/// Moves the expiry of the key `fpr` and of its subkeys to `expire` from
+/// now, as the list's notices tell subscribers to.
+fn gpg_set_expiry(gpg: &dyn Fn() -> Command, fpr: &str, expire: &str) -> Result<(), String> {
+    for args in [vec![fpr, expire], vec![fpr, expire, "*"]] {
+        run_checked(gpg().arg("--quick-set-expire").args(args), None)?;
+    }
+    Ok(())
 }
 
 fn set_mode_700(p: &Path) {

@@ -372,8 +372,8 @@ fn a_refusal_at_submission_counts() {
     assert!(run.status.success(), "{out}\n{err}");
     assert!(out.contains("distributed to 4"), "{out}");
     assert!(
-        err.contains("conclave: unknown@example.test: copies bounced (score 1 of 1)"),
-        "{err}"
+        out.contains("notice: unknown@example.test: copies bounced (score 1 of 1)"),
+        "{out}"
     );
     let line = f.health("unknown@example.test");
     assert!(line.contains("bounce score 1"), "{line}");

@@ -211,6 +211,49 @@ fn open_prepared(f: &conclave_tests::MailList) -> Gui {
     gui
 }
 
+/// The dashboard names the subscriber keys that expire soon (made
+/// yesterday for ten days) and the subscribers who receive no posts (a key
+/// that expired since they joined).
+#[test]
+fn the_dashboard_names_keys_that_expire_soon_and_who_receives_nothing() {
+    use conclave_tests::{Engine, Subscriber};
+    let _guard = Gui::lock();
+    let f = garden_club();
+    let erin = Subscriber::made_ago(Engine::Gpg, "alice+erin@example.test", 1, "10d");
+    f.list.add_subscriber(&erin);
+    let dave = Subscriber::made_ago(Engine::Gpg, "bob+dave@example.test", 20, "10d");
+    let fifteen_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 15 * 86_400;
+    let mut list = conclave_core::List::open(
+        f.list.home.path(),
+        std::sync::Arc::new(conclave_core::ManualClock::at_unix(fifteen_days_ago)),
+    )
+    .unwrap();
+    list.add_subscriber(dave.address(), &dave.public_key_armored())
+        .unwrap();
+    drop(list);
+    let gui = open_prepared(&f);
+    gui.wait("#keys-expiring", 30);
+    let expiring = gui.text("#keys-expiring");
+    assert!(
+        expiring.contains("1 subscriber key expires soon")
+            && expiring.contains("alice+erin@example.test"),
+        "{expiring}"
+    );
+    let silent = gui.text("#keys-not-receiving");
+    assert!(
+        silent.contains("1 subscriber receives no posts")
+            && silent.contains("bob+dave@example.test")
+            && silent.contains("expired"),
+        "{silent}"
+    );
+    assert!(gui.find("#list-key-alarm").is_none());
+    gui.screenshot("11-dashboard-keys");
+}
+
 /// An unsigned post to a signed-only list waits under Moderation; the owner
 /// reads it, approves it, and alice's GnuPG decrypts her copy.
 #[test]

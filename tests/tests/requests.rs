@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use conclave_core::{List, ManualClock, Password};
-use conclave_tests::mime::{header, split_multipart_signed, text_plain_entity, with_key_attached};
+use conclave_tests::mime::{header, text_plain_entity, with_key_attached};
 use conclave_tests::{wait_until, Conclave, Engine, JsKey, MailList, Mailhost, Post, Subscriber};
 
 const LIST: &str = "list@example.test";
@@ -34,15 +34,7 @@ struct Fixture {
 /// joining by `policy`.
 fn fixture(policy: &str) -> Fixture {
     let guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
-    Mailhost::get().clear();
-    let ml = MailList::new("Garden Club");
-    ml.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
-    ml.server(
-        "smtp",
-        "MAILHOST_HOST",
-        "MAILHOST_SUBMISSION_PORT",
-        "starttls",
-    );
+    let ml = MailList::connected("Garden Club");
     ml.list.config_set("subscription_policy", policy);
     Fixture {
         ml,
@@ -204,12 +196,7 @@ fn token(text: &str) -> String {
 /// A reply signed by the list and not encrypted: its signed part, after
 /// checking the list signature with `reader`'s engine.
 fn verified_plain(reader: &Subscriber, eml: &[u8], list_cert: &[u8]) -> String {
-    let start = eml.windows(13).position(|w| w == b"Content-Type:").unwrap();
-    // The mailbox stores lines ending in LF; a client reads them as CRLF.
-    let entity = conclave_tests::mime::to_crlf(&eml[start..]);
-    let (signed, sig) = split_multipart_signed(&entity).unwrap();
-    reader.verify_detached(&signed, &sig, list_cert).unwrap();
-    String::from_utf8_lossy(&signed).into_owned()
+    String::from_utf8_lossy(&reader.verify_signed_mail(eml, list_cert)).into_owned()
 }
 
 #[test]

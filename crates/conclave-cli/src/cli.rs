@@ -257,6 +257,11 @@ pub enum SubscriberCmd {
         /// Their address.
         address: String,
     },
+    /// Check every subscriber's key now (the relay does it once a day): who is told their key expires soon, who receives nothing.
+    #[command(
+        after_help = "Prints one line per key that expires within key_warning_days or cannot be used, and the list key's alarm.\n\nExample:\n  conclave --home DIR --passphrase-file pw subscriber check-keys"
+    )]
+    CheckKeys,
     /// Remove a subscriber.
     #[command(after_help = "Example:\n  conclave --home DIR subscriber remove alice@example.org")]
     Remove {

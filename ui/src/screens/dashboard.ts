@@ -1,10 +1,28 @@
-// The dashboard screen: the relay's state, the counts, and the last activity.
+// The dashboard screen: the relay's state, the list key's alarm, the counts,
+// the subscribers' keys that expire soon or cannot be used, and the last
+// activity.
 
 import { api } from "../api";
 import { h, mount } from "../dom";
 import { follow, live } from "../events";
 import { content, render, state } from "../state";
+import type { KeyNote } from "../bindings/KeyNote";
 import { logTable } from "./activity";
+
+/** A section naming subscribers' keys, or nothing when there are none. */
+function keySection(id: string, notes: KeyNote[], one: string, many: string): HTMLElement | null {
+  if (notes.length === 0) return null;
+  return h(
+    "section",
+    { id, class: "keys" },
+    h("h3", {}, notes.length === 1 ? one : many.replace("N", String(notes.length))),
+    h(
+      "ul",
+      {},
+      ...notes.map((n) => h("li", { title: n.fingerprint }, h("strong", {}, n.address), ` — ${n.detail}`)),
+    ),
+  );
+}
 
 export async function dashboard(): Promise<void> {
   const d = await api.dashboard();
@@ -25,6 +43,7 @@ export async function dashboard(): Promise<void> {
       live.connection,
     ),
     live.lastError ? h("p", { class: "error" }, live.lastError) : null,
+    d.list_key_alarm ? h("p", { class: "error", id: "list-key-alarm" }, d.list_key_alarm) : null,
     !status.running
       ? h("button", { id: "relay-start", onclick: async () => { await api.relayStart(); void render(); } }, "Start the relay")
       : null,
@@ -45,6 +64,8 @@ export async function dashboard(): Promise<void> {
       tile("count-queued", d.queued, "copies queued"),
       tile("count-sent", d.sent, "copies sent"),
     ),
+    keySection("keys-expiring", d.expiring, "1 subscriber key expires soon", "N subscriber keys expire soon"),
+    keySection("keys-not-receiving", d.not_receiving, "1 subscriber receives no posts", "N subscribers receive no posts"),
     h("h3", {}, "Last activity"),
     logTable(d.recent),
   );

@@ -8,7 +8,7 @@ use anyhow::Result;
 use conclave_core::events::{DeliveryReport, IntakeReport};
 use conclave_core::relay::delivery::send_outbox;
 use conclave_core::relay::intake::poll_mailbox;
-use conclave_core::relay::Engine;
+use conclave_core::relay::{key_check, Engine};
 use conclave_core::{Event, List};
 
 use super::common::open_unlocked;
@@ -18,6 +18,9 @@ use crate::inert::one_line;
 /// Runs the relay with the list key usable.
 pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
     let list = open_unlocked(cli)?;
+    if let Some(alarm) = list.list_key_alarm() {
+        eprintln!("conclave: warning: {}", one_line(&alarm));
+    }
     if once {
         run_once(list, out)
     } else {
@@ -27,21 +30,40 @@ pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
 
 /// One pass over the mailbox and the outbox.
 fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
-    // What the owner must know (a subscriber's copies bouncing up to the
-    // threshold, say) goes to stderr, as `run` prints it.
-    list.set_event_sink(Some(Arc::new(|e: &Event| {
+    // What the owner should know (a subscriber's key updated from mail,
+    // the key check, copies bouncing up to the threshold) is printed after
+    // the lines of the step that raised it.
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = notices.clone();
+    list.set_event_sink(Some(Arc::new(move |e: &Event| {
         if let Event::Notice { message } = e {
-            eprintln!("conclave: {}", one_line(message));
+            if let Ok(mut n) = sink.lock() {
+                n.push(message.clone());
+            }
         }
     })));
     let list = Mutex::new(list);
     // The intake's lines as soon as the posts are in the outbox, then the
     // delivery's.
-    for l in intake_lines(&poll_mailbox(&list)?) {
+    let intake = poll_mailbox(&list)?;
+    key_check(&list)?;
+    for l in intake_lines(&intake) {
         writeln!(out, "{l}")?;
     }
+    let said = |out: &mut dyn Write| -> Result<()> {
+        let taken = notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default();
+        for n in taken {
+            writeln!(out, "notice: {}", one_line(&n))?;
+        }
+        Ok(())
+    };
+    said(out)?;
     out.flush()?;
     writeln!(out, "{}", delivery_line(&send_outbox(&list)?))?;
+    said(out)?;
     // A keyserver's verification link that came in the mail is opened.
     let said = std::cell::RefCell::new(Vec::new());
     conclave_core::relay::keys::open_verification_links(&list, &|l| {

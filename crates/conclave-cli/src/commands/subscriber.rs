@@ -4,12 +4,15 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::common::open;
+use super::common::{open, open_unlocked};
 use crate::cli::{Cli, SubscriberCmd};
 
 /// Runs a `subscriber` subcommand.
 pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<()> {
-    let mut list = open(cli)?;
+    let mut list = match cmd {
+        SubscriberCmd::CheckKeys => return check_keys(cli, out),
+        _ => open(cli)?,
+    };
     match cmd {
         SubscriberCmd::Add {
             address,
@@ -43,16 +46,36 @@ pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<
             }
         }
         SubscriberCmd::List => {
+            let expiring = list.expiring_keys()?;
+            let not_receiving = list.not_receiving()?;
             for s in list.subscribers()? {
-                let health = health(&s.delivery);
-                match s.warning {
-                    Some(w) => writeln!(
-                        out,
-                        "{} {} (warning: {w}) delivery: {health}",
-                        s.address, s.fingerprint
-                    )?,
-                    None => writeln!(out, "{} {} delivery: {health}", s.address, s.fingerprint)?,
+                let mut line = format!("{} {}", s.address, s.fingerprint);
+                if let Some(w) = &s.warning {
+                    line.push_str(&format!(" (warning: {w})"));
                 }
+                line.push_str(&format!(" delivery: {}", health(&s.delivery)));
+                if let Some(n) = not_receiving.iter().find(|n| n.address == s.address) {
+                    line.push_str(" [not receiving");
+                    if let Some(since) = n.since {
+                        line.push_str(&format!(
+                            ": missed {} posts since {}",
+                            n.missed,
+                            conclave_core::clock::iso_date(super::common::unix(since))
+                        ));
+                    }
+                    line.push(']');
+                } else if let Some(k) = expiring.iter().find(|k| k.address == s.address) {
+                    line.push_str(&format!(
+                        " [expires soon: {}{}]",
+                        conclave_core::clock::iso_date(k.expires),
+                        if k.told {
+                            "; told how to extend it"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                writeln!(out, "{line}")?;
             }
         }
         SubscriberCmd::Enable { address } => {
@@ -63,6 +86,7 @@ pub fn dispatch(cli: &Cli, cmd: &SubscriberCmd, out: &mut impl Write) -> Result<
                 address.trim().to_ascii_lowercase()
             )?;
         }
+        SubscriberCmd::CheckKeys => {}
         SubscriberCmd::Remove { address } => {
             let dropped = list.remove_subscriber(address)?;
             match dropped {
@@ -96,4 +120,26 @@ fn health(h: &conclave_core::store::DeliveryHealth) -> String {
         ));
     }
     out.trim_end().to_string()
+}
+
+/// `subscriber check-keys`: the key check, now.
+fn check_keys(cli: &Cli, out: &mut impl Write) -> Result<()> {
+    // The notices are signed with the list key.
+    let mut list = open_unlocked(cli)?;
+    let check = list.check_keys()?;
+    let lines = check.lines();
+    if lines.is_empty() {
+        writeln!(out, "every key serves; none expires soon")?;
+    }
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    if !check.told.is_empty() {
+        writeln!(
+            out,
+            "{} notices queued; `conclave run --once` sends them",
+            check.told.len()
+        )?;
+    }
+    Ok(())
 }

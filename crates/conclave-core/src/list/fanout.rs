@@ -323,7 +323,7 @@ impl List {
                 for (m, r) in group.iter().zip(results) {
                     match r {
                         Ok(c) => copies.push(c),
-                        Err(e) => skipped.push(format!("{}: {e}", m.address)),
+                        Err(e) => skipped.push((m.address.to_owned(), e.to_string())),
                     }
                 }
                 queued += store.queue_copies_unlocked(post_id, &body.seipd, &copies, ts)?;
@@ -333,9 +333,34 @@ impl List {
             }
             Ok(())
         })?;
-        for s in skipped {
-            self.store
-                .audit(ts, Some(post_id), "not-sent", &format!("no copy for {s}"))?;
+        for (address, why) in &skipped {
+            self.store.audit(
+                ts,
+                Some(post_id),
+                "not-sent",
+                &format!("no copy for {address}: {why}"),
+            )?;
+        }
+        // Who has no usable key is told so instead (not again when the
+        // copies are only signed anew).
+        if replacing.is_none() {
+            for (address, _) in skipped {
+                let Some(m) = members.iter().find(|m| m.address == address) else {
+                    continue;
+                };
+                if certs::encryption_keys(m.cert, now).is_ok() {
+                    continue;
+                }
+                let why = certs::refusal(m.cert, "", now);
+                if let Err(e) = self.missed_post(post_id, &address, m.cert, &why) {
+                    self.store.audit(
+                        ts,
+                        Some(post_id),
+                        "not-answered",
+                        &format!("{address} was not told they missed the post: {e}"),
+                    )?;
+                }
+            }
         }
         for s in stopped
             .iter()

@@ -171,6 +171,9 @@ impl List {
         let fpr = cert.fingerprint().to_hex();
         self.store
             .put_subscriber(address, &fpr, &certs::binary(cert)?, self.clock.unix())?;
+        if certs::encryption_keys(cert, self.clock.now()).is_ok() {
+            self.store.clear_missed_posts(address)?;
+        }
         self.store
             .audit(self.clock.unix(), None, "subscriber", audit)?;
         self.members = None;

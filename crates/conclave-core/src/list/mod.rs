@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod invite;
 pub mod judge;
 pub mod key;
+mod lifecycle;
 mod members;
 mod moderation;
 mod open;
@@ -48,6 +49,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub use crate::events::Outcome;
+pub use lifecycle::{usable_until, ExpiringKey, KeyCheck, NotReceiving, LIST_KEY_ALARM_DAYS};
 pub(crate) use members::{subscriber_info, Member, Members};
 pub(crate) use open::Parsed;
 pub use policy::{Action, Policy, SignatureMode};

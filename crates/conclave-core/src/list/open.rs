@@ -34,6 +34,10 @@ pub(crate) struct Opened {
     pub(crate) digest: String,
     /// The sender's signed content, for the replay cache.
     pub(crate) replay_digest: Option<String>,
+    /// Newer copies of the sender's own key it carried (same fingerprint).
+    pub(crate) offered: Vec<super::lifecycle::OfferedCopy>,
+    /// Whether it verified as signed by the sender's own key.
+    pub(crate) sender_verified: bool,
 }
 
 /// A message decrypted (when it was encrypted) and every signature in it
@@ -151,7 +155,7 @@ impl List {
         let certs = members.certs();
         let now = self.clock.now();
 
-        let unsealed = match self.unseal(raw, &incoming, certs, limit)? {
+        let (unsealed, offered) = match self.unseal_from(raw, &incoming, certs, limit)? {
             Ok(u) => u,
             Err(why) => {
                 facts.undecryptable = Some(why);
@@ -226,6 +230,7 @@ impl List {
             };
         }
         let digest = crate::hex::sha256_hex(raw);
+        let sender_verified = !facts.replay_by_content;
         Ok((
             facts,
             Some(Box::new(Opened {
@@ -238,7 +243,9 @@ impl List {
                 author: None,
                 cleartext_signed,
                 digest,
+                sender_verified,
                 replay_digest,
+                offered,
             })),
         ))
     }

@@ -148,6 +148,11 @@ impl List {
     /// the log line and the event.
     pub(crate) fn conclude(&mut self, post_id: i64, judged: Judged) -> Result<Outcome> {
         let Judged { verdict, post } = judged;
+        // A newer copy of the sender's own key is taken before the copies
+        // are made, so they go to the key as it now is.
+        if let Some(p) = post.as_ref().filter(|p| !p.offered.is_empty()) {
+            self.take_offered_copies(post_id, &p.from, &p.offered, p.sender_verified)?;
+        }
         if verdict.passed_replay_check() {
             if let Some(digest) = post.as_ref().and_then(|p| p.replay_digest.as_deref()) {
                 self.store

@@ -154,7 +154,7 @@ impl List {
                 "answered {} ({}): {logged}",
                 reply.to,
                 if plain {
-                    "signed, not encrypted: the list has no key for that address"
+                    "signed, not encrypted: the list has no key it can encrypt to for that address"
                 } else {
                     "encrypted to their key"
                 }

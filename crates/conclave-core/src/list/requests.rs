@@ -31,6 +31,7 @@ use crate::store::{NewRequest, PostState, RequestKind, RequestState, StoredReque
 
 use super::classify::{Addresses, Kind};
 use super::commands::{self, Command};
+use super::lifecycle::OfferedCopy;
 use super::open::Unsealed;
 use super::policy::Policy;
 use super::reply::Reply;
@@ -147,7 +148,7 @@ fn new_token() -> (String, String) {
 }
 
 /// Every key in `bytes` (one armored block or several), parsed.
-fn keys_in(bytes: &[u8]) -> Vec<Cert> {
+pub(super) fn keys_in(bytes: &[u8]) -> Vec<Cert> {
     use sequoia_openpgp::cert::CertParser;
     use sequoia_openpgp::parse::Parse;
     const BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
@@ -179,7 +180,7 @@ fn keys_in(bytes: &[u8]) -> Vec<Cert> {
 }
 
 /// The key in an `Autocrypt:` header value (`keydata=` base64).
-fn autocrypt_key(value: &str) -> Option<Cert> {
+pub(super) fn autocrypt_key(value: &str) -> Option<Cert> {
     use base64::Engine as _;
     let keydata = value
         .split(';')
@@ -264,6 +265,7 @@ impl List {
             Ok(asked) => asked,
             Err(why) => return Ok(format!("not answered: {why}")),
         };
+        self.take_senders_copies(&asked)?;
         let command = if kind == Kind::Key {
             Some(Command::ListKey)
         } else {
@@ -316,8 +318,8 @@ impl List {
             &joined
         };
         let policy = Policy::load(&self.store)?;
-        let unsealed = match self.unseal(raw, incoming, known, policy.plaintext_limit())? {
-            Ok(u) => u,
+        let unsealed = match self.unseal_from(raw, incoming, known, policy.plaintext_limit())? {
+            Ok((u, _)) => u,
             Err(why) => return Ok(Err(format!("cannot read it: {why}"))),
         };
         let Unsealed {
@@ -394,6 +396,29 @@ impl List {
             offered,
             message_id,
         }))
+    }
+
+    /// Takes the newer copies of a subscriber's own key a request carried
+    /// (attached, or in its Autocrypt header), whatever it asks: when it
+    /// is signed by that key, or, a revocation, in any case.
+    fn take_senders_copies(&mut self, asked: &Asked) -> Result<()> {
+        let Some((fpr, _)) = self.store.subscriber(&asked.from)? else {
+            return Ok(());
+        };
+        let copies: Vec<OfferedCopy> = asked
+            .offered
+            .iter()
+            .filter(|c| c.fingerprint().to_hex() == fpr)
+            .map(|cert| OfferedCopy {
+                cert: cert.clone(),
+                source: "a key sent with a request",
+            })
+            .collect();
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let verified = asked.signed_by(&fpr).is_some();
+        self.take_offered_copies(asked.post_id, &asked.from, &copies, verified)
     }
 
     /// Checks a command that only a subscriber may give: encrypted, signed
@@ -588,8 +613,15 @@ impl List {
         };
         self.remember(asked, &signed)?;
         let name = self.name()?;
+        let expiry = match super::lifecycle::usable_until(&cert, self.now()) {
+            Some(t) => format!(
+                "It serves the list until {}; extend it before then and send it to the list (a post does, or a message with the key attached to this address).\r\n",
+                crate::clock::iso_date(t)
+            ),
+            None => String::new(),
+        };
         let text = format!(
-            "You are subscribed to {name} as {} with the key\r\n\r\n    {}\r\n",
+            "You are subscribed to {name} as {} with the key\r\n\r\n    {}\r\n\r\n{expiry}",
             asked.from,
             crate::hex::grouped(&cert.fingerprint().to_hex())
         );

@@ -126,6 +126,8 @@ pub const SETTINGS: &[Setting] = &[
     s("key_change_policy", "confirm", "a subscriber's key change signed by their old key: confirm (takes effect once the new key's holder answers) or confirm+moderate (then the owner approves)", Group::Requests, Kind::OneOf(&["confirm", "confirm+moderate"])),
     s("key_signing", "subscribers", "subscribers: a subscriber's certification of the list key (key sign) is added to the key the list publishes; off: never", Group::Requests, Kind::OneOf(&["subscribers", "off"])),
     s("notify_senders", "subscribers", "subscribers: a subscriber whose post is held or rejected is told why, encrypted to their key; off: nobody is", Group::Requests, Kind::OneOf(&["subscribers", "off"])),
+    s("key_warning_days", "14", "days before a subscriber's key expires that they are told, once per key and date, encrypted to that key, how to extend it (0: never)", Group::Requests, Kind::Number { min: 0, max: 365 }),
+    s("missed_post_notice", "on", "on: a subscriber whose key cannot be used (expired, revoked, no encryption subkey) gets, instead of a post, a notice signed by the list saying why, at most once a day; off: they are not told", Group::Requests, Kind::OneOf(&["on", "off"])),
     s("request_token_days", "7", "days a confirmation token sent by the list stays valid", Group::Requests, Kind::Number { min: 1, max: 365 }),
     s("request_reply_limit", "20", "the most automatic replies the list sends one address in an hour", Group::Requests, Kind::Number { min: 1, max: 10_000 }),
     s("smtp.rate_per_minute", "0", "the most copies submitted per minute (0: no limit)", Group::Delivery, Kind::Number { min: 0, max: u32::MAX as u64 }),

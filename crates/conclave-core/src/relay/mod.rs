@@ -19,12 +19,13 @@ pub use keys::{refresh_keys, RefreshReport};
 pub use servers::{CertReport, PasswordSource};
 
 use crate::error::Result;
-use crate::events::{DeliveryReport, IntakeReport};
-use crate::list::List;
+use crate::events::{DeliveryReport, Event, IntakeReport};
+use crate::list::{KeyCheck, List};
 
 /// `run --once`: one pass over the mailbox, then the outbox.
 pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
     let intake = intake::poll_mailbox(list)?;
+    key_check(list)?;
     let delivery = delivery::send_outbox(list)?;
     // The list key's address check at a keyserver, when its mail came in.
     keys::open_verification_links(list, &|message| {
@@ -33,6 +34,28 @@ pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
         })
     })?;
     Ok((intake, delivery))
+}
+
+/// The daily key check, when it is due ([`List::check_keys_if_due`]):
+/// after the intake, so its notices go out with the pass's copies. What it
+/// found reaches the front ends as [`Event::Notice`]s.
+pub fn key_check(list: &Mutex<List>) -> Result<Option<KeyCheck>> {
+    let signs = {
+        let l = lock(list);
+        l.key_check_due()? && l.key_check_signs()?
+    };
+    // A notice is signed through the card: its PIN is asked first, without
+    // holding the list.
+    if signs {
+        ask_pin_ahead(list);
+    }
+    with(list, |l| {
+        let check = l.check_keys_if_due()?;
+        for line in check.iter().flat_map(KeyCheck::lines) {
+            l.emit(&Event::Notice { message: line });
+        }
+        Ok(check)
+    })
 }
 
 /// The list, locked; a lock poisoned by a panic elsewhere is taken anyway

@@ -12,9 +12,11 @@ use crate::error::{Result, StoreContext};
 
 mod bounces;
 mod keynet;
+mod lifecycle;
 mod requests;
 pub use bounces::{BounceLogEntry, DeliveryHealth, NewBounce, SentCopy};
 pub use keynet::KeyPublish;
+pub use lifecycle::MissedNotice;
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
 
 /// The numbered migrations, in order. Never edit one that has shipped.
@@ -53,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0009_message_ids.sql"),
     ),
     ("0010_bounces", include_str!("migrations/0010_bounces.sql")),
+    (
+        "0011_key_notices",
+        include_str!("migrations/0011_key_notices.sql"),
+    ),
     (
         "0012_key_network",
         include_str!("migrations/0012_key_network.sql"),
