@@ -9,11 +9,15 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 
     /// The current time in whole seconds since the Unix epoch.
     fn unix(&self) -> i64 {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
+        unix(self.now())
     }
+}
+
+/// `t` in whole seconds since the Unix epoch (0 before it).
+pub fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// The system's clock.

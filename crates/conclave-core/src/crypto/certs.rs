@@ -259,3 +259,97 @@ pub fn autocrypt_keydata(cert: &Cert, address: &str, now: SystemTime) -> Result<
     };
     binary(&minimal)
 }
+
+/// What a fan-out needs of a subscriber's key, derived from the
+/// certificate once, when the key is stored, so that a post to many
+/// subscribers neither parses nor holds their certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The public encryption subkeys to use, as OpenPGP public subkey
+    /// packets (empty: the key cannot be encrypted to).
+    pub keys: Vec<u8>,
+    /// Whether the key asks for SEIPDv2.
+    pub seipd_v2: bool,
+    /// From when this choice holds (Unix seconds): when it was derived.
+    pub usable_from: i64,
+    /// Until when it holds: the first expiry among the certificate and the
+    /// chosen subkeys (None: no end).
+    pub usable_until: Option<i64>,
+}
+
+impl Recipient {
+    /// Whether the choice still holds at `now`.
+    pub fn holds_at(&self, now: i64) -> bool {
+        now >= self.usable_from && self.usable_until.is_none_or(|until| now < until)
+    }
+}
+
+/// Derives what a fan-out needs of `cert` at `now`.
+pub fn recipient(cert: &Cert, now: SystemTime) -> Result<Recipient> {
+    use openpgp::serialize::Marshal;
+    let keys = encryption_keys(cert, now).unwrap_or_default();
+    let unix = crate::clock::unix;
+    let mut until: Option<SystemTime> = None;
+    let mut earliest = |t: Option<SystemTime>| {
+        if let Some(t) = t {
+            until = Some(until.map_or(t, |u| u.min(t)));
+        }
+    };
+    let mut out = Vec::with_capacity(keys.len() * 64);
+    if !keys.is_empty() {
+        if let Ok(vc) = cert.with_policy(policy(), now) {
+            earliest(vc.primary_key().key_expiration_time());
+            for ka in vc.keys().for_transport_encryption() {
+                if keys
+                    .iter()
+                    .any(|k| k.fingerprint() == ka.key().fingerprint())
+                {
+                    earliest(ka.key_expiration_time());
+                }
+            }
+        }
+        for key in &keys {
+            let packet = openpgp::Packet::PublicSubkey(key.clone().role_into_subordinate());
+            packet
+                .serialize(&mut out)
+                .map_err(|e| Error::crypto("keep a subscriber's encryption keys", e))?;
+        }
+    }
+    Ok(Recipient {
+        keys: out,
+        seipd_v2: wants_seipd_v2(cert, now),
+        usable_from: unix(now),
+        usable_until: until.map(unix),
+    })
+}
+
+/// The encryption keys kept in a [`Recipient`].
+pub fn recipient_keys(bytes: &[u8]) -> Result<Vec<Key<PublicParts, UnspecifiedRole>>> {
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    let bad = |e: openpgp::anyhow::Error| Error::crypto("read a subscriber's encryption keys", e);
+    let mut keys = Vec::with_capacity(1);
+    let mut ppr = PacketParser::from_bytes(bytes).map_err(bad)?;
+    while let PacketParserResult::Some(pp) = ppr {
+        let (packet, next) = pp.next().map_err(bad)?;
+        match packet {
+            openpgp::Packet::PublicSubkey(k) => keys.push(k.role_into_unspecified()),
+            other => {
+                return Err(Error::crypto(
+                    "read a subscriber's encryption keys",
+                    format!("unexpected {} packet", other.tag()),
+                ))
+            }
+        }
+        ppr = next;
+    }
+    Ok(keys)
+}
+
+/// Every key ID of `cert` (primary key and subkeys), in hex: a signature
+/// names one of them as its issuer.
+pub fn key_ids(cert: &Cert) -> Vec<String> {
+    let mut ids: Vec<String> = cert.keys().map(|k| k.key().keyid().to_hex()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}

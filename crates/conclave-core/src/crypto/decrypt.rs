@@ -113,7 +113,7 @@ pub struct Opened {
 pub fn open(
     message: &[u8],
     decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
-    certs: &[Cert],
+    certs: &(impl CertLookup + ?Sized),
     now: SystemTime,
     limit: usize,
 ) -> Result<Opened, OpenError> {
@@ -140,7 +140,7 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 fn open_unguarded(
     message: &[u8],
     decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
-    certs: &[Cert],
+    certs: &(impl CertLookup + ?Sized),
     now: SystemTime,
     limit: usize,
 ) -> Result<Opened, OpenError> {
@@ -177,7 +177,7 @@ fn open_unguarded(
 pub fn verify_detached(
     data: &[u8],
     sig: &[u8],
-    certs: &[Cert],
+    certs: &(impl CertLookup + ?Sized),
     now: SystemTime,
 ) -> (Vec<SigStatus>, Vec<Signature>) {
     let helper = Helper::new(Vec::new(), certs, now);
@@ -200,7 +200,11 @@ pub fn verify_detached(
 }
 
 /// Verifies a cleartext-signed text (`-----BEGIN PGP SIGNED MESSAGE-----`).
-pub fn verify_cleartext(text: &[u8], certs: &[Cert], now: SystemTime) -> Vec<SigStatus> {
+pub fn verify_cleartext(
+    text: &[u8],
+    certs: &(impl CertLookup + ?Sized),
+    now: SystemTime,
+) -> Vec<SigStatus> {
     let helper = Helper::new(Vec::new(), certs, now);
     let result =
         VerifierBuilder::from_bytes(text).and_then(|b| b.with_policy(policy(), now, helper));
@@ -311,18 +315,48 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
     }
 }
 
-struct Helper<'a> {
+/// Where the certificates that may have made a signature are found.
+pub trait CertLookup {
+    /// The certificates holding a key named by one of `ids`.
+    fn lookup(&self, ids: &[KeyHandle]) -> Vec<Cert>;
+}
+
+impl CertLookup for [Cert] {
+    fn lookup(&self, ids: &[KeyHandle]) -> Vec<Cert> {
+        self.iter().filter(|c| holds_any(c, ids)).cloned().collect()
+    }
+}
+
+impl CertLookup for Vec<Cert> {
+    fn lookup(&self, ids: &[KeyHandle]) -> Vec<Cert> {
+        self.as_slice().lookup(ids)
+    }
+}
+
+impl<const N: usize> CertLookup for [Cert; N] {
+    fn lookup(&self, ids: &[KeyHandle]) -> Vec<Cert> {
+        self.as_slice().lookup(ids)
+    }
+}
+
+/// Whether `cert` has a key that one of `ids` names.
+pub fn holds_any(cert: &Cert, ids: &[KeyHandle]) -> bool {
+    cert.keys()
+        .any(|k| ids.iter().any(|id| id.aliases(k.key().key_handle())))
+}
+
+struct Helper<'a, C: CertLookup + ?Sized> {
     decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
-    certs: &'a [Cert],
+    certs: &'a C,
     now: SystemTime,
     sigs: Vec<SigStatus>,
     sig_packets: Vec<Signature>,
 }
 
-impl<'a> Helper<'a> {
+impl<'a, C: CertLookup + ?Sized> Helper<'a, C> {
     fn new(
         decryptors: Vec<Box<dyn crypto::Decryptor + Send + Sync>>,
-        certs: &'a [Cert],
+        certs: &'a C,
         now: SystemTime,
     ) -> Self {
         Helper {
@@ -335,7 +369,7 @@ impl<'a> Helper<'a> {
     }
 }
 
-impl Helper<'_> {
+impl<C: CertLookup + ?Sized> Helper<'_, C> {
     fn good(&mut self, cert: Fingerprint, sig: &Signature) {
         let digest = sig.computed_digest().map(hex).unwrap_or_else(|| {
             hex(&openpgp::serialize::MarshalInto::to_vec(sig.mpis()).unwrap_or_default())
@@ -381,17 +415,9 @@ fn ahead_of(sig: &Signature, now: SystemTime) -> Option<std::time::Duration> {
         .filter(|d| !d.is_zero())
 }
 
-impl VerificationHelper for Helper<'_> {
+impl<C: CertLookup + ?Sized> VerificationHelper for Helper<'_, C> {
     fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(self
-            .certs
-            .iter()
-            .filter(|c| {
-                c.keys()
-                    .any(|k| ids.iter().any(|id| id.aliases(k.key().key_handle())))
-            })
-            .cloned()
-            .collect())
+        Ok(self.certs.lookup(ids))
     }
 
     fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
@@ -443,7 +469,7 @@ impl VerificationHelper for Helper<'_> {
 /// The most recipient packets the list key tries on one message.
 pub const MAX_TRIES: usize = 4;
 
-impl DecryptionHelper for Helper<'_> {
+impl<C: CertLookup + ?Sized> DecryptionHelper for Helper<'_, C> {
     fn decrypt(
         &mut self,
         pkesks: &[PKESK],

@@ -242,11 +242,24 @@ impl List {
         };
         let reason = if let Some(tag) = tag {
             let secret = self.store.bounce_secret()?;
-            let copy = match verify_tag(&secret, tag) {
+            let tagged = verify_tag(&secret, tag);
+            let copy = match tagged {
                 Some(id) => self.store.outbox_row(id)?,
                 None => None,
             };
             match copy {
+                // A genuine tag whose copy was pruned (sent longer ago
+                // than store.sent_retention_days).
+                None if tagged.is_some() => {
+                    let named = report.failures.first().map(|f| f.recipient.as_str());
+                    self.store.log_bounce(&ignored(
+                        How::Verp,
+                        named.unwrap_or_default(),
+                        "copy pruned",
+                    ))?;
+                    "a bounce about a copy the outbox no longer keeps (store.sent_retention_days); ignored"
+                        .to_owned()
+                }
                 None => {
                     let named = report.failures.first().map(|f| f.recipient.as_str());
                     self.store.log_bounce(&ignored(

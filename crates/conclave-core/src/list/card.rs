@@ -130,7 +130,6 @@ impl List {
         self.cert = cert;
         let ks = CardKeystore::open(ident, &self.cert, pins)?;
         self.bind(&ks, "generated on")?;
-        self.members = None;
         let file = self.home.join(keystore::KEY_FILE);
         if file.exists() {
             let kept = self.home.join(format!("list-key-{old}.asc"));

@@ -2,6 +2,7 @@
 //! per SEIPD version, and queue one copy per subscriber holding only that
 //! subscriber's recipient packets. Work is spread over the machine's cores.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -10,15 +11,16 @@ use openpgp::serialize::Serialize;
 use sequoia_openpgp as openpgp;
 
 use crate::crypto::certs;
+use crate::crypto::certs::Recipient;
 use crate::crypto::decrypt;
 use crate::crypto::seal::{self, SealedBody};
 use crate::error::{Error, Result};
 use crate::mime::build::{self, ProtectedHeaders};
 use crate::mime::parse::Content;
-use crate::store::{CopyRef, NewCopy, OutboxCopy};
+use crate::store::{CopyRef, OutboxCopy, RecipientCopy};
 
 use super::open::Opened;
-use super::{List, Member, SignatureMode};
+use super::{List, SignatureMode};
 
 impl List {
     /// Builds the list-signed entity for an opened post and fans it out.
@@ -38,7 +40,6 @@ impl List {
         let policy = super::Policy::load(&self.store)?;
         let now = self.now();
         let name = self.name()?;
-        let members = self.members()?;
         let address = self.address.clone();
         let domain = address
             .split_once('@')
@@ -51,10 +52,11 @@ impl List {
         // which anyone who can put mail in the mailbox controls; an
         // unverified post shows the address alone.
         let author_name = match &post.author {
-            Some((addr, _)) => members
-                .iter()
-                .find(|m| m.address == addr)
-                .and_then(|m| certs::name_for(m.cert, addr, now))
+            Some((addr, _)) => self
+                .store
+                .subscriber(addr)?
+                .and_then(|(_, cert)| certs::parse_public_cert(&cert).ok())
+                .and_then(|cert| certs::name_for(&cert, addr, now))
                 .unwrap_or_else(|| addr.clone()),
             None => build::clean(&from),
         };
@@ -251,7 +253,6 @@ impl List {
         );
         drop(signature);
 
-        let members = self.members()?;
         let name = self.name()?;
         let address = self.address.clone();
         let request = self.request_address()?;
@@ -266,71 +267,127 @@ impl List {
 
         // Copies are only replaced for people still subscribed; any other
         // stays as it was signed.
-        let replacing: Option<Vec<CopyRef>> = replacing.map(|copies| {
-            copies
-                .iter()
-                .filter(|(_, r)| members.iter().any(|m| m.address == r))
-                .cloned()
-                .collect()
-        });
+        let mut still = Vec::new();
+        for copy in replacing.unwrap_or_default() {
+            if self.store.is_subscriber(&copy.1)? {
+                still.push(copy.clone());
+            }
+        }
+        let replacing = replacing.map(|_| still);
         // Subscribers whose delivery the bounces stopped get no copy.
-        let stopped = self.store.delivery_disabled()?;
-        let (v2, v1): (Vec<Member>, Vec<Member>) = members
-            .iter()
-            .filter(|m| plan.skip.as_deref() != Some(m.address))
-            .filter(|m| !stopped.iter().any(|s| s == m.address))
-            .partition(|m| certs::wants_seipd_v2(m.cert, now));
+        let stopped: HashSet<String> = self.store.delivery_disabled()?.into_iter().collect();
         let from = build::mailbox(Some(plan.from_name.as_deref().unwrap_or(&name)), &address);
         let message_id = format!("{}@{domain}", short_hash(post_digest, ""));
+        // What every copy shows outside but its `To:`, kept once with the body.
+        let shared = format!(
+            "From: {from}\r\nSubject: ...\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n{}{common}",
+            crate::clock::rfc5322(now),
+            plan.extra_headers,
+        );
+        let at = crate::clock::unix(now);
         let mut queued = 0;
         let mut skipped = Vec::new();
         let ts = self.unix();
         self.store.transaction(|store| {
-            let only = match &replacing {
-                Some(copies) => Some(store.drop_queued_unlocked(post_id, copies)?),
+            let only: Option<HashSet<String>> = match &replacing {
+                Some(copies) => Some(
+                    store
+                        .drop_queued_unlocked(post_id, copies)?
+                        .into_iter()
+                        .collect(),
+                ),
                 None => None,
             };
-            // Each body is sealed first; then the signed payload goes, so a
-            // large post is not held three times while the store writes.
-            let mut sealed = Vec::with_capacity(2);
-            for (group, is_v2) in [(v1, false), (v2, true)] {
-                let group: Vec<Member> = match &only {
-                    Some(only) => group
-                        .into_iter()
-                        .filter(|m| only.iter().any(|a| a == m.address))
-                        .collect(),
-                    None => group,
-                };
-                if !group.is_empty() {
-                    let body = SealedBody::new(&payload, is_v2)?;
-                    sealed.push((group, body));
-                }
-            }
+            // Both bodies are sealed before the copies; the signed payload
+            // goes, so a large post is not held three times meanwhile.
+            let bodies = [
+                SealedBody::new(&payload, false)?,
+                SealedBody::new(&payload, true)?,
+            ];
             drop(payload);
-            for (group, body) in sealed {
-                let results = parallel_map(&group, |m| {
-                    let keys = certs::encryption_keys(m.cert, now)?;
-                    let pkesks = body.pkesks_for(&keys)?;
-                    let headers = format!(
-                        "From: {from}\r\nTo: <{}>\r\nSubject: ...\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n{}{common}",
-                        m.address,
-                        crate::clock::rfc5322(now),
-                        plan.extra_headers,
-                    );
-                    Ok(NewCopy { recipient: m.address.to_owned(), message_id: message_id.clone(), headers, pkesks })
-                });
-                let mut copies = Vec::with_capacity(results.len());
-                for (m, r) in group.iter().zip(results) {
-                    match r {
-                        Ok(c) => copies.push(c),
-                        Err(e) => skipped.push((m.address.to_owned(), e.to_string())),
+            let body_ids = [
+                store.insert_body_unlocked(post_id, &bodies[0].seipd, &shared, ts)?,
+                store.insert_body_unlocked(post_id, &bodies[1].seipd, &shared, ts)?,
+            ];
+            let wanted = |a: &str| {
+                plan.skip.as_deref() != Some(a)
+                    && !stopped.contains(a)
+                    && only.as_ref().is_none_or(|o| o.contains(a))
+            };
+            // Keys whose derived state is missing or no longer holds are
+            // read again, after the others.
+            let mut again = Vec::new();
+            let mut take = |done: Vec<Encrypted>| -> Result<()> {
+                let (mut v1_rows, mut v2_rows) = (Vec::new(), Vec::new());
+                for e in done {
+                    match e.result {
+                        Ok((v2, pkesks)) => {
+                            if v2 { &mut v2_rows } else { &mut v1_rows }.push(RecipientCopy {
+                                recipient: e.address,
+                                pkesks,
+                            })
+                        }
+                        Err(why) => skipped.push((e.address, why)),
                     }
                 }
-                queued += store.queue_copies_unlocked(post_id, &body.seipd, &copies, ts)?;
+                for (rows, body_id) in [v1_rows, v2_rows].iter().zip(body_ids) {
+                    if !rows.is_empty() {
+                        queued += store.insert_copies_unlocked(
+                            post_id,
+                            body_id,
+                            &message_id,
+                            rows,
+                            ts,
+                        )?;
+                    }
+                }
+                Ok(())
+            };
+            let work = |jobs: Vec<Job>| -> Vec<Encrypted> {
+                jobs.into_iter()
+                    .map(|job| encrypt_copy(job, &bodies))
+                    .collect()
+            };
+            pipeline(
+                |hand: &mut dyn FnMut(Vec<Job>) -> Result<()>| {
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    store.each_recipient(|r| {
+                        if !wanted(&r.address) {
+                            return Ok(());
+                        }
+                        match r.recipient {
+                            Some(recipient) if recipient.holds_at(at) => {
+                                chunk.push(Job {
+                                    address: r.address,
+                                    recipient,
+                                });
+                                if chunk.len() == CHUNK {
+                                    hand(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
+                                }
+                            }
+                            _ => again.push(r.address),
+                        }
+                        Ok(())
+                    })?;
+                    if !chunk.is_empty() {
+                        hand(chunk)?;
+                    }
+                    Ok(())
+                },
+                &work,
+                &mut take,
+            )?;
+            let mut jobs = Vec::new();
+            let mut unreadable = Vec::new();
+            for address in again {
+                match rederive(store, &address, now) {
+                    Ok(recipient) => jobs.push(Job { address, recipient }),
+                    Err(e) => unreadable.push((address, e.to_string())),
+                }
             }
-            if only.is_some() {
-                store.drop_unused_bodies_unlocked(post_id)?;
-            }
+            take(work(jobs))?;
+            skipped.extend(unreadable);
+            store.drop_unused_bodies_unlocked(post_id)?;
             Ok(())
         })?;
         for (address, why) in &skipped {
@@ -345,14 +402,17 @@ impl List {
         // copies are only signed anew).
         if replacing.is_none() {
             for (address, _) in skipped {
-                let Some(m) = members.iter().find(|m| m.address == address) else {
+                let Some((_, stored)) = self.store.subscriber(&address)? else {
                     continue;
                 };
-                if certs::encryption_keys(m.cert, now).is_ok() {
+                let Ok(cert) = certs::parse_public_cert(&stored) else {
+                    continue;
+                };
+                if certs::encryption_keys(&cert, now).is_ok() {
                     continue;
                 }
-                let why = certs::refusal(m.cert, "", now);
-                if let Err(e) = self.missed_post(post_id, &address, m.cert, &why) {
+                let why = certs::refusal(&cert, "", now);
+                if let Err(e) = self.missed_post(post_id, &address, &cert, &why) {
                     self.store.audit(
                         ts,
                         Some(post_id),
@@ -362,20 +422,125 @@ impl List {
                 }
             }
         }
-        for s in stopped
-            .iter()
-            .filter(|_| replacing.is_none())
-            .filter(|s| members.iter().any(|m| m.address == s.as_str()))
-        {
-            self.store.audit(
-                ts,
-                Some(post_id),
-                "not-sent",
-                &format!("no copy for {s}: delivery stopped after bounces (conclave subscriber enable {s})"),
-            )?;
+        if replacing.is_none() {
+            for s in &stopped {
+                if self.store.is_subscriber(s)? {
+                    self.store.audit(
+                        ts,
+                        Some(post_id),
+                        "not-sent",
+                        &format!("no copy for {s}: delivery stopped after bounces (conclave subscriber enable {s})"),
+                    )?;
+                }
+            }
         }
         Ok(queued)
     }
+}
+
+/// How many subscribers one job of the fan-out's workers holds.
+const CHUNK: usize = 256;
+
+/// One subscriber to encrypt a copy for.
+struct Job {
+    address: String,
+    recipient: Recipient,
+}
+
+/// A subscriber's copy: whether it takes the SEIPDv2 body, and its
+/// recipient packets; or why there is none.
+struct Encrypted {
+    address: String,
+    result: std::result::Result<(bool, Vec<u8>), String>,
+}
+
+/// The recipient packets of one copy, from the subscriber's derived keys.
+fn encrypt_copy(job: Job, bodies: &[SealedBody; 2]) -> Encrypted {
+    let v2 = job.recipient.seipd_v2;
+    let run = || -> Result<Vec<u8>> {
+        let keys = certs::recipient_keys(&job.recipient.keys)?;
+        if keys.is_empty() {
+            return Err(Error::BadKey("the key cannot be encrypted to".into()));
+        }
+        let [v1_body, v2_body] = bodies;
+        if v2 { v2_body } else { v1_body }.pkesks_for(&keys)
+    };
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(pkesks)) => Ok((v2, pkesks)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!(
+            "encrypting the copy failed: {}",
+            decrypt::panic_text(&*panic)
+        )),
+    };
+    Encrypted {
+        address: job.address,
+        result,
+    }
+}
+
+/// Derives a subscriber's recipient state from their certificate again,
+/// and keeps it.
+fn rederive(store: &crate::store::Store, address: &str, now: SystemTime) -> Result<Recipient> {
+    let (_, stored) = store
+        .subscriber(address)?
+        .ok_or_else(|| Error::NotFound(format!("{address} is not a subscriber")))?;
+    let cert = certs::parse_public_cert(&stored)?;
+    let recipient = certs::recipient(&cert, now)?;
+    store.set_recipient(address, &recipient, &certs::key_ids(&cert))?;
+    Ok(recipient)
+}
+
+/// Runs `work` over the jobs `produce` hands out, on every core, while
+/// this thread keeps producing and gives each result to `consume` as it
+/// comes (in no particular order).
+fn pipeline<J: Send, R: Send>(
+    produce: impl FnOnce(&mut dyn FnMut(J) -> Result<()>) -> Result<()>,
+    work: &(impl Fn(J) -> R + Sync),
+    consume: &mut dyn FnMut(R) -> Result<()>,
+) -> Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if threads <= 1 {
+        return produce(&mut |job| consume(work(job)));
+    }
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<J>(threads * 2);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<R>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            scope.spawn(move || loop {
+                let next = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok(job) = next else { break };
+                if done_tx.send(work(job)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut outcome = produce(&mut |job| {
+            while let Ok(done) = done_rx.try_recv() {
+                consume(done)?;
+            }
+            job_tx
+                .send(job)
+                .map_err(|_| Error::crypto("encrypt the copies", "the workers stopped"))
+        });
+        drop(job_tx);
+        for done in done_rx {
+            if outcome.is_ok() {
+                outcome = consume(done);
+            }
+        }
+        outcome
+    })
 }
 
 /// What a subject taken from outside the encryption starts with in a copy.
@@ -608,10 +773,11 @@ fn common_headers(
 }
 
 /// Puts whole copies together from their outbox rows. Rows come in order,
-/// grouped by post, so each shared body is read from the store once.
+/// grouped by post, so each shared body (and the headers its copies share)
+/// is read from the store once.
 pub struct Assembler<'a> {
     store: &'a crate::store::Store,
-    body: Option<(i64, Vec<u8>)>,
+    body: Option<(i64, Vec<u8>, String)>,
 }
 
 impl<'a> Assembler<'a> {
@@ -622,62 +788,31 @@ impl<'a> Assembler<'a> {
 
     /// The complete message for one copy.
     pub fn assemble(&mut self, copy: &OutboxCopy) -> Result<Vec<u8>> {
-        if self.body.as_ref().map(|b| b.0) != Some(copy.body_id) {
-            self.body = Some((copy.body_id, self.store.body(copy.body_id)?));
-        }
-        let seipd = self
-            .body
-            .as_ref()
-            .map(|b| b.1.as_slice())
-            .unwrap_or_default();
+        let body = match self.body.take() {
+            Some(b) if b.0 == copy.body_id => b,
+            _ => {
+                let (seipd, headers) = self.store.body_and_headers(copy.body_id)?;
+                (copy.body_id, seipd, headers)
+            }
+        };
+        let (_, seipd, shared) = self.body.insert(body);
         if copy.plain {
             return Ok(build::signed_message(&copy.headers, seipd));
         }
+        // A post's copy keeps only its recipient; the list's answers keep
+        // their own headers.
+        let headers = if copy.headers.is_empty() {
+            format!("To: <{}>\r\n{shared}", copy.recipient)
+        } else {
+            copy.headers.clone()
+        };
         let armored = seal::armor_message(&[&copy.pkesks, seipd]);
         Ok(build::encrypted_message(
-            &copy.headers,
+            &headers,
             &copy.message_id,
             &armored,
         ))
     }
-}
-
-/// Runs `f` over `items` on every core, keeping the order.
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Vec<Result<R>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    if threads <= 1 || items.len() < 16 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| {
-                (
-                    c.len(),
-                    scope.spawn(|| c.iter().map(&f).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        // A chunk whose thread failed fails every copy of it, so the
-        // results stay one for each item, in order.
-        handles
-            .into_iter()
-            .flat_map(|(n, h)| {
-                h.join().unwrap_or_else(|_| {
-                    (0..n)
-                        .map(|_| Err(Error::crypto("encrypt a copy", "a worker thread failed")))
-                        .collect()
-                })
-            })
-            .collect()
-    })
 }
 
 pub(super) fn short_hash(digest: &str, extra: &str) -> String {

@@ -125,7 +125,6 @@ impl List {
             .set_list_key(&primary.to_hex(), &certs::binary(&cert)?, &holder)?;
         self.keystore()?.update_cert(&cert)?;
         self.cert = cert;
-        self.members = None;
         Ok(())
     }
 

@@ -32,7 +32,7 @@ use crate::mime::parse::{self, Content, Incoming};
 use super::open::Unsealed;
 use super::reply::Reply;
 use super::requests::{autocrypt_key, keys_in};
-use super::List;
+use super::{Candidates, List};
 
 /// How many days ahead the list key's expiry raises the alarm.
 pub const LIST_KEY_ALARM_DAYS: u64 = 30;
@@ -167,20 +167,6 @@ fn merged(key: &Cert, copies: &[OfferedCopy], now: SystemTime) -> Option<Cert> {
     out
 }
 
-/// `certs` with `key` in place of the certificate of the same fingerprint.
-fn replaced(certs: &[Cert], key: &Cert) -> Vec<Cert> {
-    certs
-        .iter()
-        .map(|c| {
-            if c.fingerprint() == key.fingerprint() {
-                key.clone()
-            } else {
-                c.clone()
-            }
-        })
-        .collect()
-}
-
 impl List {
     /// [`List::unseal`] for a message from `from`: newer copies of the key
     /// `from` is subscribed with, carried in the message's `Autocrypt:`
@@ -192,18 +178,25 @@ impl List {
         &mut self,
         raw: &[u8],
         incoming: &Incoming,
-        certs: &[Cert],
+        candidates: &Candidates,
         limit: usize,
     ) -> Result<std::result::Result<(Unsealed, Vec<OfferedCopy>), String>> {
         let from = incoming.from.clone().unwrap_or_default();
         let now = self.now();
-        let members = self.members()?;
-        let Some(sender) = members.iter().find(|m| m.address == from) else {
+        let sender = self
+            .store
+            .subscriber(&from)?
+            .and_then(|(_, cert)| certs::parse_public_cert(&cert).ok());
+        let Some(sender) = sender else {
             return Ok(self
-                .unseal(raw, incoming, certs, limit)?
+                .unseal(raw, incoming, candidates, limit)?
                 .map(|u| (u, Vec::new())));
         };
-        let fpr = sender.cert.fingerprint();
+        let replaced = |key: &Cert| Candidates {
+            extra: candidates.extra.clone(),
+            replace: Some(key.clone()),
+        };
+        let fpr = sender.fingerprint();
         let mut offered: Vec<OfferedCopy> = incoming
             .autocrypt
             .as_deref()
@@ -215,10 +208,10 @@ impl List {
             })
             .into_iter()
             .collect();
-        let outer = merged(sender.cert, &offered, now);
+        let outer = merged(&sender, &offered, now);
         let first = match &outer {
-            Some(key) => self.unseal(raw, incoming, &replaced(certs, key), limit)?,
-            None => self.unseal(raw, incoming, certs, limit)?,
+            Some(key) => self.unseal(raw, incoming, &replaced(key), limit)?,
+            None => self.unseal(raw, incoming, candidates, limit)?,
         };
         let unsealed = match first {
             Ok(u) => u,
@@ -242,10 +235,10 @@ impl List {
         let verified = unsealed.sigs.iter().any(
             |s| matches!(s, crate::crypto::decrypt::SigStatus::Good { cert, .. } if *cert == fpr),
         );
-        let base = outer.as_ref().unwrap_or(sender.cert);
+        let base = outer.as_ref().unwrap_or(&sender);
         match merged(base, &offered, now) {
             Some(key) if !verified => {
-                let again = self.unseal(raw, incoming, &replaced(certs, &key), limit)?;
+                let again = self.unseal(raw, incoming, &replaced(&key), limit)?;
                 Ok(again.map(|u| (u, offered)))
             }
             _ => Ok(Ok((unsealed, offered))),

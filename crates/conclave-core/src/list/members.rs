@@ -3,7 +3,6 @@
 //! with what is wrong with their keys, and the parsed certificates kept in
 //! memory across posts.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use sequoia_openpgp::Cert;
@@ -13,33 +12,61 @@ use crate::error::{Error, Result};
 
 use super::{valid_address, List, SubscriberInfo};
 
-/// The subscribers with their parsed certificates. The certificates sit in
-/// one vector so that verification can borrow them all without a copy.
-#[derive(Debug, Default)]
-pub(crate) struct Members {
-    addresses: Vec<String>,
-    certs: Vec<Cert>,
+/// Which keys a message's signatures are checked against, besides every
+/// subscriber's own: keys waiting for a request's proof, and a subscriber's
+/// key as newer copies the message carried extend it (in memory only).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Candidates {
+    /// Keys to consider besides the subscribers'.
+    pub(crate) extra: Vec<Cert>,
+    /// A subscriber's key to use in place of the stored one of the same
+    /// fingerprint.
+    pub(crate) replace: Option<Cert>,
 }
 
-/// One subscriber, borrowed from [`Members`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Member<'a> {
-    pub(crate) address: &'a str,
-    pub(crate) cert: &'a Cert,
+/// The subscribers' keys as a signature names them: only the certificates
+/// holding the issuer's key are read from the store and parsed.
+pub(crate) struct Subscribed<'a> {
+    pub(crate) store: &'a crate::store::Store,
+    pub(crate) candidates: &'a Candidates,
 }
 
-impl Members {
-    /// Every subscriber.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Member<'_>> {
-        self.addresses
+impl crate::crypto::decrypt::CertLookup for Subscribed<'_> {
+    fn lookup(&self, ids: &[sequoia_openpgp::KeyHandle]) -> Vec<Cert> {
+        use sequoia_openpgp::{KeyHandle, KeyID};
+        let key_ids: Vec<String> = ids
             .iter()
-            .zip(&self.certs)
-            .map(|(address, cert)| Member { address, cert })
-    }
-
-    /// Every subscriber's certificate.
-    pub(crate) fn certs(&self) -> &[Cert] {
-        &self.certs
+            .map(|id| match id {
+                KeyHandle::KeyID(k) => k.to_hex(),
+                KeyHandle::Fingerprint(f) => KeyID::from(f).to_hex(),
+            })
+            .collect();
+        // A store that cannot be read finds no key: the signature is then
+        // reported as made by an unknown key, never taken as good.
+        let stored = self
+            .store
+            .subscribers_with_key_ids(&key_ids)
+            .unwrap_or_default();
+        let mut out: Vec<Cert> = Vec::new();
+        for (_, bytes) in stored {
+            let Ok(cert) = certs::parse_public_cert(&bytes) else {
+                continue;
+            };
+            let cert = match &self.candidates.replace {
+                Some(r) if r.fingerprint() == cert.fingerprint() => r.clone(),
+                _ => cert,
+            };
+            if !out.iter().any(|c| c.fingerprint() == cert.fingerprint()) {
+                out.push(cert);
+            }
+        }
+        for cert in &self.candidates.extra {
+            if !out.iter().any(|c| c.fingerprint() == cert.fingerprint()) {
+                out.push(cert.clone());
+            }
+        }
+        out.retain(|c| crate::crypto::decrypt::holds_any(c, ids));
+        out
     }
 }
 
@@ -169,14 +196,18 @@ impl List {
     /// Stores a subscriber's key and audits it.
     pub(super) fn store_key(&mut self, address: &str, cert: &Cert, audit: &str) -> Result<()> {
         let fpr = cert.fingerprint().to_hex();
+        // What a fan-out needs of the key is derived now, once.
+        let recipient = certs::recipient(cert, self.clock.now())?;
+        // (Storing the key clears what was derived from the old one.)
         self.store
             .put_subscriber(address, &fpr, &certs::binary(cert)?, self.clock.unix())?;
+        self.store
+            .set_recipient(address, &recipient, &certs::key_ids(cert))?;
         if certs::encryption_keys(cert, self.clock.now()).is_ok() {
             self.store.clear_missed_posts(address)?;
         }
         self.store
             .audit(self.clock.unix(), None, "subscriber", audit)?;
-        self.members = None;
         Ok(())
     }
 
@@ -186,7 +217,6 @@ impl List {
         if !self.store.remove_subscriber(&address)? {
             return Err(Error::NotFound(format!("{address} is not a subscriber")));
         }
-        self.members = None;
         let dropped = self.store.drop_queued_for(&address)?;
         self.store.audit(
             self.clock.unix(),
@@ -218,21 +248,33 @@ impl List {
         Ok(out)
     }
 
-    /// The subscribers with parsed certificates, kept in memory across posts.
-    pub(crate) fn members(&mut self) -> Result<Arc<Members>> {
-        if let Some(m) = &self.members {
-            return Ok(m.clone());
+    /// Derives what a fan-out needs of every key stored before that was
+    /// kept (migration 0013), once.
+    pub(super) fn derive_missing(&mut self) -> Result<()> {
+        if self.store.underived_subscribers()? == 0 {
+            return Ok(());
         }
-        let mut members = Members::default();
-        for s in self.store.subscribers()? {
-            if let Ok(cert) = certs::parse_public_cert(&s.cert) {
-                members.addresses.push(s.address);
-                members.certs.push(cert);
+        let now = self.clock.now();
+        let stored = self.store.subscribers()?;
+        self.store.transaction(|store| {
+            for s in stored {
+                let (recipient, ids) = match certs::parse_public_cert(&s.cert) {
+                    Ok(cert) => (certs::recipient(&cert, now)?, certs::key_ids(&cert)),
+                    // Unreadable: no copy, and the fan-out says why.
+                    Err(_) => (
+                        certs::Recipient {
+                            keys: Vec::new(),
+                            seipd_v2: false,
+                            usable_from: crate::clock::unix(now),
+                            usable_until: None,
+                        },
+                        Vec::new(),
+                    ),
+                };
+                store.set_recipient(&s.address, &recipient, &ids)?;
             }
-        }
-        let members = Arc::new(members);
-        self.members = Some(members.clone());
-        Ok(members)
+            Ok(())
+        })
     }
 }
 
@@ -286,5 +328,216 @@ pub(crate) fn subscriber_info(
         expires,
         addresses,
         delivery: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sequoia_openpgp::cert::prelude::*;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    const DAY: u64 = 86_400;
+
+    fn list_at(dir: &std::path::Path, clock: Arc<ManualClock>) -> List {
+        List::init(
+            &dir.join("list"),
+            "list@example.org",
+            "Test",
+            super::super::KeySource::Generate,
+            &sequoia_openpgp::crypto::Password::from("pw"),
+            clock as Arc<dyn Clock>,
+        )
+        .unwrap()
+    }
+
+    fn now_unix() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// Fans a fresh post out; returns the recipients that got a copy.
+    fn fan_out(list: &mut List, n: u32) -> Vec<String> {
+        let raw = format!("Subject: post {n}\r\n\r\nbody {n}\r\n").into_bytes();
+        let (id, digest) = list.record_post(&raw, "a@example.org").unwrap();
+        let now = list.clock.now();
+        list.fan_out(id, &digest, &raw, now).unwrap();
+        let mut r: Vec<String> = list
+            .store
+            .queued_copies()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.post_id == id && !c.plain)
+            .map(|c| c.recipient)
+            .collect();
+        r.sort();
+        r
+    }
+
+    #[test]
+    fn a_copy_goes_only_while_the_derived_keys_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at_unix(now_unix()));
+        let mut list = list_at(dir.path(), clock.clone());
+        let now = clock.now();
+        // The encryption subkey expires in two days, the key itself never.
+        let (short, _) = CertBuilder::new()
+            .add_userid("a@example.org")
+            .set_creation_time(now - Duration::from_secs(60))
+            .add_signing_subkey()
+            .add_subkey(
+                sequoia_openpgp::types::KeyFlags::empty().set_transport_encryption(),
+                Duration::from_secs(2 * DAY),
+                None,
+            )
+            .generate()
+            .unwrap();
+        let (long, _) = CertBuilder::general_purpose(Some("b@example.org"))
+            .set_creation_time(now - Duration::from_secs(60))
+            .generate()
+            .unwrap();
+        list.add_subscriber("a@example.org", &certs::armored(&short).unwrap())
+            .unwrap();
+        list.add_subscriber("b@example.org", &certs::armored(&long).unwrap())
+            .unwrap();
+        let mut until = None;
+        list.store
+            .each_recipient(|r| {
+                if r.address == "a@example.org" {
+                    until = r.recipient.and_then(|r| r.usable_until);
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            until,
+            Some(crate::clock::unix(now - Duration::from_secs(60)) + 2 * DAY as i64)
+        );
+        assert_eq!(fan_out(&mut list, 1), ["a@example.org", "b@example.org"]);
+        // Three days on, a's stored choice no longer holds: the key is read
+        // again, it has no encryption key left, and a gets no copy (but a
+        // notice that they missed it).
+        clock.advance(3 * DAY);
+        assert_eq!(fan_out(&mut list, 2), ["b@example.org"]);
+        let log = list.store.audit_tail(20).unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.detail.starts_with("no copy for a@example.org")),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn keys_stored_before_their_state_was_kept_are_derived_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at_unix(now_unix()));
+        let mut list = list_at(dir.path(), clock.clone());
+        let (cert, _) = CertBuilder::general_purpose(Some("a@example.org"))
+            .set_creation_time(clock.now() - Duration::from_secs(60))
+            .generate()
+            .unwrap();
+        list.add_subscriber("a@example.org", &certs::armored(&cert).unwrap())
+            .unwrap();
+        // As a store from before migration 0013 has it.
+        list.store
+            .conn()
+            .execute_batch(
+                "UPDATE subscribers SET recipient_keys = NULL; DELETE FROM subscriber_keys;",
+            )
+            .unwrap();
+        assert_eq!(list.store.underived_subscribers().unwrap(), 1);
+        drop(list);
+        let list = List::open(&dir.path().join("list"), clock.clone()).unwrap();
+        assert_eq!(list.store.underived_subscribers().unwrap(), 0);
+        // The signer's key is found by any of its key IDs again.
+        let ids: Vec<String> = cert.keys().map(|k| k.key().keyid().to_hex()).collect();
+        for id in ids {
+            let found = list
+                .store
+                .subscribers_with_key_ids(std::slice::from_ref(&id))
+                .unwrap();
+            assert_eq!(found.len(), 1, "{id}");
+            assert_eq!(found[0].0, "a@example.org");
+        }
+    }
+
+    #[test]
+    fn a_copy_row_keeps_its_recipient_packets_and_not_the_shared_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at_unix(now_unix()));
+        let mut list = list_at(dir.path(), clock.clone());
+        for a in ["a@example.org", "b@example.org"] {
+            let (cert, _) = CertBuilder::general_purpose(Some(a))
+                .set_creation_time(clock.now() - Duration::from_secs(60))
+                .generate()
+                .unwrap();
+            list.add_subscriber(a, &certs::armored(&cert).unwrap())
+                .unwrap();
+        }
+        fan_out(&mut list, 1);
+        let copies = list.store.queued_copies().unwrap();
+        assert_eq!(copies.len(), 2);
+        let mut assembler = crate::list::fanout::Assembler::new(&list.store);
+        for c in &copies {
+            assert!(c.headers.is_empty(), "{}", c.headers);
+            assert!(c.pkesks.len() < 200, "{} bytes", c.pkesks.len());
+            let message = String::from_utf8(assembler.assemble(c).unwrap()).unwrap();
+            assert!(message.contains(&format!("To: <{}>\r\n", c.recipient)));
+            assert!(message.contains("List-Id: "), "{message}");
+            assert!(message.contains("Autocrypt: addr=list@example.org"));
+        }
+        // The shared headers are kept once per body.
+        let (_, shared) = list.store.body_and_headers(copies[0].body_id).unwrap();
+        assert!(shared.contains("List-Post: <mailto:list@example.org>"));
+        assert!(!shared.contains("To: "));
+    }
+
+    #[test]
+    fn sent_copies_leave_the_outbox_after_the_retention_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at_unix(now_unix()));
+        let mut list = list_at(dir.path(), clock.clone());
+        let (cert, _) = CertBuilder::general_purpose(Some("a@example.org"))
+            .set_creation_time(clock.now() - Duration::from_secs(60))
+            .generate()
+            .unwrap();
+        list.add_subscriber("a@example.org", &certs::armored(&cert).unwrap())
+            .unwrap();
+        fan_out(&mut list, 1);
+        fan_out(&mut list, 2);
+        let copies = list.store.queued_copies().unwrap();
+        // One copy sent now, one still queued.
+        list.store.mark_sent(copies[0].id, clock.unix()).unwrap();
+        let count = |list: &List, table: &str| -> i64 {
+            list.store
+                .conn()
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(list.prune_sent_copies().unwrap(), 0);
+        clock.advance(29 * DAY);
+        assert_eq!(list.prune_sent_copies().unwrap(), 0);
+        clock.advance(2 * DAY);
+        assert_eq!(list.apply_retention().unwrap(), 0);
+        assert_eq!(count(&list, "outbox"), 1, "the queued copy stays");
+        // Only the queued copy's body is left.
+        assert_eq!(count(&list, "bodies"), 1);
+        assert!(list.store.audit_tail(5).unwrap().iter().any(|e| e
+            .detail
+            .starts_with("removed 1 copy sent more than 30 days ago")));
+        // 0 keeps them for ever.
+        list.store
+            .config_set("store.sent_retention_days", "0")
+            .unwrap();
+        list.store.mark_sent(copies[1].id, clock.unix()).unwrap();
+        clock.advance(400 * DAY);
+        assert_eq!(list.prune_sent_copies().unwrap(), 0);
+        assert_eq!(count(&list, "outbox"), 1);
     }
 }

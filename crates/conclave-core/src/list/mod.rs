@@ -50,7 +50,7 @@ use crate::store::Store;
 
 pub use crate::events::Outcome;
 pub use lifecycle::{usable_until, ExpiringKey, KeyCheck, NotReceiving, LIST_KEY_ALARM_DAYS};
-pub(crate) use members::{subscriber_info, Member, Members};
+pub(crate) use members::{subscriber_info, Candidates, Subscribed};
 pub(crate) use open::Parsed;
 pub use policy::{Action, Policy, SignatureMode};
 pub(crate) use receive::sender_of;
@@ -125,7 +125,6 @@ pub struct List {
     cert: Cert,
     address: String,
     keystore: Option<Box<dyn ListKeystore>>,
-    members: Option<Arc<Members>>,
     events: Option<crate::events::EventSink>,
     /// What was done to an out-of-date list key at init or unlock.
     renewal: Option<String>,
@@ -226,7 +225,6 @@ impl List {
             cert: public,
             address,
             keystore: Some(Box::new(ks)),
-            members: None,
             events: None,
             renewal,
             replay_key: None,
@@ -253,19 +251,20 @@ impl List {
             .ok_or_else(|| Error::NotInitialised(home.to_owned()))?;
         let cert = certs::parse_public_cert(&cert)?;
         let address = store.config_get("list.address")?.unwrap_or_default();
-        Ok(List {
+        let mut list = List {
             home: home.to_owned(),
             store,
             clock,
             cert,
             address,
             keystore: None,
-            members: None,
             events: None,
             renewal: None,
             replay_key: None,
             replay_refused: false,
-        })
+        };
+        list.derive_missing()?;
+        Ok(list)
     }
 
     /// Unlocks the file key with a passphrase. A list key whose

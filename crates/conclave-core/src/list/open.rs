@@ -57,14 +57,15 @@ pub(crate) struct Unsealed {
 
 impl List {
     /// Decrypts a message (if it is encrypted) with the list key and
-    /// checks every signature in it against `certs`. The inner `Err` says
+    /// checks every signature in it against the subscribers' keys and
+    /// `candidates`. The inner `Err` says
     /// why the message cannot be read (its own fault); the outer one is
     /// not the message's fault (a locked key, a card that went away).
     pub(crate) fn unseal(
         &mut self,
         raw: &[u8],
         incoming: &Incoming,
-        certs: &[openpgp::Cert],
+        candidates: &super::Candidates,
         limit: usize,
     ) -> Result<std::result::Result<Unsealed, String>> {
         let now = self.clock.now();
@@ -78,7 +79,11 @@ impl List {
             ),
             Payload::PgpMime(data) | Payload::Inline(data) => {
                 let decryptors = self.keystore()?.decryptors()?;
-                match decrypt::open(data, decryptors, certs, now, limit) {
+                let certs = super::Subscribed {
+                    store: &self.store,
+                    candidates,
+                };
+                match decrypt::open(data, decryptors, &certs, now, limit) {
                     Ok(o) => (
                         o.plaintext,
                         matches!(incoming.payload, Payload::PgpMime(_)),
@@ -98,6 +103,10 @@ impl List {
         // For a clear message, the whole message is the entity.
         let entity_source: &[u8] = if encrypted { &plaintext } else { raw };
         let inside = parse::content(entity_source, pgp_mime);
+        let certs = super::Subscribed {
+            store: &self.store,
+            candidates,
+        };
         // The signature over the whole plaintext (signed and encrypted in
         // one) covers its headers too; a multipart/signed covers its first
         // part, whose headers `parse::content` read.
@@ -105,13 +114,13 @@ impl List {
             Content::MimeSigned {
                 signed, signature, ..
             } => {
-                sigs.extend(decrypt::verify_detached(signed, signature, certs, now).0);
+                sigs.extend(decrypt::verify_detached(signed, signature, &certs, now).0);
                 true
             }
             Content::Mime { .. } => !sigs.is_empty(),
             Content::Text { text } => {
                 if inside.clearsigned {
-                    sigs.extend(decrypt::verify_cleartext(text, certs, now));
+                    sigs.extend(decrypt::verify_cleartext(text, &certs, now));
                 }
                 false
             }
@@ -148,14 +157,13 @@ impl List {
             }
         };
         let from = incoming.from.clone().unwrap_or_default();
-        let members = self.members()?;
         facts.from = from.clone();
-        facts.is_member = members.iter().any(|m| m.address == from);
+        facts.is_member = self.store.is_subscriber(&from)?;
         facts.encrypted = !matches!(incoming.payload, Payload::Clear);
-        let certs = members.certs();
         let now = self.clock.now();
 
-        let (unsealed, offered) = match self.unseal_from(raw, &incoming, certs, limit)? {
+        let candidates = super::Candidates::default();
+        let (unsealed, offered) = match self.unseal_from(raw, &incoming, &candidates, limit)? {
             Ok(u) => u,
             Err(why) => {
                 facts.undecryptable = Some(why);
@@ -183,11 +191,7 @@ impl List {
                     replay_digest: d,
                     created,
                 } => {
-                    let owners: Vec<String> = members
-                        .iter()
-                        .filter(|m| m.cert.fingerprint() == *cert)
-                        .map(|m| m.address.to_string())
-                        .collect();
+                    let owners = self.store.subscribers_with_fingerprint(&cert.to_hex())?;
                     if owners.contains(&from) && replay_digest.is_none() {
                         replay_digest = Some(d.clone());
                         facts.signature_age = created

@@ -300,7 +300,6 @@ impl List {
         addresses: &Addresses,
     ) -> Result<std::result::Result<Asked, String>> {
         let from = incoming.from.clone().unwrap_or_default();
-        let members = self.members()?;
         let pending: Vec<Cert> = self
             .store
             .open_requests()?
@@ -308,17 +307,12 @@ impl List {
             .filter(|r| r.address == from)
             .filter_map(|r| certs::parse_public_cert(&r.cert).ok())
             .collect();
-        // The subscribers' certificates are copied only when a pending key
-        // must be checked beside them.
-        let joined;
-        let known: &[Cert] = if pending.is_empty() {
-            members.certs()
-        } else {
-            joined = [members.certs(), &pending].concat();
-            &joined
+        let known = super::Candidates {
+            extra: pending,
+            replace: None,
         };
         let policy = Policy::load(&self.store)?;
-        let unsealed = match self.unseal_from(raw, incoming, known, policy.plaintext_limit())? {
+        let unsealed = match self.unseal_from(raw, incoming, &known, policy.plaintext_limit())? {
             Ok((u, _)) => u,
             Err(why) => return Ok(Err(format!("cannot read it: {why}"))),
         };

@@ -2,7 +2,10 @@
 //! refused (rejected or discarded). `store.retention_days` (0: forever)
 //! counts from the decision; held posts and posts with copies still queued
 //! are never purged. The row, its state and its reason stay, and the log
-//! says how many were purged.
+//! says how many were purged. Copies the server accepted leave the outbox
+//! after `store.sent_retention_days` (0: never), with the shared bodies no
+//! copy needs any more: a list of 100,000 would otherwise keep 100,000
+//! rows for every post.
 
 use crate::error::{Error, Result};
 
@@ -20,6 +23,7 @@ impl List {
             .parse()
             .map_err(|_| Error::InvalidInput(format!("{key} is not a number")))?;
         if days <= 0 {
+            self.prune_sent_copies()?;
             return Ok(0);
         }
         let now = self.clock.unix();
@@ -37,6 +41,39 @@ impl List {
                 ),
             )?;
         }
+        self.prune_sent_copies()?;
         Ok(purged)
+    }
+
+    /// Deletes the outbox rows of copies sent longer ago than
+    /// `store.sent_retention_days`; returns how many.
+    pub fn prune_sent_copies(&mut self) -> Result<usize> {
+        let key = "store.sent_retention_days";
+        let days: i64 = self
+            .store
+            .config_get(key)?
+            .unwrap_or_else(|| super::settings::default_of(key).to_owned())
+            .parse()
+            .map_err(|_| Error::InvalidInput(format!("{key} is not a number")))?;
+        if days <= 0 {
+            return Ok(0);
+        }
+        let now = self.clock.unix();
+        let pruned = self
+            .store
+            .prune_sent(now.saturating_sub(days.saturating_mul(86_400)))?;
+        if pruned > 0 {
+            self.store.audit(
+                now,
+                None,
+                "retention",
+                &format!(
+                    "removed {pruned} cop{} sent more than {days} day{} ago from the outbox ({key})",
+                    if pruned == 1 { "y" } else { "ies" },
+                    if days == 1 { "" } else { "s" }
+                ),
+            )?;
+        }
+        Ok(pruned)
     }
 }

@@ -116,6 +116,7 @@ pub const SETTINGS: &[Setting] = &[
     s("max_message_size_kb", "10240", "the largest post accepted, in KiB, as it arrives", Group::Posts, Kind::Number { min: 1, max: 4_194_304 }),
     s("max_message_size_action", "reject", "action for larger posts: hold|reject|discard", Group::Posts, Kind::StopAction),
     s("max_signature_age_days", "7", "a signed post whose signature is older than this many days is held (0: any age)", Group::Posts, Kind::Number { min: 0, max: 36_500 }),
+    s("store.sent_retention_days", "30", "days the outbox keeps a copy after the server accepted it, to match bounces to it (0: forever)", Group::Posts, Kind::Number { min: 0, max: 36_500 }),
     s("store.retention_days", "0", "days the store keeps the sealed bytes of rejected and discarded posts (0: forever; held posts are always kept)", Group::Posts, Kind::Number { min: 0, max: 36_500 }),
     s("signature_mode", "carry", "carry: the author's signed original travels inside; replace: a 'signed by' block instead", Group::Copies, Kind::OneOf(&["carry", "replace"])),
     s("keep_message_id", "true", "true: copies keep the author's Message-ID inside the encryption (unless another post had it), so the author's client knows its own post; false: one of the list's", Group::Copies, Kind::OneOf(&["true", "false"])),

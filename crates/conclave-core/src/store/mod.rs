@@ -11,10 +11,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Result, StoreContext};
 
 mod bounces;
+mod fanout;
 mod keynet;
 mod lifecycle;
 mod requests;
 pub use bounces::{BounceLogEntry, DeliveryHealth, NewBounce, SentCopy};
+pub use fanout::{RecipientCopy, StoredRecipient};
 pub use keynet::KeyPublish;
 pub use lifecycle::MissedNotice;
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
@@ -62,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0012_key_network",
         include_str!("migrations/0012_key_network.sql"),
+    ),
+    (
+        "0013_fanout_state",
+        include_str!("migrations/0013_fanout_state.sql"),
     ),
 ];
 
@@ -381,7 +387,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO subscribers (address, fingerprint, cert, added_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(address) DO UPDATE SET fingerprint = excluded.fingerprint, cert = excluded.cert",
+                 ON CONFLICT(address) DO UPDATE SET fingerprint = excluded.fingerprint, cert = excluded.cert,
+                   recipient_keys = NULL",
                 params![address, fingerprint, cert, now],
             )
             .store(&format!("add subscriber {address}"))?;

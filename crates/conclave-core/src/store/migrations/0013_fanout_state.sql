@@ -1,0 +1,31 @@
+-- What a fan-out needs of each subscriber's key, derived once when the key
+-- is stored (List::store_key), so a post to 100,000 subscribers neither
+-- parses nor holds their certificates:
+--   recipient_keys  the public encryption subkeys to use, as OpenPGP packets
+--                   (empty: the key cannot be encrypted to; NULL: not derived
+--                   yet, as for keys stored before this migration);
+--   seipd_v2        whether the key asks for SEIPDv2;
+--   usable_from/_until  the time window in which that choice holds (until
+--                   NULL: no end); outside it the certificate is read again.
+ALTER TABLE subscribers ADD COLUMN recipient_keys BLOB;
+ALTER TABLE subscribers ADD COLUMN seipd_v2 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE subscribers ADD COLUMN usable_from INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE subscribers ADD COLUMN usable_until INTEGER;
+
+-- Every key ID (primary key and subkeys) of every subscriber's key: a
+-- signature names its issuer, and only that certificate is read to check it.
+CREATE TABLE subscriber_keys (
+    key_id  TEXT NOT NULL,
+    address TEXT NOT NULL REFERENCES subscribers(address) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, address)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX subscriber_keys_address ON subscriber_keys(address);
+CREATE INDEX subscribers_fingerprint ON subscribers(fingerprint);
+
+-- The outer headers every copy of a post shares are kept once, with its
+-- body; a copy's row keeps its recipient and recipient packets (its
+-- `headers` stay empty; the list's answers, kind 'plain'/'reply', keep theirs).
+ALTER TABLE bodies ADD COLUMN headers TEXT NOT NULL DEFAULT '';
+
+-- Sent copies are pruned after store.sent_retention_days.
+CREATE INDEX outbox_sent ON outbox(sent_at) WHERE state = 'sent';
