@@ -297,7 +297,10 @@ impl List {
         if days == 0 {
             return Ok(out);
         }
-        for s in self.store.subscribers()? {
+        // Only keys whose derived choice stops holding by the horizon can
+        // expire by then; the others are not read.
+        let horizon_unix = crate::clock::unix(horizon);
+        for s in self.store.subscribers_changing_by(horizon_unix)? {
             let Ok(cert) = certs::parse_public_cert(&s.cert) else {
                 continue;
             };
@@ -326,7 +329,10 @@ impl List {
         let now = self.now();
         let missed = self.store.missed_posts()?;
         let mut out = Vec::new();
-        for s in self.store.subscribers()? {
+        for s in self
+            .store
+            .subscribers_changing_by(crate::clock::unix(now))?
+        {
             let why = match certs::parse_public_cert(&s.cert) {
                 Ok(cert) => match certs::encryption_keys(&cert, now) {
                     Ok(_) => continue,

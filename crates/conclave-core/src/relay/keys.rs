@@ -96,12 +96,7 @@ pub fn refresh_keys(
 ) -> Result<RefreshReport> {
     let (mut subscribers, settings, use_wkd, keyserver, max_delay) = with(list, |l| {
         l.store().set_key_refresh_last(l.unix())?;
-        let subs: Vec<(String, String)> = l
-            .store()
-            .subscribers()?
-            .into_iter()
-            .map(|s| (s.address, s.fingerprint))
-            .collect();
+        let subs = l.store().subscriber_fingerprints()?;
         let max_delay = match delay {
             Some(d) => d,
             None => l

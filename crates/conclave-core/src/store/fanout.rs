@@ -138,6 +138,48 @@ impl Store {
             .store("read subscribers")
     }
 
+    /// The subscribers whose keys may not serve at `horizon` (Unix
+    /// seconds), by what was derived from them: none usable, not derived,
+    /// or a choice that stops holding by then. Only these need their
+    /// certificates read to see who is not receiving or soon will not.
+    pub fn subscribers_changing_by(&self, horizon: i64) -> Result<Vec<super::StoredSubscriber>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT address, fingerprint, cert, added_at FROM subscribers
+                 WHERE recipient_keys IS NULL OR length(recipient_keys) = 0
+                    OR (usable_until IS NOT NULL AND usable_until <= ?1)
+                 ORDER BY address",
+            )
+            .store("read subscribers")?;
+        let rows = stmt
+            .query_map([horizon], |r| {
+                Ok(super::StoredSubscriber {
+                    address: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    cert: r.get(2)?,
+                    added_at: r.get(3)?,
+                })
+            })
+            .store("read subscribers")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read subscribers")
+    }
+
+    /// Every subscriber's address and key fingerprint, without their
+    /// certificates, in address order.
+    pub fn subscriber_fingerprints(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT address, fingerprint FROM subscribers ORDER BY address")
+            .store("read subscribers")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .store("read subscribers")?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .store("read subscribers")
+    }
+
     /// The addresses subscribed with the key `fingerprint`.
     pub fn subscribers_with_fingerprint(&self, fingerprint: &str) -> Result<Vec<String>> {
         let mut stmt = self
