@@ -1,53 +1,69 @@
 //! Delivery benchmark: from a post sitting in the list mailbox until the
-//! mail host has accepted the last of its 1000 copies.
+//! mail host has accepted the last of its copies, beside Postfix's own
+//! `smtp-source` pushing as many messages of the same size into the same
+//! Postfix, over as many connections.
 //!
 //! Run with `make bench` (or `cargo bench -p conclave-tests --bench
 //! delivery`), as root: it uses the loopback Postfix + Dovecot of
 //! `tests/testbed/mailhost.sh`, starting it if it is not running.
 //!
-//! The list has 1000 subscribers: alice (GnuPG, who posts) and 999 generated
-//! Cv25519 keys at `alice+sNNNN@example.test`, which Postfix delivers to
-//! alice's mailbox by plus addressing (the catch-all). For each timed post:
+//! Two sizes, 1000 and 10,000 copies (`CONCLAVE_BENCH_SIZES=1000,...`
+//! chooses others). The list's subscribers are alice (GnuPG, who posts) and
+//! generated Cv25519 keys at `alice+sNNNNN@example.test`, which Postfix
+//! delivers to alice's mailbox by plus addressing. The generated keys are
+//! kept between runs in `target/bench-keys/` (or `$CONCLAVE_BENCH_KEYS`).
+//! For each timed post:
 //!
 //! 1. alice's GnuPG signs and encrypts a 20 KiB post; it is injected over
 //!    SMTP and the bench waits until Dovecot has it in the list's INBOX;
 //! 2. the clock starts, and `conclave run --once` logs in over IMAPS,
 //!    fetches, records and claims the post, decrypts and verifies it, fans
-//!    it out, and submits the 1000 copies over SMTPS; it exits once Postfix
-//!    has answered 250 to the last one (a copy is marked sent only then);
+//!    it out, and submits every copy over SMTPS; it exits once Postfix has
+//!    answered 250 to the last one (a copy is marked sent only then);
 //! 3. the clock stops when it exits. Process start, TLS handshakes and
-//!    logins are inside the figure.
+//!    logins are inside the figure. `CONCLAVE_TIMINGS=1` makes it say when
+//!    each step ended; the bench prints that breakdown.
 //!
-//! Between posts the bench waits for Postfix to finish delivering the
-//! previous copies to the mailbox, so one post's local delivery does not run
-//! during the next one's timing. (During a post, Postfix's own delivery of
-//! the copies already accepted does run, on the same two cores.)
+//! Then `/usr/sbin/smtp-source -d -s C -m N -F COPY` sends N messages over C
+//! sessions to the mail host's plain SMTP port (it speaks no TLS), each the
+//! bytes of one copy Conclave sent (taken from alice's mailbox), to
+//! `alice+source@example.test`: Postfix delivers them to the same mailbox
+//! through the same LMTP, so it does the same work. C is the list's
+//! `smtp.connections`.
 //!
-//! Beside it, the anchor measured in the same run: one `gpg -e -r FPR`
-//! process per subscriber encrypting the same 20 KiB text, without signing
-//! and without sending anything.
+//! Between runs the bench waits for Postfix to finish delivering to the
+//! mailbox, so one run's local delivery does not fall in the next one's
+//! timing. (During a run, Postfix's delivery of the messages already
+//! accepted does run, on the same two cores, for both.)
+//!
+//! Beside them, for 1000, the anchor measured in the same run: one
+//! `gpg -e -r FPR` process per subscriber encrypting the same 20 KiB text,
+//! without signing and without sending anything.
 //!
 //! The `conclave` binary is `$CONCLAVE_BIN` (`make bench` builds a release
 //! one and sets it), else `target/release/conclave` if it exists, else the
 //! debug build.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::PathBuf;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use conclave_core::{List, SystemClock};
 use conclave_tests::bench::{self, entity, fmt_secs, gpg_per_process, median, secs};
 use conclave_tests::{wait_until, MailList, Mailhost};
-use openpgp::serialize::SerializeInto;
+use openpgp::parse::Parse as _;
+use openpgp::serialize::{Serialize as _, SerializeInto as _};
 use sequoia_openpgp as openpgp;
 
 const LIST: &str = "list@example.test";
-const SUBSCRIBERS: usize = 1000;
 const POST_SIZE: usize = 20 * 1024;
 const POSTS: usize = 3;
-const TARGET: f64 = 5.0;
+/// Conclave may take this many times what `smtp-source` takes.
+const TARGET: f64 = 1.2;
+/// The anchor's size: one gpg process per copy costs about 7 s here.
+const ANCHOR_SIZE: usize = 1000;
 
 fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("CONCLAVE_BIN") {
@@ -60,6 +76,29 @@ fn binary() -> PathBuf {
     conclave_tests::conclave_bin()
 }
 
+fn sizes() -> Vec<usize> {
+    std::env::var("CONCLAVE_BENCH_SIZES")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.split(',')
+                .map(|n| n.trim().parse().expect("CONCLAVE_BENCH_SIZES: numbers"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1000, 10_000])
+}
+
+fn address(i: usize) -> String {
+    format!("alice+s{i:05}@example.test")
+}
+
+fn unix_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros()
+}
+
 /// One timed post: what `run --once` printed, with the time of each line.
 struct Timed {
     total: f64,
@@ -67,12 +106,16 @@ struct Timed {
     /// verified and fanned out into the outbox.
     fanned_out: f64,
     lines: Vec<String>,
+    /// `CONCLAVE_TIMINGS` stages: seconds after the start, and the stage.
+    stages: Vec<(f64, String)>,
 }
 
-fn timed_run(f: &MailList, bin: &PathBuf) -> Timed {
+fn timed_run(f: &MailList, bin: &Path) -> Timed {
+    let start = unix_micros();
     let t0 = Instant::now();
     let mut child = std::process::Command::new(bin)
         .env("CONCLAVE_PASSPHRASE_FILE", &f.list.passphrase_file)
+        .env("CONCLAVE_TIMINGS", "1")
         .arg("--home")
         .arg(f.list.home.path())
         .args(["run", "--once"])
@@ -81,6 +124,12 @@ fn timed_run(f: &MailList, bin: &PathBuf) -> Timed {
         .spawn()
         .expect("start conclave run --once");
     let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
     let mut lines = Vec::new();
     let mut fanned_out = f64::NAN;
     for line in BufReader::new(stdout).lines() {
@@ -90,19 +139,161 @@ fn timed_run(f: &MailList, bin: &PathBuf) -> Timed {
         }
         lines.push(line);
     }
-    let out = child.wait_with_output().expect("wait for conclave");
+    let status = child.wait().expect("wait for conclave");
     let total = secs(t0.elapsed());
+    let errors = errors.join().expect("stderr reader");
     assert!(
-        out.status.success(),
-        "conclave run --once failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "conclave run --once failed: {status}\n{errors}"
     );
+    let stages = errors
+        .lines()
+        .filter_map(|l| l.strip_prefix("conclave-timing "))
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(t, stage)| {
+            let t: u128 = t.parse().ok()?;
+            Some((t.saturating_sub(start) as f64 / 1e6, stage.to_string()))
+        })
+        .collect();
     Timed {
         total,
         fanned_out,
         lines,
+        stages,
     }
+}
+
+/// The generated subscribers' certificates, `n` of them, from the cache
+/// (generating and adding the missing ones).
+fn certs(n: usize) -> Vec<openpgp::Cert> {
+    let dir = std::env::var_os("CONCLAVE_BENCH_KEYS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| conclave_tests::workspace_root().join("target/bench-keys"));
+    std::fs::create_dir_all(&dir).expect("mkdir the key cache");
+    let file = dir.join("delivery-cv25519.pgp");
+    let mut certs: Vec<openpgp::Cert> = match std::fs::read(&file) {
+        Ok(bytes) => openpgp::cert::CertParser::from_bytes(&bytes)
+            .expect("parse the key cache")
+            .collect::<openpgp::Result<Vec<_>>>()
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    // The cache is good only if its certs are the addresses, in order.
+    let good = certs
+        .iter()
+        .enumerate()
+        .take_while(|(i, c)| {
+            c.userids()
+                .next()
+                .is_some_and(|u| u.userid().value() == address(i + 1).as_bytes())
+        })
+        .count();
+    certs.truncate(good);
+    if certs.len() < n {
+        let t = Instant::now();
+        let missing: Vec<String> = (certs.len() + 1..=n).map(address).collect();
+        eprintln!(
+            "[bench] generating {} Cv25519 subscriber keys (kept in {}) ...",
+            missing.len(),
+            dir.display()
+        );
+        certs.extend(bench::generate_certs(
+            &missing,
+            openpgp::cert::CipherSuite::Cv25519,
+        ));
+        let mut out = Vec::new();
+        for c in &certs {
+            c.as_tsk().serialize(&mut out).expect("serialize a cert");
+        }
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, &out).expect("write the key cache");
+        std::fs::rename(&tmp, &file).expect("keep the key cache");
+        eprintln!("[bench]   done in {:.1} s", secs(t.elapsed()));
+    }
+    certs.truncate(n);
+    certs
+}
+
+/// The copy as Conclave submitted it: a message from alice's mailbox
+/// without the lines the mail host put in front of it.
+fn submitted_copy(mh: &Mailhost, to: &str) -> Vec<u8> {
+    let needle = format!("Delivered-To: {to}\n");
+    let stored = mh
+        .inbox("alice")
+        .into_iter()
+        .find(|m| m.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .expect("a copy in alice's mailbox");
+    let text = String::from_utf8_lossy(&stored).into_owned();
+    let lines = text.split_inclusive('\n');
+    let mut skipping = false;
+    let mut out = String::new();
+    let mut head = true;
+    for line in lines {
+        if head {
+            let added = ["Return-Path:", "Delivered-To:", "Received:"]
+                .iter()
+                .any(|h| line.starts_with(h));
+            let continued = line.starts_with([' ', '\t']);
+            if added || (skipping && continued) {
+                skipping = true;
+                continue;
+            }
+            head = false;
+        }
+        out.push_str(line);
+    }
+    out.into_bytes()
+}
+
+/// One `smtp-source` run: `n` messages of `copy` over `sessions` sessions
+/// to the plain SMTP port, timed until it exits.
+fn smtp_source(mh: &Mailhost, copy: &Path, n: usize, sessions: usize) -> f64 {
+    let target = format!(
+        "{}:{}",
+        mh.var("MAILHOST_HOST"),
+        mh.port("MAILHOST_SMTP_PORT")
+    );
+    let t0 = Instant::now();
+    let out = std::process::Command::new("/usr/sbin/smtp-source")
+        .args(["-d", "-s", &sessions.to_string(), "-m", &n.to_string()])
+        .args([
+            "-f",
+            LIST,
+            "-t",
+            "alice+source@example.test",
+            "-M",
+            "conclave.invalid",
+        ])
+        .arg("-F")
+        .arg(copy)
+        .arg(&target)
+        .output()
+        .expect("run /usr/sbin/smtp-source (the postfix package)");
+    let took = secs(t0.elapsed());
+    assert!(
+        out.status.success(),
+        "smtp-source failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// What was measured at one size.
+struct Row {
+    n: usize,
+    runs: Vec<Timed>,
+    source: Vec<f64>,
+    copy_size: usize,
+    gpg: Option<f64>,
+}
+
+fn wait_delivered(mh: &Mailhost, want: usize) {
+    assert!(
+        wait_until(900, || mh.count("alice", "") >= want),
+        "Postfix delivered only {} of {want} messages",
+        mh.count("alice", "")
+    );
 }
 
 fn main() {
@@ -114,170 +305,285 @@ fn main() {
     let f = MailList::new("Delivery Bench");
     f.server("imap", "MAILHOST_HOST", "MAILHOST_IMAPS_PORT", "tls");
     f.server("smtp", "MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    // The list's default, unless CONCLAVE_BENCH_CONNECTIONS says otherwise.
+    let connections: usize = std::env::var("CONCLAVE_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(4);
+    f.list.run_ok(&[
+        "config",
+        "set",
+        "smtp.connections",
+        &connections.to_string(),
+    ]);
     // alice stays (she posts, with GnuPG); bob and carol make room for the
     // generated subscribers.
     for s in &f.subs[1..] {
         f.list.run_ok(&["subscriber", "remove", s.address()]);
     }
     let alice = &f.subs[0];
-
-    // The generated subscribers, and the same certificates for the anchor.
-    let t = Instant::now();
-    let n = SUBSCRIBERS - 1;
-    let addresses: Vec<String> = (1..=n)
-        .map(|i| format!("alice+s{i:04}@example.test"))
-        .collect();
-    let certs = bench::generate_certs(&addresses, openpgp::cert::CipherSuite::Cv25519);
-    let mut list = List::open(f.list.home.path(), Arc::new(SystemClock)).expect("open the list");
-    let mut all_public = Vec::new();
-    for (a, cert) in addresses.iter().zip(&certs) {
-        let armored = cert.armored().to_vec().expect("armor");
-        list.add_subscriber(a, &armored).expect("add a subscriber");
-        all_public.extend_from_slice(&armored);
-    }
-    drop(list);
-    eprintln!(
-        "[bench] {} subscribers set up in {:.1} s (not timed)",
-        SUBSCRIBERS,
-        secs(t.elapsed())
-    );
-
-    // The anchor's GnuPG home: the same keys, plus one more so that it too
-    // encrypts exactly SUBSCRIBERS copies.
-    let work = tempfile::Builder::new()
-        .prefix("cbd")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    let ghome = work.path().join("gnupg");
-    std::fs::create_dir_all(&ghome).expect("mkdir");
-    let extra = bench::generate_certs(
-        &["anchor@example.test".to_string()],
-        openpgp::cert::CipherSuite::Cv25519,
-    );
-    all_public.extend(extra[0].armored().to_vec().expect("armor"));
-    let keyfile = work.path().join("all.asc");
-    std::fs::write(&keyfile, &all_public).expect("write keys");
-    let imported = bench::gpg_import(&ghome, &keyfile);
-    assert_eq!(imported, SUBSCRIBERS, "gpg imported every cert");
-    let fprs: Vec<String> = certs
-        .iter()
-        .chain(&extra)
-        .map(|c| c.fingerprint().to_hex())
-        .collect();
+    let sizes = sizes();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let certs = certs(largest.saturating_sub(1));
 
     let text = entity(POST_SIZE);
     let body = String::from_utf8_lossy(&text)
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.replace("\r\n", "\n"))
         .expect("the entity has a body");
+    let work = tempfile::Builder::new()
+        .prefix("cbd")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
 
-    let mut runs = Vec::new();
-    for k in 1..=POSTS {
-        let post = alice.compose_post(&f.cert, LIST, "...", &format!("post {k}\n{body}"));
-        mh.inject(alice.address(), LIST, &post);
-        assert!(
-            wait_until(30, || mh.count("list", "") == 1),
-            "the post did not reach the list mailbox"
-        );
-        eprintln!("[bench] post {k} of {POSTS}: in the list mailbox; run --once ...");
-        let r = timed_run(&f, &bin);
-        let joined = r.lines.join("\n");
-        assert!(
-            joined.contains(&format!("distributed to {SUBSCRIBERS}")),
-            "{joined}"
-        );
-        assert!(
-            joined.contains(&format!("sent {SUBSCRIBERS}, failed 0, deferred 0")),
-            "{joined}"
-        );
+    let mut subscribed = 1;
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        // The list grows to n subscribers (or the bench starts again from
+        // a list of n, when sizes shrink).
+        assert!(n >= subscribed, "sizes must grow: {sizes:?}");
+        let t = Instant::now();
+        let mut list =
+            List::open(f.list.home.path(), Arc::new(SystemClock)).expect("open the list");
+        for (i, cert) in certs.iter().enumerate().take(n - 1).skip(subscribed - 1) {
+            let armored = cert.armored().to_vec().expect("armor");
+            list.add_subscriber(&address(i + 1), &armored)
+                .expect("add a subscriber");
+        }
+        drop(list);
         eprintln!(
-            "[bench]   {} (fanned out at {}); waiting for Postfix to deliver them ...",
-            fmt_secs(r.total),
-            fmt_secs(r.fanned_out)
+            "[bench] {} subscribers set up in {:.1} s (not timed)",
+            n,
+            secs(t.elapsed())
         );
-        // Let Postfix finish delivering before the next timed post.
-        let want = k * SUBSCRIBERS;
-        assert!(
-            wait_until(300, || mh.count("alice", "") >= want),
-            "Postfix delivered only {} of {want} copies",
-            mh.count("alice", "")
-        );
-        runs.push(r);
+        subscribed = n;
+        mh.clear();
+
+        let mut runs = Vec::new();
+        for k in 1..=POSTS {
+            let post = alice.compose_post(&f.cert, LIST, "...", &format!("post {k}\n{body}"));
+            mh.inject(alice.address(), LIST, &post);
+            assert!(
+                wait_until(30, || mh.count("list", "") == 1),
+                "the post did not reach the list mailbox"
+            );
+            eprintln!(
+                "[bench] {n} copies, post {k} of {POSTS}: in the list mailbox; run --once ..."
+            );
+            let r = timed_run(&f, &bin);
+            let joined = r.lines.join("\n");
+            assert!(joined.contains(&format!("distributed to {n}")), "{joined}");
+            assert!(
+                joined.contains(&format!("sent {n}, failed 0, deferred 0")),
+                "{joined}"
+            );
+            eprintln!(
+                "[bench]   {} (fanned out at {}); waiting for Postfix to deliver them ...",
+                fmt_secs(r.total),
+                fmt_secs(r.fanned_out)
+            );
+            wait_delivered(mh, k * n);
+            runs.push(r);
+        }
+
+        // smtp-source, with the bytes of one copy.
+        let copy = submitted_copy(mh, &address(1));
+        let copy_file = work.path().join("copy.eml");
+        std::fs::write(&copy_file, &copy).expect("write the copy");
+        let copy_size = copy.len() + copy.iter().filter(|b| **b == b'\n').count();
+        let mut source = Vec::new();
+        for k in 1..=POSTS {
+            eprintln!(
+                "[bench] smtp-source, {n} messages of {copy_size} bytes, run {k} of {POSTS} ..."
+            );
+            let before = mh.count("alice", "");
+            let took = smtp_source(mh, &copy_file, n, connections);
+            eprintln!(
+                "[bench]   {}; waiting for Postfix to deliver them ...",
+                fmt_secs(took)
+            );
+            wait_delivered(mh, before + n);
+            source.push(took);
+        }
+        mh.clear();
+
+        let gpg = (n == ANCHOR_SIZE).then(|| anchor(&work, &certs[..n - 1], &text));
+        rows.push(Row {
+            n,
+            runs,
+            source,
+            copy_size,
+            gpg,
+        });
     }
+    print!("{}", table(&rows, connections, &bin, started));
+    let _ = std::io::stdout().flush();
+    mh.clear();
+}
 
-    eprintln!("[bench] anchor: {SUBSCRIBERS} gpg processes ...");
+/// One gpg process per subscriber (plus one more key, so that it too makes
+/// as many copies as the list) on the same text.
+fn anchor(work: &tempfile::TempDir, certs: &[openpgp::Cert], text: &[u8]) -> f64 {
+    let ghome = work.path().join("gnupg");
+    std::fs::create_dir_all(&ghome).expect("mkdir");
+    let extra = bench::generate_certs(
+        &["anchor@example.test".to_string()],
+        openpgp::cert::CipherSuite::Cv25519,
+    );
+    let mut all_public = Vec::new();
+    for c in certs.iter().chain(&extra) {
+        all_public.extend(c.armored().to_vec().expect("armor"));
+    }
+    let keyfile = work.path().join("all.asc");
+    std::fs::write(&keyfile, &all_public).expect("write keys");
+    let imported = bench::gpg_import(&ghome, &keyfile);
+    assert_eq!(imported, certs.len() + 1, "gpg imported every cert");
+    let fprs: Vec<String> = certs
+        .iter()
+        .chain(&extra)
+        .map(|c| c.fingerprint().to_hex())
+        .collect();
+    eprintln!("[bench] anchor: {} gpg processes ...", fprs.len());
     let input = work.path().join("post.eml");
-    std::fs::write(&input, &text).expect("write the plaintext");
-    let gpg = gpg_per_process(&ghome, &fprs, &input, &work.path().join("out.gpg"));
+    std::fs::write(&input, text).expect("write the plaintext");
+    let took = gpg_per_process(&ghome, &fprs, &input, &work.path().join("out.gpg"));
     bench::gpg_kill(&ghome);
+    took
+}
 
-    let conclave = median(runs.iter().map(|r| r.total).collect());
-    let fan = median(runs.iter().map(|r| r.fanned_out).collect());
-    let mut out = String::new();
+fn runs_text(v: &[f64]) -> String {
+    v.iter()
+        .map(|s| format!("{s:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn table(rows: &[Row], connections: usize, bin: &Path, started: Instant) -> String {
     use std::fmt::Write as _;
+    let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "Conclave delivery vs GnuPG encryption alone: {SUBSCRIBERS} subscribers, 20 KiB post, loopback Postfix + Dovecot"
+        "Delivery: Conclave beside Postfix's smtp-source, 20 KiB post, loopback Postfix + Dovecot, {connections} connections"
     );
     let _ = writeln!(
         w,
-        "{:>28} | {:>11} | {:>14} | {:>9}",
-        "", "median", "runs", "per copy"
+        "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6} | target",
+        "copies", "", "median", "per copy", "runs", "ratio"
     );
-    let _ = writeln!(w, "{}", "-".repeat(73));
-    let rows = [
-        (
-            "Conclave, mailbox -> 250",
-            conclave,
-            runs.iter().map(|r| r.total).collect::<Vec<_>>(),
-        ),
-        (
-            "  of which up to fan-out",
-            fan,
-            runs.iter().map(|r| r.fanned_out).collect(),
-        ),
-        ("GnuPG, 1 process per copy", gpg, vec![gpg]),
-    ];
-    for (label, median, all) in rows {
-        let all: Vec<String> = all.iter().map(|s| format!("{s:.2}")).collect();
+    let _ = writeln!(w, "{}", "-".repeat(110));
+    let mut verdicts = Vec::new();
+    for r in rows {
+        let totals: Vec<f64> = r.runs.iter().map(|t| t.total).collect();
+        let fans: Vec<f64> = r.runs.iter().map(|t| t.fanned_out).collect();
+        let conclave = median(totals.clone());
+        let source = median(r.source.clone());
+        let ratio = conclave / source;
+        let pass = ratio <= TARGET;
+        let per = |s: f64| format!("{:.3} ms", s * 1e3 / r.n as f64);
         let _ = writeln!(
             w,
-            "{label:>28} | {:>11} | {:>14} | {:>6.2} ms",
-            fmt_secs(median),
-            all.join(" "),
-            median * 1e3 / SUBSCRIBERS as f64
+            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6.2} | <= {TARGET} x: {}",
+            r.n,
+            "Conclave, mailbox -> last 250",
+            fmt_secs(conclave),
+            per(conclave),
+            runs_text(&totals),
+            ratio,
+            if pass { "PASS" } else { "MISS" }
         );
+        let _ = writeln!(
+            w,
+            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} |",
+            "",
+            "  of which up to fan-out",
+            fmt_secs(median(fans.clone())),
+            "",
+            runs_text(&fans)
+        );
+        let _ = writeln!(
+            w,
+            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} |",
+            "",
+            format!("smtp-source, {} B each", r.copy_size),
+            fmt_secs(source),
+            per(source),
+            runs_text(&r.source)
+        );
+        if let Some(g) = r.gpg {
+            let _ = writeln!(
+                w,
+                "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} |",
+                "",
+                "GnuPG, 1 process per copy",
+                fmt_secs(g),
+                per(g),
+                format!("{g:.2}")
+            );
+        }
+        verdicts.push((r.n, conclave, source, ratio, pass));
     }
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "Conclave = `conclave run --once` started with the post in the list INBOX, until it exits after Postfix"
+        "Conclave = `conclave run --once` started with the post in the list INBOX, until it exits after Postfix accepted"
     );
     let _ = writeln!(
         w,
-        "  accepted the last copy (IMAPS login, fetch, claim, decrypt, verify, fan-out, 1000 SMTPS submissions over\n  smtp.connections = 4 connections)."
+        "  the last copy (IMAPS login, fetch, claim, decrypt, verify, fan-out, SMTPS submissions over {connections} connections)."
+    );
+    let _ = writeln!(
+        w,
+        "smtp-source = `smtp-source -d -s {connections} -m N -F COPY` into the plain SMTP port of the same Postfix, delivered to"
+    );
+    let _ = writeln!(
+        w,
+        "  the same mailbox; COPY = the bytes of one copy Conclave sent. No TLS, no login, nothing to encrypt."
     );
     let _ = writeln!(
         w,
         "GnuPG = `gpg --batch --trust-model always -e -r FPR` per subscriber on the same text: encryption only, nothing sent."
     );
-    let _ = writeln!(w, "Conclave / GnuPG = {:.2}", conclave / gpg);
-    let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "Target:\n  [{}] mailbox -> last copy accepted <= {TARGET} s: {}",
-        if conclave <= TARGET { "PASS" } else { "MISS" },
-        fmt_secs(conclave)
-    );
+    // Where the median run spent its time.
+    for r in rows {
+        let mut runs: Vec<&Timed> = r.runs.iter().collect();
+        runs.sort_by(|a, b| a.total.total_cmp(&b.total));
+        let Some(mid) = runs.get(runs.len() / 2) else {
+            continue;
+        };
+        let _ = writeln!(
+            w,
+            "\nWhere the median run at {} copies spent its time (ms since the start, and since the step before):",
+            r.n
+        );
+        let mut last = 0.0;
+        for (t, stage) in &mid.stages {
+            let _ = writeln!(w, "  {:>9.1} {:>+9.1}  {stage}", t * 1e3, (t - last) * 1e3);
+            last = *t;
+        }
+        let _ = writeln!(
+            w,
+            "  {:>9.1} {:>+9.1}  process exited",
+            mid.total * 1e3,
+            (mid.total - last) * 1e3
+        );
+    }
+    let _ = writeln!(w, "\nTargets:");
+    for (n, conclave, source, ratio, pass) in verdicts {
+        let _ = writeln!(
+            w,
+            "  [{}] {n} copies: mailbox -> last copy accepted <= {TARGET} x smtp-source: {} / {} = {ratio:.2}",
+            if pass { "PASS" } else { "MISS" },
+            fmt_secs(conclave),
+            fmt_secs(source)
+        );
+    }
     let _ = writeln!(
         w,
         "\n(binary {}; total bench wall time {:.0} s)",
         bin.display(),
         secs(started.elapsed())
     );
-    print!("{out}");
-    let _ = std::io::stdout().flush();
-    mh.clear();
+    out
 }

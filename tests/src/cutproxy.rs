@@ -69,6 +69,7 @@ pub struct CutProxy {
     cutting: Arc<AtomicBool>,
     cuts: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    turns: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -85,12 +86,14 @@ impl CutProxy {
         let cutting = Arc::new(AtomicBool::new(true));
         let cuts = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
+        let turns = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let proxy = CutProxy {
             port,
             cutting: cutting.clone(),
             cuts: cuts.clone(),
             connections: connections.clone(),
+            turns: turns.clone(),
             stop: stop.clone(),
         };
         std::thread::spawn(move || {
@@ -113,7 +116,7 @@ impl CutProxy {
                 } else {
                     u64::MAX
                 };
-                forward(client, server, budget, cuts.clone());
+                forward(client, server, budget, cuts.clone(), turns.clone());
             }
         });
         proxy
@@ -127,6 +130,14 @@ impl CutProxy {
     /// How many connections were cut so far.
     pub fn cuts(&self) -> usize {
         self.cuts.load(Ordering::Relaxed)
+    }
+
+    /// How many times a client spoke after the server had: its round trips,
+    /// over every connection so far. A client that waits for each reply
+    /// before its next command takes one turn per command; one that
+    /// pipelines sends several commands in one turn.
+    pub fn turns(&self) -> usize {
+        self.turns.load(Ordering::Relaxed)
     }
 
     /// How many connections went through so far.
@@ -143,18 +154,27 @@ impl Drop for CutProxy {
 
 /// Copies both ways until either side closes, or until `budget` bytes have
 /// passed in all, when both sides are closed at once.
-fn forward(client: TcpStream, server: TcpStream, budget: u64, cuts: Arc<AtomicUsize>) {
+fn forward(
+    client: TcpStream,
+    server: TcpStream,
+    budget: u64,
+    cuts: Arc<AtomicUsize>,
+    turns: Arc<AtomicUsize>,
+) {
     let passed = Arc::new(AtomicU64::new(0));
+    // Who spoke last on this connection: true for the server.
+    let server_spoke = Arc::new(AtomicBool::new(true));
     let cut = Arc::new(AtomicBool::new(false));
     let pairs = [
         (client.try_clone(), server.try_clone()),
         (server.try_clone(), client.try_clone()),
     ];
-    for (from, to) in pairs {
+    for (from_server, (from, to)) in [false, true].into_iter().zip(pairs) {
         let (Ok(mut from), Ok(mut to)) = (from, to) else {
             continue;
         };
         let (passed, cut, cuts) = (passed.clone(), cut.clone(), cuts.clone());
+        let (turns, server_spoke) = (turns.clone(), server_spoke.clone());
         let (a, b) = (client.try_clone(), server.try_clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -163,6 +183,9 @@ fn forward(client: TcpStream, server: TcpStream, budget: u64, cuts: Arc<AtomicUs
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                if server_spoke.swap(from_server, Ordering::SeqCst) && !from_server {
+                    turns.fetch_add(1, Ordering::Relaxed);
+                }
                 let before = passed.fetch_add(n as u64, Ordering::Relaxed);
                 let allowed = budget.saturating_sub(before).min(n as u64) as usize;
                 if to

@@ -306,3 +306,119 @@ fn copies_signed_over_an_hour_ago_are_signed_again() {
     assert!(log.contains("re-signed"), "{log}");
     assert_eq!(log.matches("re-signed").count(), 1, "{log}");
 }
+
+/// With PIPELINING (Postfix offers it), a copy costs two round trips (MAIL
+/// FROM + RCPT TO + DATA, then the message) instead of four; a recipient
+/// refused in the middle fails that copy alone, and the copies after it go
+/// out over the same connection.
+#[test]
+fn copies_are_pipelined_and_a_refused_recipient_fails_alone() {
+    use conclave_tests::cutproxy::{CutProxy, Rng};
+    let mh = Mailhost::get();
+    let f = fixture("MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    let target = mh
+        .endpoint("MAILHOST_HOST", "MAILHOST_SMTPS_PORT")
+        .parse()
+        .unwrap();
+    // A proxy that cuts nothing and counts the client's turns to speak.
+    let proxy = CutProxy::start(target, 0, 2, std::sync::Arc::new(Rng::new(1)));
+    f.list.config_set("smtp.port", &proxy.port.to_string());
+    f.list.config_set("smtp.connections", "1");
+    // beth has no mailbox (550 at RCPT); carol+late comes after her.
+    for a in ["beth@example.test", "carol+late@example.test"] {
+        f.list.add_subscriber(&Subscriber::new(Engine::Gpg, a));
+    }
+    let tag = format!("PIPELINED-{}", std::process::id());
+    assert_eq!(
+        f.list
+            .process(&f.subs[0].compose_post(&f.cert, LIST, "s", &tag)),
+        "distributed to 5"
+    );
+    let order: Vec<String> = queued_ids(&f).into_iter().map(|(a, _)| a).collect();
+    let beth = order.iter().position(|a| a == "beth@example.test").unwrap();
+    assert!(beth > 0 && beth < order.len() - 1, "{order:?}");
+    let id = queued_ids(&f).first().map(|(_, id)| id.clone()).unwrap();
+    let out = f.list.run_ok(&["outbox", "send"]);
+    assert_eq!(out.trim(), "sent 4, failed 1, deferred 0, still queued 0");
+    let log = f.list.run_ok(&["log"]);
+    assert!(
+        log.contains("beth@example.test refused for good: RCPT TO refused: 550 5.1.1"),
+        "{log}"
+    );
+    // Every other copy reached its mailbox, carol+late's too.
+    for user in ["alice", "bob", "carol"] {
+        assert!(mh.wait_for(user, &id, 10).is_some(), "{user}");
+    }
+    assert!(conclave_tests::wait_until(10, || {
+        mh.inbox("carol")
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("Delivered-To: carol+late@example.test"))
+    }));
+    // One connection: the TLS handshake (2 turns), EHLO, AUTH, then 2 per
+    // copy, RSET after the refusal, QUIT. Waiting for each reply would
+    // take 4 per copy (18 for the copies alone).
+    assert_eq!(proxy.connections(), 1);
+    let turns = proxy.turns();
+    assert!(turns <= 4 + 2 * 5 + 2, "{turns} round trips for 5 copies");
+}
+
+/// A temporary refusal (450 at RCPT, inside a pipelined batch) leaves the
+/// copy queued for a retry; the others are sent.
+#[test]
+fn a_temporary_refusal_defers_one_copy() {
+    let mh = Mailhost::get();
+    let f = fixture("MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    f.list.config_set("smtp.connections", "1");
+    let busy = format!("busy@{}", mh.var("MAILHOST_DEFER_DOMAIN"));
+    f.list.add_subscriber(&Subscriber::new(Engine::Gpg, &busy));
+    assert_eq!(
+        f.list
+            .process(&f.subs[0].compose_post(&f.cert, LIST, "s", "busy")),
+        "distributed to 4"
+    );
+    let out = f.list.run_ok(&["outbox", "send"]);
+    assert_eq!(out.trim(), "sent 3, failed 0, deferred 1, still queued 1");
+    // Not due again yet; sent again on demand, and refused for now again.
+    let out = f.list.run_ok(&["outbox", "send"]);
+    assert_eq!(out.trim(), "sent 0, failed 0, deferred 0, still queued 1");
+    let out = f.list.run_ok(&["outbox", "send", "--now"]);
+    assert_eq!(out.trim(), "sent 0, failed 0, deferred 1, still queued 1");
+}
+
+/// `smtp.rate_per_minute` paces the copies over one connection.
+#[test]
+fn a_rate_limit_paces_the_copies_over_one_connection() {
+    let mh = Mailhost::get();
+    let f = fixture("MAILHOST_HOST", "MAILHOST_SMTPS_PORT", "tls");
+    f.list.config_set("smtp.connections", "4");
+    // 600 a minute: one every 100 ms.
+    f.list.config_set("smtp.rate_per_minute", "600");
+    for a in [
+        "alice+r1@example.test",
+        "bob+r2@example.test",
+        "carol+r3@example.test",
+    ] {
+        f.list.add_subscriber(&Subscriber::new(Engine::Gpg, a));
+    }
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", "paced");
+    assert_eq!(f.list.process(&post), "distributed to 6");
+    let id = queued_ids(&f).first().map(|(_, id)| id.clone()).unwrap();
+    let t0 = std::time::Instant::now();
+    let out = f.list.run_ok(&["outbox", "send"]);
+    let took = t0.elapsed();
+    assert_eq!(out.trim(), "sent 6, failed 0, deferred 0, still queued 0");
+    assert!(
+        took >= std::time::Duration::from_millis(500),
+        "6 copies at 600 a minute in {took:?}"
+    );
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = accepting_smtpds(&mh.logs(), &id);
+        if found.len() == 6 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids: std::collections::BTreeSet<String> = found.into_iter().collect();
+    assert_eq!(pids.len(), 1, "one connection: {pids:?}");
+}

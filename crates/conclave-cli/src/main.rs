@@ -22,6 +22,7 @@ fn main() {
             );
         }));
     }
+    conclave_core::events::timing("process started");
     let cli = cli::Cli::parse();
     if let Err(e) = commands::run(cli) {
         let mut line = format!("{e}");

@@ -164,3 +164,19 @@ pub enum Event {
 
 /// Receives events. Called on the engine's threads: keep it short.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// With `CONCLAVE_TIMINGS=1` in the environment, writes one line to stderr,
+/// `conclave-timing MICROS STAGE`, where MICROS is the wall clock in
+/// microseconds since the Unix epoch: the delivery benchmark reads these to
+/// say where a pass spends its time. Otherwise does nothing.
+pub fn timing(stage: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ON.get_or_init(|| std::env::var("CONCLAVE_TIMINGS").is_ok_and(|v| v == "1")) {
+        return;
+    }
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    eprintln!("conclave-timing {micros} {stage}");
+}

@@ -48,9 +48,11 @@ pub fn open(cli: &Cli) -> Result<List> {
 /// files) or from the key file (the passphrase).
 pub fn open_unlocked(cli: &Cli) -> Result<List> {
     let mut list = open(cli)?;
+    conclave_core::events::timing("list opened");
     if !unlock(&mut list, cli)? {
         return Err(conclave_core::Error::PassphraseRequired.into());
     }
+    conclave_core::events::timing("list key unlocked");
     Ok(list)
 }
 

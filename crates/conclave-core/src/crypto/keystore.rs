@@ -196,23 +196,47 @@ impl FileKeystore {
         FileKeystore::unlock(cert, passphrase)
     }
 
-    /// Unlocks every secret part of `cert` with `passphrase`.
+    /// Unlocks every secret part of `cert` with `passphrase`. Each part has
+    /// its own deliberately slow passphrase derivation (iterated and salted
+    /// S2K), so the parts are opened side by side, one thread each.
     pub fn unlock(cert: openpgp::Cert, passphrase: &Password) -> Result<FileKeystore> {
-        let mut packets: Vec<openpgp::Packet> = Vec::new();
-        for ka in cert.keys().secret() {
-            let key = ka.key().clone();
-            let key = if key.secret().is_encrypted() {
-                key.decrypt_secret(passphrase)
-                    .map_err(|_| Error::BadPassphrase)?
-            } else {
-                key
-            };
-            if ka.primary() {
-                packets.push(key.role_into_primary().into());
-            } else {
-                packets.push(key.role_into_subordinate().into());
-            }
-        }
+        let parts: Vec<_> = cert
+            .keys()
+            .secret()
+            .map(|ka| (ka.primary(), ka.key().clone()))
+            .collect();
+        let opened: Vec<Result<openpgp::Packet>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|(primary, key)| {
+                    s.spawn(move || {
+                        let key = if key.secret().is_encrypted() {
+                            key.decrypt_secret(passphrase)
+                                .map_err(|_| Error::BadPassphrase)?
+                        } else {
+                            key
+                        };
+                        Ok(if primary {
+                            key.role_into_primary().into()
+                        } else {
+                            key.role_into_subordinate().into()
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::crypto(
+                            "unlock the list key",
+                            "a secret key part could not be opened",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let packets = opened.into_iter().collect::<Result<Vec<_>>>()?;
         let public = cert.clone().strip_secret_key_material();
         let (unlocked, _) = cert
             .insert_packets(packets)

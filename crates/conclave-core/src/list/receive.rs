@@ -86,6 +86,7 @@ impl List {
                 crate::crypto::decrypt::panic_text(&*panic)
             )))
         });
+        crate::events::timing("post decrypted, verified and judged");
         match judged {
             Ok(judged) => self.conclude(post_id, judged),
             // What cannot be opened for the post's own sake is refused, saying
@@ -169,6 +170,7 @@ impl List {
                 };
                 post.author = author.map(|fpr| (post.from.clone(), fpr));
                 let copies = self.distribute(post_id, &post)?;
+                crate::events::timing("post fanned out into the outbox");
                 self.record_outcome(
                     post_id,
                     Outcome::Distributed {

@@ -1,17 +1,18 @@
-//! SMTP submission with lettre, over a TLS stream whose certificate our own
-//! verifier checked (lettre cannot take a custom rustls verifier, so the
-//! handshake, and STARTTLS before it, are ours; lettre gets the verified
-//! stream through `AsyncSmtpConnection::connect_with_transport`). AUTH is
-//! only ever sent on that verified stream.
+//! SMTP submission: a small client of our own, over a TLS stream whose
+//! certificate our own verifier checked ([`tls::connect`], which also runs
+//! STARTTLS before the handshake). AUTH is only ever sent on that verified
+//! stream.
+//!
+//! It speaks what submission needs and no more: EHLO, AUTH PLAIN or LOGIN,
+//! one recipient per message, dot-stuffed DATA, RSET after a refused
+//! envelope, QUIT. When the server offers PIPELINING (RFC 2920), MAIL FROM,
+//! RCPT TO and DATA go out in one write and their replies are read in
+//! order, so a copy costs two round trips instead of four.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
-use lettre::transport::smtp::extension::ClientId;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use super::tls::{self, Endpoint, TlsError, TlsStream, TrustSettings};
 
@@ -52,66 +53,120 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// The longest reply line taken (RFC 5321 allows 512 octets).
+const MAX_LINE: usize = 4096;
+/// The most lines one reply may have (an EHLO reply has a dozen).
+const MAX_LINES: usize = 100;
+
+/// One reply of the server: its code and its text, lines joined by spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) code: u16,
+    pub(crate) lines: Vec<String>,
+}
+
+impl Reply {
+    fn positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    /// `CODE text`, on one line, as the owner reads it in the log.
+    fn said(&self) -> String {
+        format!("{} {}", self.code, self.lines.join(" "))
+            .trim()
+            .to_string()
+    }
+
+    /// The refusal this reply is, for the copy in hand.
+    fn refusal(&self, step: &str) -> SendError {
+        let said = format!("{step} refused: {}", self.said());
+        if self.code >= 500 {
+            SendError::Permanent(said)
+        } else {
+            SendError::Transient(said)
+        }
+    }
+}
+
+/// Reads one line of a reply: its code, whether more lines follow, and its
+/// text (without the line end, control characters dropped).
+pub(crate) fn parse_line(line: &[u8]) -> Result<(u16, bool, String), String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let shown = || crate::text::clean(&String::from_utf8_lossy(line));
+    let (digits, rest) = line.split_at_checked(3).ok_or_else(|| {
+        format!(
+            "the server sent a reply line too short to have a code: {}",
+            shown()
+        )
+    })?;
+    let code = match digits {
+        [a @ b'2'..=b'5', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => {
+            return Err(format!(
+                "the server sent a reply without a code: {}",
+                shown()
+            ))
+        }
+    };
+    let (more, text) = match rest.split_first() {
+        None => (false, &[][..]),
+        Some((b' ', text)) => (false, text),
+        Some((b'-', text)) => (true, text),
+        Some(_) => return Err(format!("the server sent a malformed reply: {}", shown())),
+    };
+    let text = crate::text::clean(&String::from_utf8_lossy(text));
+    Ok((code, more, text))
+}
+
+/// The message as DATA carries it: every line ending in CRLF (a bare LF
+/// becomes CRLF), a dot doubled at the start of a line (RFC 5321 4.5.2),
+/// and the closing `.` line.
+pub(crate) fn dot_stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
+    let mut line_start = true;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        if b == b'\n' && out.last() != Some(&b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// An address fit for `MAIL FROM:<...>` or `RCPT TO:<...>`: nothing that
+/// could end the command or start another.
+fn envelope_address(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 254
+        && a.bytes()
+            .all(|b| b > b' ' && b < 0x7f && b != b'<' && b != b'>')
+}
+
 /// An open, authenticated submission session.
 pub struct SmtpSession {
-    conn: AsyncSmtpConnection,
-    deadline: std::time::Duration,
+    io: BufReader<TlsStream>,
+    pipelining: bool,
+    broken: bool,
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for SmtpSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSession").finish()
-    }
-}
-
-/// lettre's view of our verified stream. lettre reads a greeting first; after
-/// STARTTLS the server does not greet again (RFC 3207: the client sends EHLO),
-/// so for STARTTLS the stream first serves lettre the greeting it expects.
-#[derive(Debug)]
-struct Verified {
-    stream: TlsStream,
-    greeting: Vec<u8>,
-    served: usize,
-}
-
-impl AsyncRead for Verified {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        if let Some(rest) = this.greeting.get(this.served..).filter(|r| !r.is_empty()) {
-            let n = rest.len().min(buf.remaining());
-            if let Some(chunk) = rest.get(..n) {
-                buf.put_slice(chunk);
-            }
-            this.served += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Verified {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for Verified {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.stream.get_ref().0.peer_addr()
+        f.debug_struct("SmtpSession")
+            .field("pipelining", &self.pipelining)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,55 +186,105 @@ impl SmtpSession {
     async fn open_now(settings: &SmtpSettings) -> Result<SmtpSession, SendError> {
         let (stream, _chain, _by) = tls::connect(&settings.endpoint, &settings.trust).await?;
         let key = settings.endpoint.key();
-        let hello = ClientId::Domain("conclave.invalid".into());
-        let greeting = match settings.endpoint.security {
-            tls::Security::StartTls => b"220 STARTTLS done\r\n".to_vec(),
-            tls::Security::Tls => Vec::new(),
-        };
-        let verified = Verified {
-            stream,
-            greeting,
-            served: 0,
-        };
-        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(verified), &hello)
-            .await
-            .map_err(|e| SendError::Transient(format!("cannot greet {key}: {e}")))?;
-        let credentials = Credentials::new(
-            settings.username.clone(),
-            settings.password.expose().to_owned(),
-        );
-        conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
-            .await
-            .map_err(|e| SendError::Auth {
-                endpoint: key,
-                detail: e.to_string(),
-            })?;
-        Ok(SmtpSession {
-            conn,
+        let mut session = SmtpSession {
+            io: BufReader::new(stream),
+            pipelining: false,
+            broken: false,
             deadline: settings.deadline,
-        })
+        };
+        let greet = |e: SendError| SendError::Transient(format!("cannot greet {key}: {e}"));
+        // After STARTTLS the server does not greet again (RFC 3207).
+        if settings.endpoint.security == tls::Security::Tls {
+            let greeting = session.reply().await.map_err(greet)?;
+            if greeting.code != 220 {
+                return Err(greet(greeting.refusal("the connection")));
+            }
+        }
+        let ehlo = session
+            .command(b"EHLO conclave.invalid\r\n")
+            .await
+            .map_err(greet)?;
+        if ehlo.code != 250 {
+            return Err(greet(ehlo.refusal("EHLO")));
+        }
+        let mut mechanisms = Vec::new();
+        for line in ehlo.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            match words.next().map(str::to_ascii_uppercase).as_deref() {
+                Some("PIPELINING") => session.pipelining = true,
+                Some("AUTH") => mechanisms.extend(words.map(str::to_ascii_uppercase)),
+                _ => {}
+            }
+        }
+        let refused = |detail: String| SendError::Auth {
+            endpoint: key.clone(),
+            detail,
+        };
+        let b64 =
+            |s: &[u8]| zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(s));
+        let user = settings.username.as_bytes();
+        let password = settings.password.expose().as_bytes();
+        let done = if mechanisms.iter().any(|m| m == "PLAIN") || mechanisms.is_empty() {
+            // The login is wiped from memory once sent.
+            let mut token =
+                zeroize::Zeroizing::new(Vec::with_capacity(user.len() + password.len() + 2));
+            token.push(0);
+            token.extend_from_slice(user);
+            token.push(0);
+            token.extend_from_slice(password);
+            let line = zeroize::Zeroizing::new(format!("AUTH PLAIN {}\r\n", *b64(&token)));
+            session.command(line.as_bytes()).await?
+        } else if mechanisms.iter().any(|m| m == "LOGIN") {
+            let ask = session.command(b"AUTH LOGIN\r\n").await?;
+            if ask.code != 334 {
+                return Err(refused(ask.said()));
+            }
+            let ask = session
+                .command(format!("{}\r\n", *b64(user)).as_bytes())
+                .await?;
+            if ask.code != 334 {
+                return Err(refused(ask.said()));
+            }
+            let line = zeroize::Zeroizing::new(format!("{}\r\n", *b64(password)));
+            session.command(line.as_bytes()).await?
+        } else {
+            return Err(refused(format!(
+                "the server offers no login method Conclave knows (PLAIN, LOGIN): {}",
+                mechanisms.join(" ")
+            )));
+        };
+        if done.code != 235 {
+            return Err(refused(done.said()));
+        }
+        Ok(session)
+    }
+
+    /// Whether the server took several commands at once (PIPELINING).
+    pub fn pipelining(&self) -> bool {
+        self.pipelining
     }
 
     /// Submits one message; Ok once the server accepted it.
     pub async fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<(), SendError> {
-        let envelope = Envelope::new(
-            Some(
-                from.parse()
-                    .map_err(|e| SendError::Permanent(format!("bad sender address {from}: {e}")))?,
-            ),
-            vec![to
-                .parse()
-                .map_err(|e| SendError::Permanent(format!("bad recipient address {to}: {e}")))?],
-        )
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
-        match tokio::time::timeout(self.deadline, self.conn.send(&envelope, message)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
+        if !envelope_address(from) {
+            return Err(SendError::Permanent(format!(
+                "bad sender address {}",
+                crate::text::clean(from)
+            )));
+        }
+        if !envelope_address(to) {
+            return Err(SendError::Permanent(format!(
+                "bad recipient address {}",
+                crate::text::clean(to)
+            )));
+        }
+        let body = dot_stuffed(message);
+        match tokio::time::timeout(self.deadline, self.transaction(from, to, &body)).await {
+            Ok(result) => result,
             Err(_) => {
                 // A submission cut short leaves the connection in an unknown
                 // state: it is marked broken, so the next copy takes a new one.
-                let _ = tokio::time::timeout(self.deadline, self.conn.abort()).await;
+                self.broken = true;
                 Err(SendError::Transient(format!(
                     "the server gave no answer within {} seconds",
                     self.deadline.as_secs()
@@ -188,13 +293,272 @@ impl SmtpSession {
         }
     }
 
+    async fn transaction(&mut self, from: &str, to: &str, body: &[u8]) -> Result<(), SendError> {
+        let mail = format!("MAIL FROM:<{from}>\r\n");
+        let rcpt = format!("RCPT TO:<{to}>\r\n");
+        if self.pipelining {
+            let mut batch = Vec::with_capacity(mail.len() + rcpt.len() + 6);
+            batch.extend_from_slice(mail.as_bytes());
+            batch.extend_from_slice(rcpt.as_bytes());
+            batch.extend_from_slice(b"DATA\r\n");
+            self.write(&batch).await?;
+            // Every command of the batch has its reply, in order.
+            let mail = self.reply().await?;
+            let rcpt = self.reply().await?;
+            let data = self.reply().await?;
+            let refused = if !mail.positive() {
+                Some(mail.refusal("MAIL FROM"))
+            } else if !rcpt.positive() {
+                Some(rcpt.refusal("RCPT TO"))
+            } else if data.code != 354 {
+                Some(data.refusal("DATA"))
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                if data.code == 354 {
+                    // The server wants a message for an envelope it refused:
+                    // an empty one ends it.
+                    self.command(b".\r\n").await?;
+                }
+                if mail.positive() {
+                    self.reset().await?;
+                }
+                return Err(refused);
+            }
+        } else {
+            let reply = self.command(mail.as_bytes()).await?;
+            if !reply.positive() {
+                return Err(reply.refusal("MAIL FROM"));
+            }
+            let reply = self.command(rcpt.as_bytes()).await?;
+            if !reply.positive() {
+                self.reset().await?;
+                return Err(reply.refusal("RCPT TO"));
+            }
+            let reply = self.command(b"DATA\r\n").await?;
+            if reply.code != 354 {
+                self.reset().await?;
+                return Err(reply.refusal("DATA"));
+            }
+        }
+        let reply = self.command(body).await?;
+        if reply.positive() {
+            Ok(())
+        } else {
+            Err(reply.refusal("the message"))
+        }
+    }
+
+    /// RSET: the next message starts from a clean transaction.
+    async fn reset(&mut self) -> Result<(), SendError> {
+        let reply = self.command(b"RSET\r\n").await?;
+        if !reply.positive() {
+            self.broken = true;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` and reads the reply.
+    async fn command(&mut self, bytes: &[u8]) -> Result<Reply, SendError> {
+        self.write(bytes).await?;
+        self.reply().await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        let written = async {
+            self.io.get_mut().write_all(bytes).await?;
+            self.io.get_mut().flush().await
+        }
+        .await;
+        written.map_err(|e| self.lost(&e.to_string()))
+    }
+
+    /// Reads one whole reply (every line of it).
+    async fn reply(&mut self) -> Result<Reply, SendError> {
+        let mut lines = Vec::new();
+        let mut code = 0;
+        for _ in 0..MAX_LINES {
+            let line = self.line().await?;
+            let (c, more, text) = parse_line(&line).map_err(|e| self.lost(&e))?;
+            if code != 0 && c != code {
+                return Err(self.lost("the server changed the code in the middle of a reply"));
+            }
+            code = c;
+            lines.push(text);
+            if !more {
+                if code == 421 {
+                    // The server is closing the connection.
+                    self.broken = true;
+                }
+                return Ok(Reply { code, lines });
+            }
+        }
+        Err(self.lost("the server sent a reply of too many lines"))
+    }
+
+    /// One line, at most [`MAX_LINE`] bytes.
+    async fn line(&mut self) -> Result<Vec<u8>, SendError> {
+        let mut line = Vec::new();
+        loop {
+            let step = match self.io.fill_buf().await {
+                Ok([]) => None,
+                Ok(available) => {
+                    let (taken, end) = match available.iter().position(|b| *b == b'\n') {
+                        Some(i) => (i + 1, true),
+                        None => (available.len(), false),
+                    };
+                    line.extend_from_slice(available.get(..taken).unwrap_or_default());
+                    Some((taken, end))
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    return Err(self.lost(&e));
+                }
+            };
+            let Some((taken, end)) = step else {
+                return Err(self.lost("the server closed the connection"));
+            };
+            self.io.consume(taken);
+            if line.len() > MAX_LINE {
+                return Err(self.lost("the server sent a reply line that is too long"));
+            }
+            if end {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// The connection can no longer be used: the copy in hand is tried again
+    /// later.
+    fn lost(&mut self, why: &str) -> SendError {
+        self.broken = true;
+        SendError::Transient(format!("the connection failed: {why}"))
+    }
+
     /// True when the connection can no longer be used.
     pub fn is_broken(&self) -> bool {
-        self.conn.has_broken()
+        self.broken
     }
 
     /// Says goodbye.
     pub async fn close(mut self) {
-        let _ = tokio::time::timeout(self.deadline, self.conn.quit()).await;
+        if self.broken {
+            return;
+        }
+        let _ = tokio::time::timeout(self.deadline, self.command(b"QUIT\r\n")).await;
+        let _ = tokio::time::timeout(self.deadline, self.io.get_mut().shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_lines_are_read_with_their_code_and_continuation() {
+        assert_eq!(
+            parse_line(b"250-mail.example.test\r\n"),
+            Ok((250, true, "mail.example.test".into()))
+        );
+        assert_eq!(
+            parse_line(b"250 PIPELINING\r\n"),
+            Ok((250, false, "PIPELINING".into()))
+        );
+        assert_eq!(parse_line(b"354\r\n"), Ok((354, false, String::new())));
+        assert_eq!(parse_line(b"221 bye\n"), Ok((221, false, "bye".into())));
+        assert_eq!(
+            parse_line(b"550 5.1.1 <x@example.test>: rejected\r\n"),
+            Ok((550, false, "5.1.1 <x@example.test>: rejected".into()))
+        );
+    }
+
+    #[test]
+    fn hostile_reply_lines_get_a_reason() {
+        for bad in [
+            &b""[..],
+            b"25",
+            b"abc hello",
+            b"650 no such class",
+            b"150 preliminary",
+            b"2x0 ok",
+            b"250+ok",
+        ] {
+            let e = parse_line(bad).expect_err("refused");
+            assert!(e.starts_with("the server sent"), "{e}");
+        }
+        // Control characters in the text never reach the owner's log.
+        let (_, _, text) = parse_line(b"550 bad\x1b[31m red\r\n").unwrap();
+        assert!(!text.contains('\x1b'), "{text:?}");
+    }
+
+    #[test]
+    fn a_reply_of_several_lines_is_one_reply() {
+        let lines = [
+            &b"250-first"[..],
+            b"250-PIPELINING",
+            b"250 AUTH PLAIN LOGIN",
+        ];
+        let parsed: Vec<_> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
+        assert_eq!(
+            parsed.iter().map(|p| p.1).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        let reply = Reply {
+            code: 250,
+            lines: parsed.into_iter().map(|p| p.2).collect(),
+        };
+        assert_eq!(reply.said(), "250 first PIPELINING AUTH PLAIN LOGIN");
+    }
+
+    #[test]
+    fn refusals_are_permanent_or_temporary_by_their_code() {
+        let r = |code| Reply {
+            code,
+            lines: vec!["no".into()],
+        };
+        assert!(
+            matches!(r(550).refusal("RCPT TO"), SendError::Permanent(s) if s == "RCPT TO refused: 550 no")
+        );
+        assert!(matches!(r(452).refusal("RCPT TO"), SendError::Transient(_)));
+        assert!(matches!(
+            r(421).refusal("MAIL FROM"),
+            SendError::Transient(_)
+        ));
+    }
+
+    #[test]
+    fn dots_at_the_start_of_a_line_are_doubled() {
+        assert_eq!(dot_stuffed(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuffed(b".\r\n"), b"..\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a.b\r\n..\r\n"), b"a.b\r\n...\r\n.\r\n");
+        // A dot not at the start of a line stays single.
+        assert_eq!(dot_stuffed(b"x. y\r\n"), b"x. y\r\n.\r\n");
+    }
+
+    #[test]
+    fn every_line_ends_in_crlf_and_the_message_is_closed() {
+        assert_eq!(dot_stuffed(b"a\nb"), b"a\r\nb\r\n.\r\n");
+        assert_eq!(dot_stuffed(b"a\n.\n"), b"a\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuffed(b""), b".\r\n");
+        // The end marker can never appear inside the message.
+        let stuffed = dot_stuffed(b"x\r\n.\r\ny\r\n");
+        let inner = &stuffed[..stuffed.len() - 3];
+        assert!(!inner.windows(5).any(|w| w == b"\r\n.\r\n"));
+    }
+
+    #[test]
+    fn envelope_addresses_cannot_carry_commands() {
+        assert!(envelope_address("alice+s00001@example.test"));
+        for bad in [
+            "",
+            "a@b\r\nRCPT TO:<x@y>",
+            "a b@c",
+            "a>@b",
+            "<a@b",
+            "\u{e9}@b",
+        ] {
+            assert!(!envelope_address(bad), "{bad:?}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::events::DeliveryReport;
+use crate::events::{timing, DeliveryReport};
 use crate::list::fanout::Assembler;
 use crate::list::List;
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
@@ -61,20 +61,30 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
     let from = from.as_str();
     let events = &events;
     tls::block_on(async {
+        timing("delivery started");
         let due = store.due_copies(clock.unix())?;
+        timing("outbox read");
         let mut report = DeliveryReport::default();
         if due.is_empty() {
             return Ok(report);
         }
         let secret = store.bounce_secret()?;
-        // The first connection proves the server and the login; the
-        // others are a bonus (a server may cap connections per client).
+        // The connections open side by side. The first proves the server
+        // and the login (no credential goes out before each connection's
+        // certificate is verified); the others are a bonus (a server may
+        // cap connections per client).
         let wanted = connections.min(due.len());
-        let mut sessions = vec![SmtpSession::open(&settings).await.map_err(send_error)?];
+        let mut opened =
+            futures::future::join_all((0..wanted).map(|_| SmtpSession::open(&settings)))
+                .await
+                .into_iter();
+        let first = opened
+            .next()
+            .unwrap_or_else(|| Err(SendError::Transient("no connection was opened".into())));
+        let mut sessions = vec![first.map_err(send_error)?];
         super::servers::note_vouched(store, &settings.endpoint, &settings.trust, clock.unix())?;
-        let more =
-            futures::future::join_all((1..wanted).map(|_| SmtpSession::open(&settings))).await;
-        sessions.extend(more.into_iter().flatten());
+        sessions.extend(opened.flatten());
+        timing("smtp connections logged in");
         let n = sessions.len();
         let total = due.len();
         let done = std::cell::Cell::new(0usize);
@@ -102,7 +112,9 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
             submit(job, session, copies)
         });
         let mut first_error = None;
-        for (part, error) in futures::future::join_all(workers).await {
+        let parts = futures::future::join_all(workers).await;
+        timing("every copy answered");
+        for (part, error) in parts {
             report.sent += part.sent;
             report.failed += part.failed;
             report.deferred += part.deferred;

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::events::{IntakeReport, Outcome};
+use crate::events::{timing, IntakeReport, Outcome};
 use crate::list::List;
 use crate::mime::parse;
 use crate::net::imap::{self, ImapError};
@@ -61,6 +61,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
     };
     tls::block_on(async {
         let mut session = imap::login(&settings).await.map_err(imap_error)?;
+        timing("imap logged in");
         with(list, |l| {
             l.note_vouched(&settings.endpoint, &settings.trust)
         })?;
@@ -81,6 +82,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         ))
         .await
         .map_err(imap_error)?;
+        timing("imap folders and replay marks read");
         with(list, |l| l.take_replay_marks(validity, last, &bodies))?;
         // A claimed post: moved to Processed (unless it is there already),
         // processed, and filed by its outcome.
@@ -124,7 +126,9 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     .await
                     .map_err(imap_error)?;
             }
+            timing("imap post moved");
             let outcome = process(id, body)?;
+            timing("post processed");
             if uid > 0 {
                 within!(file(session, &key, &folders, uid, &outcome))
                     .await
@@ -203,6 +207,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             .await
             .map_err(imap_error)?;
         report.inbox = Some(inbox);
+        timing("imap inbox selected and searched");
         let validity = inbox.uid_validity;
         with(list, |l| l.note_uidvalidity(validity))?;
         // Every size first: a post over the limit is never downloaded whole.
@@ -239,6 +244,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                 else {
                     continue;
                 };
+                timing("imap post fetched");
                 // Parsed once: for the sender recorded now, and for processing.
                 let parsed = parse::incoming(&raw);
                 let sender = crate::list::sender_of(&parsed);
@@ -262,6 +268,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             with(list, |l| {
                 l.store().set_post_imap(post_id, "claimed", i64::from(uid))
             })?;
+            timing("imap post recorded and claimed");
             let body = match parsed {
                 Some(parsed) => Body::Whole(&raw, Some(Box::new(parsed))),
                 None => Body::Header,
@@ -270,6 +277,7 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             report.outcomes.push(outcome);
         }
         let _ = tokio::time::timeout(deadline, session.logout()).await;
+        timing("imap logged out");
         Ok(report)
     })
     .map_err(|e| Error::io("start", "the network runtime", e))?
