@@ -295,7 +295,7 @@ pub fn recipient(cert: &Cert, now: SystemTime) -> Result<Recipient> {
             until = Some(until.map_or(t, |u| u.min(t)));
         }
     };
-    let mut out = Vec::with_capacity(keys.len() * 64);
+    let mut out = Vec::with_capacity(keys.len() * 96);
     if !keys.is_empty() {
         if let Ok(vc) = cert.with_policy(policy(), now) {
             earliest(vc.primary_key().key_expiration_time());
@@ -310,9 +310,11 @@ pub fn recipient(cert: &Cert, now: SystemTime) -> Result<Recipient> {
         }
         for key in &keys {
             let packet = openpgp::Packet::PublicSubkey(key.clone().role_into_subordinate());
+            let mut bytes = Vec::with_capacity(64);
             packet
-                .serialize(&mut out)
+                .serialize(&mut bytes)
                 .map_err(|e| Error::crypto("keep a subscriber's encryption keys", e))?;
+            keep_key(&mut out, &key.fingerprint(), &bytes)?;
         }
     }
     Ok(Recipient {
@@ -323,24 +325,130 @@ pub fn recipient(cert: &Cert, now: SystemTime) -> Result<Recipient> {
     })
 }
 
-/// The encryption keys kept in a [`Recipient`].
-pub fn recipient_keys(bytes: &[u8]) -> Result<Vec<Key<PublicParts, UnspecifiedRole>>> {
-    use openpgp::parse::{PacketParser, PacketParserResult};
-    let bad = |e: openpgp::anyhow::Error| Error::crypto("read a subscriber's encryption keys", e);
-    let mut keys = Vec::with_capacity(1);
-    let mut ppr = PacketParser::from_bytes(bytes).map_err(bad)?;
-    while let PacketParserResult::Some(pp) = ppr {
-        let (packet, next) = pp.next().map_err(bad)?;
-        match packet {
-            openpgp::Packet::PublicSubkey(k) => keys.push(k.role_into_unspecified()),
-            other => {
-                return Err(Error::crypto(
-                    "read a subscriber's encryption keys",
-                    format!("unexpected {} packet", other.tag()),
-                ))
-            }
+/// Appends one key to a [`Recipient`]'s keys: its fingerprint (version,
+/// length, bytes) and its packet (length, bytes), so that a fan-out reads
+/// both without parsing OpenPGP or hashing.
+fn keep_key(out: &mut Vec<u8>, fingerprint: &openpgp::Fingerprint, packet: &[u8]) -> Result<()> {
+    let version = match fingerprint {
+        openpgp::Fingerprint::V4(_) => 4,
+        openpgp::Fingerprint::V6(_) => 6,
+        _ => {
+            return Err(Error::BadKey(format!(
+                "the key {fingerprint} has a fingerprint of an unknown version"
+            )))
         }
-        ppr = next;
+    };
+    let fpr = fingerprint.as_bytes();
+    let (Ok(fpr_len), Ok(len)) = (u8::try_from(fpr.len()), u16::try_from(packet.len())) else {
+        return Err(Error::BadKey(format!(
+            "the key {fingerprint} is too large to keep"
+        )));
+    };
+    out.push(version);
+    out.push(fpr_len);
+    out.extend_from_slice(fpr);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(packet);
+    Ok(())
+}
+
+/// One encryption key kept in a [`Recipient`]: its fingerprint and its
+/// public subkey packet.
+#[derive(Debug, Clone)]
+pub struct KeptKey<'a> {
+    /// The key's fingerprint.
+    pub fingerprint: openpgp::Fingerprint,
+    /// The key as a public subkey packet (header included).
+    pub packet: &'a [u8],
+}
+
+/// The object identifier of Curve25519 for ECDH (RFC 6637).
+const CV25519_OID: [u8; 10] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x97, 0x55, 0x01, 0x05, 0x01];
+
+impl KeptKey<'_> {
+    /// The key as a Cv25519 ECDH key, read straight from a v4 packet laid
+    /// out as Sequoia and GnuPG write it; None for any other key or layout
+    /// (the caller then parses the packet).
+    pub fn cv25519(&self) -> Option<super::pkesk::Cv25519Key<'_>> {
+        // A new-format header for a public subkey (tag 14), one-octet length.
+        let (&ctb, rest) = self.packet.split_first()?;
+        let (&len, body) = rest.split_first()?;
+        if ctb != 0xc0 | 14 || usize::from(len) != body.len() || len >= 192 {
+            return None;
+        }
+        // version 4, creation time, ECDH (18), the curve's OID.
+        let (head, rest) = body.split_at_checked(6)?;
+        if head.first() != Some(&4) || head.get(5) != Some(&18) {
+            return None;
+        }
+        let (&oid_len, rest) = rest.split_first()?;
+        let (oid, rest) = rest.split_at_checked(usize::from(oid_len))?;
+        if oid != CV25519_OID {
+            return None;
+        }
+        // The point: an MPI of 263 bits, 0x40 and 32 bytes.
+        let (bits, rest) = rest.split_at_checked(2)?;
+        if bits != [0x01, 0x07] {
+            return None;
+        }
+        let (point, rest) = rest.split_at_checked(33)?;
+        // The KDF parameters: length 3, reserved 1, hash, cipher.
+        let [3, 1, hash, kek] = *rest else {
+            return None;
+        };
+        let fingerprint = match &self.fingerprint {
+            f @ openpgp::Fingerprint::V4(_) => f.clone(),
+            _ => return None,
+        };
+        Some(super::pkesk::Cv25519Key {
+            point,
+            hash: hash.into(),
+            kek: kek.into(),
+            fingerprint,
+        })
+    }
+
+    /// The key, parsed.
+    pub fn key(&self) -> Result<Key<PublicParts, UnspecifiedRole>> {
+        use openpgp::parse::Parse;
+        let bad =
+            |e: openpgp::anyhow::Error| Error::crypto("read a subscriber's encryption keys", e);
+        match openpgp::Packet::from_bytes(self.packet).map_err(bad)? {
+            openpgp::Packet::PublicSubkey(k) => Ok(k.role_into_unspecified()),
+            other => Err(Error::crypto(
+                "read a subscriber's encryption keys",
+                format!("unexpected {} packet", other.tag()),
+            )),
+        }
+    }
+}
+
+/// The keys kept in a [`Recipient`] (see [`keep_key`]).
+pub fn kept_keys(bytes: &[u8]) -> Result<Vec<KeptKey<'_>>> {
+    let bad = || {
+        Error::crypto(
+            "read a subscriber's encryption keys",
+            "the kept keys are cut short",
+        )
+    };
+    let mut keys = Vec::with_capacity(1);
+    let mut rest = bytes;
+    while let Some((&version, r)) = rest.split_first() {
+        let (&fpr_len, r) = r.split_first().ok_or_else(bad)?;
+        let (fpr, r) = r.split_at_checked(usize::from(fpr_len)).ok_or_else(bad)?;
+        let (len, r) = r.split_at_checked(2).ok_or_else(bad)?;
+        let len = u16::from_be_bytes([
+            len.first().copied().unwrap_or(0),
+            len.get(1).copied().unwrap_or(0),
+        ]);
+        let (packet, r) = r.split_at_checked(usize::from(len)).ok_or_else(bad)?;
+        let fingerprint = openpgp::Fingerprint::from_bytes(version, fpr)
+            .map_err(|e| Error::crypto("read a subscriber's encryption keys", e))?;
+        keys.push(KeptKey {
+            fingerprint,
+            packet,
+        });
+        rest = r;
     }
     Ok(keys)
 }

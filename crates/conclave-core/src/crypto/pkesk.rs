@@ -129,13 +129,68 @@ fn ecdh(
         } => (q, *hash, *sym),
         _ => return Ok(None),
     };
+    let raw = Cv25519Key {
+        point: q.value(),
+        hash,
+        kek,
+        fingerprint: key.fingerprint(),
+    };
+    ecdh_raw(sym, session_key, &raw).map(Some)
+}
+
+/// A Cv25519 ECDH encryption key as the fan-out keeps it: its point
+/// (`0x40` and 32 bytes), KDF parameters and fingerprint, read straight
+/// from its packet without building a Sequoia key.
+#[derive(Debug, Clone)]
+pub struct Cv25519Key<'a> {
+    /// The point as the key's MPI holds it.
+    pub point: &'a [u8],
+    /// The KDF's hash.
+    pub hash: openpgp::types::HashAlgorithm,
+    /// The key-wrapping cipher.
+    pub kek: SymmetricAlgorithm,
+    /// The subkey's fingerprint.
+    pub fingerprint: openpgp::Fingerprint,
+}
+
+impl Cv25519Key<'_> {
+    /// A v3 PKESK giving `session_key` (for `sym`) to this key.
+    pub fn pkesk3(&self, sym: SymmetricAlgorithm, session_key: &SessionKey) -> Result<PKESK3> {
+        let esk = ecdh_raw(Some(sym), session_key, self)?;
+        PKESK3::new(
+            Some(openpgp::KeyID::from(&self.fingerprint)),
+            PublicKeyAlgorithm::ECDH,
+            esk,
+        )
+        .map_err(|e| Error::crypto("encrypt to a subscriber", e))
+    }
+
+    /// A v6 PKESK (for SEIPDv2) giving `session_key` to this key.
+    pub fn pkesk6(&self, session_key: &SessionKey) -> Result<PKESK6> {
+        let esk = ecdh_raw(None, session_key, self)?;
+        PKESK6::new(
+            Some(self.fingerprint.clone()),
+            PublicKeyAlgorithm::ECDH,
+            esk,
+        )
+        .map_err(|e| Error::crypto("encrypt to a subscriber", e))
+    }
+}
+
+/// The ECDH wrap of the session key for a Cv25519 key (RFC 6637).
+fn ecdh_raw(
+    sym: Option<SymmetricAlgorithm>,
+    session_key: &SessionKey,
+    key: &Cv25519Key<'_>,
+) -> Result<Ciphertext> {
+    let (hash, kek) = (key.hash, key.kek);
     // The recipient's point: 0x40 followed by 32 bytes.
-    let recipient = match q.value().split_first() {
+    let recipient = match key.point.split_first() {
         Some((0x40, rest)) if rest.len() == SIZE => rest,
         _ => {
             return Err(Error::BadKey(format!(
                 "{} has a malformed Cv25519 point",
-                key.fingerprint()
+                key.fingerprint
             )))
         }
     };
@@ -158,7 +213,7 @@ fn ecdh(
     if shared.iter().all(|b| *b == 0) {
         return Err(Error::BadKey(format!(
             "{} has a Cv25519 point of low order",
-            key.fingerprint()
+            key.fingerprint
         )));
     }
 
@@ -172,7 +227,7 @@ fn ecdh(
     let m: Protected = m.into();
 
     // Z = KDF(S, param), the key-encryption key (RFC 6637, section 7).
-    let fpr = key.fingerprint();
+    let fpr = &key.fingerprint;
     let oid = Curve::Cv25519.oid();
     let mut param = Vec::with_capacity(1 + oid.len() + 1 + 4 + 20 + fpr.as_bytes().len());
     param.push(u8::try_from(oid.len()).unwrap_or(0));
@@ -206,10 +261,10 @@ fn ecdh(
     let mut e = Vec::with_capacity(SIZE + 1);
     e.push(0x40);
     e.extend_from_slice(&ephemeral);
-    Ok(Some(Ciphertext::ECDH {
+    Ok(Ciphertext::ECDH {
         e: MPI::new(&e),
         key: wrapped.into_boxed_slice(),
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -280,5 +335,65 @@ mod tests {
         )
         .unwrap()
         .is_none());
+    }
+
+    /// What a fan-out keeps of a key reads back as the same key: a
+    /// Cv25519 key straight from its packet, with the fingerprint that
+    /// names it, and the packets made that way open with the secret key;
+    /// an RSA key is left to the parser.
+    #[test]
+    fn kept_keys_read_back_as_the_same_keys() {
+        use crate::crypto::certs;
+        let now = std::time::SystemTime::now();
+        for suite in [CipherSuite::Cv25519, CipherSuite::RSA3k] {
+            let (cert, _) = CertBuilder::general_purpose(Some("r@example.test"))
+                .set_cipher_suite(suite)
+                .generate()
+                .unwrap();
+            let derived = certs::recipient(&cert, now).unwrap();
+            let kept = certs::kept_keys(&derived.keys).unwrap();
+            assert_eq!(kept.len(), 1);
+            let parsed = kept[0].key().unwrap();
+            assert_eq!(parsed.fingerprint(), kept[0].fingerprint);
+            let p = openpgp::policy::StandardPolicy::new();
+            let ka = cert
+                .keys()
+                .with_policy(&p, None)
+                .secret()
+                .for_transport_encryption()
+                .next()
+                .unwrap();
+            assert_eq!(ka.key().fingerprint(), kept[0].fingerprint);
+            let fast = kept[0].cv25519();
+            if suite == CipherSuite::RSA3k {
+                assert!(fast.is_none());
+                continue;
+            }
+            let fast = fast.expect("a Cv25519 key is read straight from its packet");
+            let mpi::PublicKey::ECDH { q, hash, sym, .. } = parsed.mpis() else {
+                panic!("not ECDH");
+            };
+            assert_eq!(fast.point, q.value());
+            assert_eq!((fast.hash, fast.kek), (*hash, *sym));
+            let sk = SessionKey::new(32).unwrap();
+            let mut pair = ka.key().clone().into_keypair().unwrap();
+            let (algo, got) = PKESK::from(fast.pkesk3(SymmetricAlgorithm::AES256, &sk).unwrap())
+                .decrypt(&mut pair, None)
+                .expect("the recipient opens it");
+            assert_eq!(algo, Some(SymmetricAlgorithm::AES256));
+            assert_eq!(&got[..], &sk[..]);
+            let (_, got) = PKESK::from(fast.pkesk6(&sk).unwrap())
+                .decrypt(&mut pair, None)
+                .expect("v6 opens too");
+            assert_eq!(&got[..], &sk[..]);
+        }
+        // Cut short or padded, the kept keys are refused, never misread.
+        let (cert, _) = CertBuilder::general_purpose(Some("r@example.test"))
+            .generate()
+            .unwrap();
+        let derived = certs::recipient(&cert, now).unwrap();
+        for cut in 1..derived.keys.len() {
+            assert!(certs::kept_keys(&derived.keys[..cut]).is_err(), "{cut}");
+        }
     }
 }

@@ -220,32 +220,58 @@ impl SealedBody {
         self.v2
     }
 
-    /// The recipient packets that give `keys` the session key.
-    pub fn pkesks_for(&self, keys: &[Key<PublicParts, UnspecifiedRole>]) -> Result<Vec<u8>> {
+    /// The recipient packets that give the keys a subscriber's derived
+    /// state keeps ([`super::certs::Recipient::keys`]) the session key: a
+    /// Cv25519 key is read straight from its packet, any other is parsed.
+    pub fn pkesks_for_kept(&self, kept: &[u8]) -> Result<Vec<u8>> {
+        let keys = super::certs::kept_keys(kept)?;
+        if keys.is_empty() {
+            return Err(Error::BadKey("the key cannot be encrypted to".into()));
+        }
         let mut out = Vec::with_capacity(keys.len() * 96);
-        for key in keys {
-            let packet: Packet = if self.v2 {
-                if let Some(p) = super::pkesk::pkesk6(&self.session_key, key)? {
-                    p.into()
-                } else {
-                    let mut p = PKESK6::for_recipient(&self.session_key, key)
-                        .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
-                    p.set_recipient(Some(key.fingerprint()));
-                    p.into()
-                }
-            } else if let Some(p) = super::pkesk::pkesk3(SYM, &self.session_key, key)? {
-                p.into()
-            } else {
-                let mut p = PKESK3::for_recipient(SYM, &self.session_key, key)
-                    .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
-                p.set_recipient(Some(key.keyid()));
-                p.into()
+        for k in keys {
+            let packet: Packet = match k.cv25519() {
+                Some(c) if self.v2 => c.pkesk6(&self.session_key)?.into(),
+                Some(c) => c.pkesk3(SYM, &self.session_key)?.into(),
+                None => self.pkesk(&k.key()?)?,
             };
             packet
                 .serialize(&mut out)
                 .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
         }
         Ok(out)
+    }
+
+    /// The recipient packets that give `keys` the session key.
+    pub fn pkesks_for(&self, keys: &[Key<PublicParts, UnspecifiedRole>]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(keys.len() * 96);
+        for key in keys {
+            self.pkesk(key)?
+                .serialize(&mut out)
+                .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+        }
+        Ok(out)
+    }
+
+    /// The recipient packet that gives `key` the session key.
+    fn pkesk(&self, key: &Key<PublicParts, UnspecifiedRole>) -> Result<Packet> {
+        Ok(if self.v2 {
+            if let Some(p) = super::pkesk::pkesk6(&self.session_key, key)? {
+                p.into()
+            } else {
+                let mut p = PKESK6::for_recipient(&self.session_key, key)
+                    .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+                p.set_recipient(Some(key.fingerprint()));
+                p.into()
+            }
+        } else if let Some(p) = super::pkesk::pkesk3(SYM, &self.session_key, key)? {
+            p.into()
+        } else {
+            let mut p = PKESK3::for_recipient(SYM, &self.session_key, key)
+                .map_err(|e| Error::crypto("encrypt to a subscriber", e))?;
+            p.set_recipient(Some(key.keyid()));
+            p.into()
+        })
     }
 }
 

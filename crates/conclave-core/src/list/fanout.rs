@@ -458,12 +458,8 @@ struct Encrypted {
 fn encrypt_copy(job: Job, bodies: &[SealedBody; 2]) -> Encrypted {
     let v2 = job.recipient.seipd_v2;
     let run = || -> Result<Vec<u8>> {
-        let keys = certs::recipient_keys(&job.recipient.keys)?;
-        if keys.is_empty() {
-            return Err(Error::BadKey("the key cannot be encrypted to".into()));
-        }
         let [v1_body, v2_body] = bodies;
-        if v2 { v2_body } else { v1_body }.pkesks_for(&keys)
+        if v2 { v2_body } else { v1_body }.pkesks_for_kept(&job.recipient.keys)
     };
     let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Ok(pkesks)) => Ok((v2, pkesks)),
