@@ -447,9 +447,7 @@ mod tests {
         // As a store from before migration 0013 has it.
         list.store
             .conn()
-            .execute_batch(
-                "UPDATE subscribers SET recipient_keys = NULL; DELETE FROM subscriber_keys;",
-            )
+            .execute_batch("DELETE FROM recipients; DELETE FROM subscriber_keys;")
             .unwrap();
         assert_eq!(list.store.underived_subscribers().unwrap(), 1);
         drop(list);

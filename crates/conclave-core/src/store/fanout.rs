@@ -44,8 +44,8 @@ impl Store {
     ) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE subscribers SET recipient_keys = ?2, seipd_v2 = ?3, usable_from = ?4, usable_until = ?5
-                 WHERE address = ?1",
+                "INSERT OR REPLACE INTO recipients (address, keys, seipd_v2, usable_from, usable_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     address,
                     recipient.keys,
@@ -71,31 +71,42 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f` for every subscriber in address order, with what was
-    /// derived from their key, reading the rows one at a time.
+    /// Calls `f` for every subscriber with what was derived from their
+    /// key, reading the rows one at a time (in address order), then for
+    /// every subscriber whose key was not derived yet.
     pub fn each_recipient(&self, mut f: impl FnMut(StoredRecipient) -> Result<()>) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT address, recipient_keys, seipd_v2, usable_from, usable_until
-                 FROM subscribers ORDER BY address",
+                "SELECT address, keys, seipd_v2, usable_from, usable_until
+                 FROM recipients ORDER BY address",
             )
             .store("read subscribers")?;
         let mut rows = stmt.query([]).store("read subscribers")?;
         while let Some(r) = rows.next().store("read subscribers")? {
-            let keys: Option<Vec<u8>> = r.get(1).store("read subscribers")?;
-            let recipient = match keys {
-                Some(keys) => Some(Recipient {
-                    keys,
+            f(StoredRecipient {
+                address: r.get(0).store("read subscribers")?,
+                recipient: Some(Recipient {
+                    keys: r.get(1).store("read subscribers")?,
                     seipd_v2: r.get(2).store("read subscribers")?,
                     usable_from: r.get(3).store("read subscribers")?,
                     usable_until: r.get(4).store("read subscribers")?,
                 }),
-                None => None,
-            };
+            })?;
+        }
+        drop(rows);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT address FROM subscribers
+                 WHERE address NOT IN (SELECT address FROM recipients) ORDER BY address",
+            )
+            .store("read subscribers")?;
+        let mut rows = stmt.query([]).store("read subscribers")?;
+        while let Some(r) = rows.next().store("read subscribers")? {
             f(StoredRecipient {
                 address: r.get(0).store("read subscribers")?,
-                recipient,
+                recipient: None,
             })?;
         }
         Ok(())
@@ -131,7 +142,7 @@ impl Store {
     pub fn underived_subscribers(&self) -> Result<i64> {
         self.conn
             .query_row(
-                "SELECT count(*) FROM subscribers WHERE recipient_keys IS NULL",
+                "SELECT count(*) FROM subscribers WHERE address NOT IN (SELECT address FROM recipients)",
                 [],
                 |r| r.get(0),
             )
@@ -147,8 +158,9 @@ impl Store {
             .conn
             .prepare(
                 "SELECT address, fingerprint, cert, added_at FROM subscribers
-                 WHERE recipient_keys IS NULL OR length(recipient_keys) = 0
-                    OR (usable_until IS NOT NULL AND usable_until <= ?1)
+                 WHERE address NOT IN (SELECT address FROM recipients)
+                    OR address IN (SELECT address FROM recipients
+                                   WHERE length(keys) = 0 OR (usable_until IS NOT NULL AND usable_until <= ?1))
                  ORDER BY address",
             )
             .store("read subscribers")?;

@@ -387,10 +387,13 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO subscribers (address, fingerprint, cert, added_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(address) DO UPDATE SET fingerprint = excluded.fingerprint, cert = excluded.cert,
-                   recipient_keys = NULL",
+                 ON CONFLICT(address) DO UPDATE SET fingerprint = excluded.fingerprint, cert = excluded.cert",
                 params![address, fingerprint, cert, now],
             )
+            .store(&format!("add subscriber {address}"))?;
+        // What was derived from the key it had no longer holds.
+        self.conn
+            .execute("DELETE FROM recipients WHERE address = ?1", [address])
             .store(&format!("add subscriber {address}"))?;
         Ok(())
     }
