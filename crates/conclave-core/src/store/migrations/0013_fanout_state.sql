@@ -32,5 +32,5 @@ CREATE INDEX subscribers_fingerprint ON subscribers(fingerprint);
 -- `headers` stay empty; the list's answers, kind 'plain'/'reply', keep theirs).
 ALTER TABLE bodies ADD COLUMN headers TEXT NOT NULL DEFAULT '';
 
--- Sent copies are pruned after store.sent_retention_days.
-CREATE INDEX outbox_sent ON outbox(sent_at) WHERE state = 'sent';
+-- Sent copies are pruned after store.sent_retention_days (found through
+-- outbox_state: one more index here would cost every copy sent a write).
