@@ -168,15 +168,24 @@ impl List {
 
     /// Stores a subscriber's key and audits it.
     pub(super) fn store_key(&mut self, address: &str, cert: &Cert, audit: &str) -> Result<()> {
+        self.store_key_quiet(address, cert)?;
+        self.store
+            .audit(self.clock.unix(), None, "subscriber", audit)?;
+        self.members = None;
+        Ok(())
+    }
+
+    /// Stores a subscriber's key, as [`List::store_key`] does, without the
+    /// audit line and without dropping the subscribers kept in memory: for
+    /// a caller that stores many keys (an import), audits once and drops
+    /// the cached members itself.
+    pub(super) fn store_key_quiet(&self, address: &str, cert: &Cert) -> Result<()> {
         let fpr = cert.fingerprint().to_hex();
         self.store
             .put_subscriber(address, &fpr, &certs::binary(cert)?, self.clock.unix())?;
         if certs::encryption_keys(cert, self.clock.now()).is_ok() {
             self.store.clear_missed_posts(address)?;
         }
-        self.store
-            .audit(self.clock.unix(), None, "subscriber", audit)?;
-        self.members = None;
         Ok(())
     }
 
