@@ -517,3 +517,58 @@ fn search_and_pages_over_thousands_of_subscribers() {
     // A page reads its own rows only: far less than a second even here.
     assert!(first_page.as_secs_f64() < 3.0, "{first_page:?}");
 }
+
+/// The figure the README gives: `subscriber import` of 100,000 keys, then
+/// a page and a search, timed. Too long for every run: `cargo test -p
+/// conclave-tests --test import -- --ignored`, with `CONCLAVE_BIN` pointing
+/// at a release build (`CONCLAVE_IMPORT_N` changes the number; the keyring
+/// is kept in /tmp for the next run).
+#[test]
+#[ignore]
+fn import_of_a_hundred_thousand_keys() {
+    let n: usize = std::env::var("CONCLAVE_IMPORT_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let path = std::path::PathBuf::from(format!("/tmp/conclave-import-{n}.gpg"));
+    if !path.exists() {
+        let addresses: Vec<String> = (0..n)
+            .map(|i| format!("member{i:06}@example.test"))
+            .collect();
+        let t = Instant::now();
+        let certs = conclave_tests::bench::generate_certs(&addresses, CipherSuite::Cv25519);
+        let ring: Vec<u8> = certs.iter().flat_map(|c| c.to_vec().unwrap()).collect();
+        std::fs::write(&path, ring).unwrap();
+        eprintln!("{n} keys made in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let list = new_list();
+    let keyring = path.to_string_lossy().to_string();
+    let time = |args: &[&str]| {
+        let t = Instant::now();
+        let out = list.run_ok(args);
+        (t.elapsed().as_secs_f64(), out)
+    };
+    let (import_s, out) = time(&["subscriber", "import", &keyring]);
+    assert_eq!(
+        out.lines().last().unwrap(),
+        format!("imported: {n} added ({n} keys read)")
+    );
+    let (first_s, out) = time(&["subscriber", "list"]);
+    assert!(out
+        .lines()
+        .last()
+        .unwrap()
+        .contains(&format!("of {n} subscribers")));
+    let last_page = (n / 100).to_string();
+    let (deep_s, _) = time(&["subscriber", "list", "--page", &last_page]);
+    let (search_s, out) = time(&["subscriber", "list", "--search", "member000042@"]);
+    assert!(out.starts_with("member000042@example.test "), "{out}");
+    let (again_s, out) = time(&["subscriber", "import", &keyring]);
+    assert_eq!(
+        out.lines().last().unwrap(),
+        format!("imported: {n} unchanged ({n} keys read)")
+    );
+    eprintln!(
+        "{n} keys: import {import_s:.1} s, again (unchanged) {again_s:.1} s; list: first page {first_s:.2} s, page {last_page} {deep_s:.2} s, search {search_s:.2} s"
+    );
+}

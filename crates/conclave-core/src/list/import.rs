@@ -414,10 +414,12 @@ impl List {
                 notes: Vec::new(),
             });
         }
+        let mut addresses = addresses_of_all(&parsed, now).into_iter();
         // The same key twice: one key, the copies merged.
         let mut keys: Vec<Read> = Vec::with_capacity(parsed.len());
         let mut by_fpr: HashMap<String, usize> = HashMap::with_capacity(parsed.len());
         for cert in parsed {
+            let found = addresses.next().unwrap_or_default();
             let fingerprint = cert.fingerprint().to_hex();
             if let Some(&i) = by_fpr.get(&fingerprint) {
                 if let Some(k) = keys.get_mut(i) {
@@ -437,11 +439,10 @@ impl List {
                 continue;
             }
             by_fpr.insert(fingerprint.clone(), keys.len());
-            let addresses = certs::addresses(&cert, now);
             keys.push(Read {
                 cert,
                 fingerprint,
-                addresses,
+                addresses: found,
             });
         }
 
@@ -586,6 +587,12 @@ impl List {
             ))),
             Some(_) => {
                 let stored = self.store.subscriber(address)?.map(|(_, c)| c);
+                // The very copy they have: nothing to read again.
+                if stored.as_deref() == Some(certs::binary(cert)?.as_slice())
+                    && certs::encryption_keys(cert, now).is_ok()
+                {
+                    return Ok(ImportOutcome::Unchanged);
+                }
                 let merged = match stored.as_deref().map(certs::parse_public_cert) {
                     Some(Ok(old)) => old
                         .merge_public(cert.clone())
@@ -611,6 +618,39 @@ impl List {
             }
         }
     }
+}
+
+/// The addresses of each key's valid User IDs, in order, worked out on
+/// every core: checking the keys' self-signatures (which Sequoia does on
+/// first use, and remembers) is most of an import's work. Whether each key
+/// can be encrypted to is asked here too, so that it is remembered.
+fn addresses_of_all(all: &[Cert], now: std::time::SystemTime) -> Vec<Vec<String>> {
+    let work = |c: &[Cert]| -> Vec<Vec<String>> {
+        c.iter()
+            .map(|cert| {
+                let _ = certs::encryption_keys(cert, now);
+                certs::addresses(cert, now)
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || all.len() < 64 {
+        return work(all);
+    }
+    let chunk = all.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = all
+            .chunks(chunk)
+            .map(|c| (c, s.spawn(move || work(c))))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(c, h)| h.join().unwrap_or_else(|_| vec![Vec::new(); c.len()]))
+            .collect()
+    })
 }
 
 /// Of the keys that carry an address, the one to subscribe it with: a
