@@ -414,7 +414,10 @@ fn search_and_pages_over_thousands_of_subscribers() {
     let t = Instant::now();
     let certs = conclave_tests::bench::generate_certs(&addresses, CipherSuite::Cv25519);
     eprintln!("{N} keys made in {:.1} s", t.elapsed().as_secs_f64());
-    let ring: Vec<u8> = certs.iter().flat_map(|c| c.to_vec().unwrap()).collect();
+    let mut ring: Vec<u8> = certs.iter().flat_map(|c| c.to_vec().unwrap()).collect();
+    // The first key again at the end, long after it was stored: an import
+    // reads a keyring a part at a time, and still knows it.
+    ring.extend(certs[0].to_vec().unwrap());
     let list = new_list();
     let t = Instant::now();
     let lines = import(&list, &ring, &[]);
@@ -424,7 +427,14 @@ fn search_and_pages_over_thousands_of_subscribers() {
     );
     assert_eq!(
         lines.last().unwrap(),
-        &format!("imported: {N} added ({N} keys read)")
+        &format!("imported: {N} added, 1 skipped ({} keys read)", N + 1)
+    );
+    assert_eq!(
+        lines[N],
+        format!(
+            "skipped - {}: the same key appears again in the keyring; its copies were merged",
+            fpr(&certs[0])
+        )
     );
 
     let mut sorted: Vec<(String, String)> = addresses

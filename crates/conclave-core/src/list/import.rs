@@ -322,6 +322,20 @@ struct Read {
 pub fn read_keyring(bytes: &[u8]) -> (Vec<Cert>, Vec<String>) {
     let mut certs = Vec::new();
     let mut problems = Vec::new();
+    each_cert(bytes, |c| {
+        match c {
+            Ok(c) => certs.push(c),
+            Err(p) => problems.push(p),
+        }
+        true
+    });
+    (certs, problems)
+}
+
+/// Hands every certificate of a keyring to `each` as it is read (or why
+/// one cannot be read), in order, until `each` returns false: a keyring of
+/// 100,000 keys need not be held parsed all at once.
+fn each_cert(bytes: &[u8], mut each: impl FnMut(std::result::Result<Cert, String>) -> bool) {
     let start = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace())
@@ -342,17 +356,13 @@ pub fn read_keyring(bytes: &[u8]) -> (Vec<Cert>, Vec<String>) {
             let Some(block) = bytes.get(*s..end) else {
                 continue;
             };
-            parse_into(
-                block,
-                &format!("armored block {}", n + 1),
-                &mut certs,
-                &mut problems,
-            );
+            if !parse_each(block, &format!("armored block {}", n + 1), &mut each) {
+                return;
+            }
         }
     } else {
-        parse_into(bytes, "the keyring", &mut certs, &mut problems);
+        parse_each(bytes, "the keyring", &mut each);
     }
-    (certs, problems)
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -363,21 +373,42 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-fn parse_into(bytes: &[u8], what: &str, certs: &mut Vec<Cert>, problems: &mut Vec<String>) {
+/// [`each_cert`] for one block; false when `each` asked to stop.
+fn parse_each(
+    bytes: &[u8],
+    what: &str,
+    each: &mut impl FnMut(std::result::Result<Cert, String>) -> bool,
+) -> bool {
     let parser = match CertParser::from_bytes(bytes) {
         Ok(p) => p,
-        Err(e) => {
-            problems.push(format!("{what} cannot be read: {e}"));
-            return;
-        }
+        Err(e) => return each(Err(format!("{what} cannot be read: {e}"))),
     };
     for cert in parser {
-        match cert {
-            Ok(c) => certs.push(c.strip_secret_key_material()),
-            Err(e) => problems.push(format!("a key in {what} cannot be read: {e}")),
+        let go_on = match cert {
+            Ok(c) => each(Ok(c.strip_secret_key_material())),
+            Err(e) => each(Err(format!("a key in {what} cannot be read: {e}"))),
+        };
+        if !go_on {
+            return false;
         }
     }
+    true
 }
+
+/// How many keys an import without a selection reads, checks and stores at
+/// a time.
+const BATCH: usize = 2000;
+
+fn skipped(fingerprint: String, why: &str) -> ImportLine {
+    ImportLine {
+        address: String::new(),
+        fingerprint,
+        outcome: ImportOutcome::Skipped(why.to_string()),
+        notes: Vec::new(),
+    }
+}
+
+const AGAIN: &str = "the same key appears again in the keyring; its copies were merged";
 
 impl List {
     /// Subscribes many at once from `keyring` (armored, several armored
@@ -395,24 +426,144 @@ impl List {
         source: &str,
     ) -> Result<ImportReport> {
         let now = self.clock.now();
-        let (parsed, problems) = read_keyring(keyring);
-        if parsed.is_empty() {
-            return Err(Error::BadKey(match problems.first() {
-                Some(p) => format!("no key could be read from {source}: {p}"),
-                None => format!("{source} holds no key"),
-            }));
+        let store = &self.store;
+        let this = &*self;
+        let report = store.transaction(|_| {
+            let mut subscribed = store.subscriber_fingerprints()?;
+            let mut report = ImportReport::default();
+            match selection {
+                Selection::UserIds => {
+                    this.import_user_ids(keyring, now, &mut subscribed, &mut report)?
+                }
+                Selection::Listed(wanted) => {
+                    this.import_listed(keyring, wanted, now, &mut subscribed, &mut report)?
+                }
+            }
+            if report.keys_read == 0 {
+                // Nothing was written; the transaction is dropped.
+                return Err(Error::BadKey(
+                    match report.lines.iter().find_map(|l| l.outcome.reason()) {
+                        Some(p) => format!("no key could be read from {source}: {p}"),
+                        None => format!("{source} holds no key"),
+                    },
+                ));
+            }
+            store.audit(
+                this.clock.unix(),
+                None,
+                "subscriber",
+                &format!(
+                    "import from {}: {}",
+                    crate::text::clean(source),
+                    report.summary()
+                ),
+            )?;
+            Ok(report)
+        })?;
+        self.members = None;
+        Ok(report)
+    }
+
+    /// An import of every address of every key, [`BATCH`] keys at a time.
+    fn import_user_ids(
+        &self,
+        keyring: &[u8],
+        now: std::time::SystemTime,
+        subscribed: &mut HashMap<String, String>,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        let mut seen = HashSet::new();
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut failed = None;
+        each_cert(keyring, |c| {
+            match c {
+                Ok(c) => {
+                    report.keys_read += 1;
+                    batch.push(c);
+                }
+                Err(p) => report.lines.push(skipped(String::new(), &p)),
+            }
+            if batch.len() >= BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if let Err(e) =
+                    self.import_batch(full, now, &mut seen, subscribed, &mut report.lines)
+                {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
-        let mut report = ImportReport {
-            keys_read: parsed.len(),
-            ..Default::default()
-        };
+        self.import_batch(batch, now, &mut seen, subscribed, &mut report.lines)
+    }
+
+    /// Subscribes every address of every key of `batch`. A key seen before
+    /// (`seen`, by fingerprint) is merged into what was stored of it.
+    fn import_batch(
+        &self,
+        batch: Vec<Cert>,
+        now: std::time::SystemTime,
+        seen: &mut HashSet<String>,
+        subscribed: &mut HashMap<String, String>,
+        lines: &mut Vec<ImportLine>,
+    ) -> Result<()> {
+        let addresses = addresses_of_all(&batch, now);
+        for (cert, addresses) in batch.into_iter().zip(addresses) {
+            let fingerprint = cert.fingerprint().to_hex();
+            if !seen.insert(fingerprint.clone()) {
+                for address in &addresses {
+                    if subscribed.get(address) == Some(&fingerprint) {
+                        self.import_one(address, &cert, subscribed)?;
+                    }
+                }
+                lines.push(skipped(fingerprint, AGAIN));
+                continue;
+            }
+            if addresses.is_empty() {
+                let outcome = if cert.with_policy(crate::crypto::policy(), now).is_ok() {
+                    ImportOutcome::Skipped("no User ID of the key carries an e-mail address".into())
+                } else {
+                    ImportOutcome::Refused(certs::refusal(&cert, "", now))
+                };
+                lines.push(ImportLine {
+                    address: String::new(),
+                    fingerprint,
+                    outcome,
+                    notes: Vec::new(),
+                });
+                continue;
+            }
+            for address in addresses {
+                let outcome = self.import_one(&address, &cert, subscribed)?;
+                lines.push(ImportLine {
+                    address,
+                    fingerprint: fingerprint.clone(),
+                    outcome,
+                    notes: Vec::new(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An import of the addresses `wanted` names, each with the key of the
+    /// keyring that speaks for it or the one named by fingerprint: the
+    /// keyring is read whole first.
+    fn import_listed(
+        &self,
+        keyring: &[u8],
+        wanted: &[Wanted],
+        now: std::time::SystemTime,
+        subscribed: &mut HashMap<String, String>,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        let (parsed, problems) = read_keyring(keyring);
+        report.keys_read = parsed.len();
         for p in problems {
-            report.lines.push(ImportLine {
-                address: String::new(),
-                fingerprint: String::new(),
-                outcome: ImportOutcome::Skipped(p),
-                notes: Vec::new(),
-            });
+            report.lines.push(skipped(String::new(), &p));
         }
         let mut addresses = addresses_of_all(&parsed, now).into_iter();
         // The same key twice: one key, the copies merged.
@@ -428,14 +579,7 @@ impl List {
                         k.addresses = certs::addresses(&k.cert, now);
                     }
                 }
-                report.lines.push(ImportLine {
-                    address: String::new(),
-                    fingerprint,
-                    outcome: ImportOutcome::Skipped(
-                        "the same key appears again in the keyring; its copies were merged".into(),
-                    ),
-                    notes: Vec::new(),
-                });
+                report.lines.push(skipped(fingerprint, AGAIN));
                 continue;
             }
             by_fpr.insert(fingerprint.clone(), keys.len());
@@ -445,126 +589,73 @@ impl List {
                 addresses: found,
             });
         }
-
-        let store = &self.store;
-        let this = &*self;
-        let lines = store.transaction(|_| {
-            let mut subscribed = store.subscriber_fingerprints()?;
-            let mut lines = Vec::new();
-            match selection {
-                Selection::UserIds => {
-                    for k in &keys {
-                        if k.addresses.is_empty() {
-                            let outcome = if k.cert.with_policy(crate::crypto::policy(), now).is_ok() {
-                                ImportOutcome::Skipped(
-                                    "no User ID of the key carries an e-mail address".into(),
-                                )
-                            } else {
-                                ImportOutcome::Refused(certs::refusal(&k.cert, "", now))
-                            };
-                            lines.push(ImportLine {
-                                address: String::new(),
-                                fingerprint: k.fingerprint.clone(),
-                                outcome,
-                                notes: Vec::new(),
-                            });
-                            continue;
-                        }
-                        for address in &k.addresses {
-                            let outcome = this.import_one(address, &k.cert, &mut subscribed)?;
-                            lines.push(ImportLine {
-                                address: address.clone(),
-                                fingerprint: k.fingerprint.clone(),
-                                outcome,
-                                notes: Vec::new(),
-                            });
-                        }
-                    }
-                }
-                Selection::Listed(wanted) => {
-                    let mut by_address: HashMap<&str, Vec<usize>> = HashMap::new();
-                    for (i, k) in keys.iter().enumerate() {
-                        for a in &k.addresses {
-                            by_address.entry(a.as_str()).or_default().push(i);
-                        }
-                    }
-                    let mut seen = HashSet::new();
-                    for w in wanted {
-                        let address = w.address.trim().to_ascii_lowercase();
-                        let mut notes = Vec::new();
-                        if w.admin {
-                            notes.push(
-                                "an admin of the Schleuder list; here the list has one owner, you"
-                                    .to_string(),
-                            );
-                        }
-                        let key = match &w.fingerprint {
-                            Some(f) => match by_fpr.get(f).and_then(|&i| keys.get(i)) {
-                                Some(k) => Ok(k),
-                                None if normal_fingerprint(f).is_none() => {
-                                    Err(format!("{f:?} is not a fingerprint"))
-                                }
-                                None => Err(format!("the keyring has no key {f}")),
-                            },
-                            None => {
-                                choose(&keys, by_address.get(address.as_str()), now).ok_or_else(
-                                    || "no key in the keyring has a User ID for this address".to_string(),
-                                )
-                            }
-                        };
-                        let (fingerprint, outcome) = if !valid_address(&address) {
-                            (
-                                String::new(),
-                                ImportOutcome::Skipped("not an e-mail address".into()),
-                            )
-                        } else if !seen.insert(address.clone()) {
-                            (
-                                String::new(),
-                                ImportOutcome::Skipped("named again; done once".into()),
-                            )
-                        } else {
-                            match key {
-                                Err(why) => (String::new(), ImportOutcome::Skipped(why)),
-                                Ok(k) => {
-                                    let outcome =
-                                        this.import_one(&address, &k.cert, &mut subscribed)?;
-                                    if w.delivery_disabled
-                                        && matches!(
-                                            outcome,
-                                            ImportOutcome::Added
-                                                | ImportOutcome::Updated
-                                                | ImportOutcome::Unchanged
-                                        )
-                                    {
-                                        store.set_delivery_disabled(&address, true)?;
-                                        notes.push(format!(
-                                            "delivery was disabled in Schleuder, so copies stay stopped; `conclave subscriber enable {address}` starts them"
-                                        ));
-                                    }
-                                    (k.fingerprint.clone(), outcome)
-                                }
-                            }
-                        };
-                        lines.push(ImportLine {
-                            address,
-                            fingerprint,
-                            outcome,
-                            notes,
-                        });
-                    }
-                }
+        let mut by_address: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            for a in &k.addresses {
+                by_address.entry(a.as_str()).or_default().push(i);
             }
-            report.lines.extend(lines);
-            store.audit(
-                this.clock.unix(),
-                None,
-                "subscriber",
-                &format!("import from {}: {}", crate::text::clean(source), report.summary()),
-            )?;
-            Ok(report)
-        })?;
-        self.members = None;
-        Ok(lines)
+        }
+        let mut seen = HashSet::new();
+        for w in wanted {
+            let address = w.address.trim().to_ascii_lowercase();
+            let mut notes = Vec::new();
+            if w.admin {
+                notes.push(
+                    "an admin of the Schleuder list; here the list has one owner, you".to_string(),
+                );
+            }
+            let key = match &w.fingerprint {
+                Some(f) => match by_fpr.get(f).and_then(|&i| keys.get(i)) {
+                    Some(k) => Ok(k),
+                    None if normal_fingerprint(f).is_none() => {
+                        Err(format!("{f:?} is not a fingerprint"))
+                    }
+                    None => Err(format!("the keyring has no key {f}")),
+                },
+                None => choose(&keys, by_address.get(address.as_str()), now).ok_or_else(|| {
+                    "no key in the keyring has a User ID for this address".to_string()
+                }),
+            };
+            let (fingerprint, outcome) = if !valid_address(&address) {
+                (
+                    String::new(),
+                    ImportOutcome::Skipped("not an e-mail address".into()),
+                )
+            } else if !seen.insert(address.clone()) {
+                (
+                    String::new(),
+                    ImportOutcome::Skipped("named again; done once".into()),
+                )
+            } else {
+                match key {
+                    Err(why) => (String::new(), ImportOutcome::Skipped(why)),
+                    Ok(k) => {
+                        let outcome = self.import_one(&address, &k.cert, subscribed)?;
+                        if w.delivery_disabled
+                            && matches!(
+                                outcome,
+                                ImportOutcome::Added
+                                    | ImportOutcome::Updated
+                                    | ImportOutcome::Unchanged
+                            )
+                        {
+                            self.store.set_delivery_disabled(&address, true)?;
+                            notes.push(format!(
+                                "delivery was disabled in Schleuder, so copies stay stopped; `conclave subscriber enable {address}` starts them"
+                            ));
+                        }
+                        (k.fingerprint.clone(), outcome)
+                    }
+                }
+            };
+            report.lines.push(ImportLine {
+                address,
+                fingerprint,
+                outcome,
+                notes,
+            });
+        }
+        Ok(())
     }
 
     /// Subscribes `address` with `cert`, inside the import's transaction.
