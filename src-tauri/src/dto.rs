@@ -408,7 +408,7 @@ impl From<&conclave_core::list::import::ImportLine> for ImportedLine {
 pub struct ImportResult {
     /// `imported: 998 added, 1 updated, 1 refused (1000 keys read)`.
     pub summary: String,
-    /// One line per key and address, in the order of the input.
+    /// One line per key and address, in the order of the keys.
     pub lines: Vec<ImportedLine>,
 }
 

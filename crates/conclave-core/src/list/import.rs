@@ -110,7 +110,8 @@ impl fmt::Display for ImportLine {
 /// What an import did.
 #[derive(Debug, Clone, Default)]
 pub struct ImportReport {
-    /// One line per key and address, in the order of the input.
+    /// One line per key and address, in the order of the keys (a part of
+    /// the keyring that cannot be read is named when it is met).
     pub lines: Vec<ImportLine>,
     /// How many keys were read from the keyring.
     pub keys_read: usize,
@@ -464,7 +465,9 @@ impl List {
         Ok(report)
     }
 
-    /// An import of every address of every key, [`BATCH`] keys at a time.
+    /// An import of every address of every key, [`BATCH`] keys at a time:
+    /// while one part's signatures are checked (on every core), the next
+    /// part is read and the one before is stored.
     fn import_user_ids(
         &self,
         keyring: &[u8],
@@ -472,45 +475,70 @@ impl List {
         subscribed: &mut HashMap<String, String>,
         report: &mut ImportReport,
     ) -> Result<()> {
+        type Checked = (Vec<Cert>, Vec<Vec<String>>);
         let mut seen = HashSet::new();
-        let mut batch = Vec::with_capacity(BATCH);
         let mut failed = None;
-        each_cert(keyring, |c| {
-            match c {
-                Ok(c) => {
-                    report.keys_read += 1;
-                    batch.push(c);
+        let lines = &mut report.lines;
+        let keys_read = &mut report.keys_read;
+        std::thread::scope(|scope| -> Result<()> {
+            let check = |batch: Vec<Cert>| {
+                scope.spawn(move || -> Checked {
+                    let addresses = addresses_of_all(&batch, now);
+                    (batch, addresses)
+                })
+            };
+            let stopped = || Error::BadKey("cannot check the keys: a check stopped".into());
+            let mut pending: Option<std::thread::ScopedJoinHandle<'_, Checked>> = None;
+            let mut batch = Vec::with_capacity(BATCH);
+            each_cert(keyring, |c| {
+                match c {
+                    Ok(c) => {
+                        *keys_read += 1;
+                        batch.push(c);
+                    }
+                    Err(p) => lines.push(skipped(String::new(), &p)),
                 }
-                Err(p) => report.lines.push(skipped(String::new(), &p)),
-            }
-            if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if let Err(e) =
-                    self.import_batch(full, now, &mut seen, subscribed, &mut report.lines)
-                {
-                    failed = Some(e);
-                    return false;
+                if batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if let Some(done) = pending.replace(check(full)) {
+                        let stored = match done.join() {
+                            Ok((b, a)) => {
+                                self.import_batch(b, a, now, &mut seen, subscribed, lines)
+                            }
+                            Err(_) => Err(stopped()),
+                        };
+                        if let Err(e) = stored {
+                            failed = Some(e);
+                            return false;
+                        }
+                    }
                 }
+                true
+            });
+            if let Some(e) = failed.take() {
+                return Err(e);
             }
-            true
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        self.import_batch(batch, now, &mut seen, subscribed, &mut report.lines)
+            if let Some(done) = pending.take() {
+                let (b, a) = done.join().map_err(|_| stopped())?;
+                self.import_batch(b, a, now, &mut seen, subscribed, lines)?;
+            }
+            let addresses = addresses_of_all(&batch, now);
+            self.import_batch(batch, addresses, now, &mut seen, subscribed, lines)
+        })
     }
 
     /// Subscribes every address of every key of `batch`. A key seen before
     /// (`seen`, by fingerprint) is merged into what was stored of it.
+    /// `addresses` holds, for each key, the addresses of its valid User IDs.
     fn import_batch(
         &self,
         batch: Vec<Cert>,
+        addresses: Vec<Vec<String>>,
         now: std::time::SystemTime,
         seen: &mut HashSet<String>,
         subscribed: &mut HashMap<String, String>,
         lines: &mut Vec<ImportLine>,
     ) -> Result<()> {
-        let addresses = addresses_of_all(&batch, now);
         for (cert, addresses) in batch.into_iter().zip(addresses) {
             let fingerprint = cert.fingerprint().to_hex();
             if !seen.insert(fingerprint.clone()) {
