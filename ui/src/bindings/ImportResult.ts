@@ -10,6 +10,6 @@ export type ImportResult = {
  */
 summary: string, 
 /**
- * One line per key and address, in the order of the input.
+ * One line per key and address, in the order of the keys.
  */
 lines: Array<ImportedLine>, };
