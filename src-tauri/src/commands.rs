@@ -115,7 +115,7 @@ pub fn dashboard(app: State<'_, App>) -> Reply<Dashboard> {
     let counts = list.store().outbox_counts()?;
     let state = |s: &str| counts.iter().filter(|c| c.0 == s).map(|c| c.1).sum::<i64>();
     Ok(Dashboard {
-        subscribers: u32::try_from(list.subscribers()?.len()).unwrap_or(0),
+        subscribers: u32::try_from(list.subscriber_page("", 0, 0)?.total).unwrap_or(u32::MAX),
         held: u32::try_from(list.held()?.len()).unwrap_or(0),
         requests: u32::try_from(list.requests()?.iter().filter(|r| r.awaiting_owner).count())
             .unwrap_or(0),
@@ -287,12 +287,81 @@ pub fn request_refuse(app: State<'_, App>, id: i64, reason: String) -> Reply<()>
     Ok(())
 }
 
-/// The subscribers.
+/// One page of the subscribers whose address or fingerprint contains
+/// `search` (every one when it is empty), `per_page` to a page, from page 1.
 #[tauri::command(async)]
-pub fn subscribers(app: State<'_, App>) -> Reply<Vec<Subscriber>> {
+pub fn subscriber_page(
+    app: State<'_, App>,
+    search: String,
+    page: u32,
+    per_page: u32,
+) -> Reply<SubscriberPage> {
     let engine = engine(&app)?;
-    let subs = engine.list().subscribers()?;
-    Ok(subs.into_iter().map(Subscriber::from).collect())
+    let per_page = per_page.clamp(1, 1000);
+    let page = page.max(1);
+    let offset = usize::try_from(u64::from(page - 1) * u64::from(per_page)).unwrap_or(usize::MAX);
+    let list = engine.list();
+    let found = list.subscriber_page(&search, offset, per_page as usize)?;
+    Ok(SubscriberPage {
+        total: u32::try_from(found.total).unwrap_or(u32::MAX),
+        page,
+        per_page,
+        subscribers: found
+            .entries
+            .into_iter()
+            .map(|e| Subscriber::from(e.info))
+            .collect(),
+    })
+}
+
+/// The fingerprint of a subscriber's key, if the address is subscribed.
+#[tauri::command(async)]
+pub fn subscriber_fingerprint(app: State<'_, App>, address: String) -> Reply<Option<String>> {
+    Ok(engine(&app)?.list().subscriber_fingerprint(&address)?)
+}
+
+/// Imports subscribers from the keyring at `keyring` (a full path): every
+/// usable key's addresses, or only those the CSV file at `csv` or the
+/// Schleuder subscriptions at `schleuder` name (empty: none given).
+#[tauri::command(async)]
+pub fn subscribers_import(
+    app: State<'_, App>,
+    keyring: String,
+    csv: String,
+    schleuder: String,
+) -> Reply<ImportResult> {
+    use conclave_core::list::import::{read_csv, read_schleuder, Selection};
+    let read = |path: &str, what: &str| -> Reply<Vec<u8>> {
+        let path = std::path::Path::new(path.trim());
+        if !path.is_absolute() {
+            return Err(invalid(&format!("give the {what}'s full path, from /")));
+        }
+        std::fs::read(path)
+            .map_err(|e| invalid(&format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    let text = |path: &str, what: &str| -> Reply<String> {
+        String::from_utf8(read(path, what)?)
+            .map_err(|_| invalid(&format!("the {what} is not UTF-8 text")))
+    };
+    let bytes = read(&keyring, "keyring")?;
+    let selection = if !csv.trim().is_empty() {
+        Selection::Listed(read_csv(&text(&csv, "CSV file")?)?)
+    } else if !schleuder.trim().is_empty() {
+        Selection::Listed(read_schleuder(&text(
+            &schleuder,
+            "Schleuder subscriptions file",
+        )?)?)
+    } else {
+        Selection::UserIds
+    };
+    let engine = engine(&app)?;
+    let report = engine
+        .list()
+        .import_subscribers(&bytes, &selection, keyring.trim())?;
+    Ok(ImportResult {
+        summary: report.summary(),
+        lines: report.lines.iter().map(ImportedLine::from).collect(),
+    })
 }
 
 /// Adds a subscriber with their key (armored).

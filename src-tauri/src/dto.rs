@@ -324,7 +324,9 @@ pub struct Subscriber {
 impl From<conclave_core::list::SubscriberInfo> for Subscriber {
     fn from(s: conclave_core::list::SubscriberInfo) -> Subscriber {
         let d = &s.delivery;
-        let delivery = if d.disabled {
+        let delivery = if d.disabled && d.score == 0.0 {
+            "stopped".to_string()
+        } else if d.disabled {
             format!("stopped after bounces (score {})", d.score)
         } else if d.score > 0.0 {
             format!("bounce score {}", d.score)
@@ -355,6 +357,59 @@ impl From<conclave_core::list::SubscriberInfo> for Subscriber {
             addresses: s.addresses,
         }
     }
+}
+
+/// One page of the subscribers, sorted by address.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct SubscriberPage {
+    /// How many subscribers match the search (all of them without one).
+    pub total: u32,
+    /// This page's number, from 1.
+    pub page: u32,
+    /// How many subscribers a page holds.
+    pub per_page: u32,
+    /// The page.
+    pub subscribers: Vec<Subscriber>,
+}
+
+/// What became of one key and address in an import.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ImportedLine {
+    /// `added`, `updated`, `unchanged`, `refused` or `skipped`.
+    pub outcome: String,
+    /// The address (empty when the key carries none).
+    pub address: String,
+    /// The key's fingerprint (empty when none was read or found).
+    pub fingerprint: String,
+    /// Why it was refused or skipped.
+    pub reason: Option<String>,
+    /// What else the owner should know (a Schleuder admin, delivery
+    /// stopped there).
+    pub notes: Vec<String>,
+}
+
+impl From<&conclave_core::list::import::ImportLine> for ImportedLine {
+    fn from(l: &conclave_core::list::import::ImportLine) -> ImportedLine {
+        ImportedLine {
+            outcome: l.outcome.word().to_string(),
+            address: l.address.clone(),
+            fingerprint: l.fingerprint.clone(),
+            reason: l.outcome.reason().map(str::to_string),
+            notes: l.notes.clone(),
+        }
+    }
+}
+
+/// What an import did: a line per key and address, and the summary.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ImportResult {
+    /// `imported: 998 added, 1 updated, 1 refused (1000 keys read)`.
+    pub summary: String,
+    /// One line per key and address, in the order of the keys.
+    pub lines: Vec<ImportedLine>,
 }
 
 /// A subscription, key change or unsubscription asked by mail and not yet

@@ -31,6 +31,7 @@ fn every_command_has_help_with_an_example() {
         &["key", "extend"],
         &["key", "backup"],
         &["subscriber", "add"],
+        &["subscriber", "import"],
         &["subscriber", "list"],
         &["subscriber", "enable"],
         &["subscriber", "remove"],

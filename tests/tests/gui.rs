@@ -754,3 +754,125 @@ fn the_list_key_is_published_from_the_key_screen() {
     assert_eq!(ks.verified(), vec!["list@example.test".to_string()]);
     gui.wait_text("confirmed the list address", 20);
 }
+
+/// The owner imports a keyring from the Subscribers screen, pages through
+/// the list and finds one member by search; then moves a Schleuder list's
+/// export in, where keys that clash with subscribers' own are named, not
+/// taken.
+#[test]
+fn subscribers_are_imported_paged_and_searched_in_the_app() {
+    use sequoia_openpgp::serialize::SerializeInto;
+    let _guard = Gui::lock();
+    let f = garden_club();
+    let addresses: Vec<String> = (0..120)
+        .map(|i| format!("member{i:04}@example.test"))
+        .collect();
+    let certs = conclave_tests::bench::generate_certs(
+        &addresses,
+        sequoia_openpgp::cert::CipherSuite::Cv25519,
+    );
+    let ring: Vec<u8> = certs.iter().flat_map(|c| c.to_vec().unwrap()).collect();
+    let keyring = f.list.write_aux("members.gpg", &ring);
+
+    let gui = open_prepared(&f);
+    gui.click("#nav-subscribers");
+    gui.wait_text("3 subscribers", 20);
+    gui.click("#sub-import-open");
+    gui.fill("#sub-import-keyring", keyring.to_str().unwrap());
+    gui.click("#sub-import-run");
+    gui.wait_text("imported: 120 added (120 keys read)", 60);
+    // What went well is folded away, counted.
+    assert_eq!(
+        gui.text("#sub-import-fine summary"),
+        "120 subscribed as asked"
+    );
+    assert_eq!(gui.text("#sub-total"), "1–50 of 123");
+    let first = gui.text(".subs");
+    assert!(
+        first.contains("alice@example.test") && first.contains("member0046@example.test"),
+        "{first}"
+    );
+    assert!(!first.contains("member0047@example.test"), "{first}");
+    let prev_disabled = |gui: &Gui| {
+        gui.js(
+            "return document.querySelector('#sub-prev').disabled;",
+            serde_json::json!([]),
+        )
+        .as_bool()
+        .unwrap()
+    };
+    assert!(prev_disabled(&gui));
+    gui.click("#sub-next");
+    gui.wait_text("51–100 of 123", 20);
+    gui.click("#sub-next");
+    gui.wait_text("101–123 of 123", 20);
+    assert!(gui.text(".subs").contains("member0119@example.test"));
+    assert!(gui
+        .js(
+            "return document.querySelector('#sub-next').disabled;",
+            serde_json::json!([])
+        )
+        .as_bool()
+        .unwrap());
+    assert!(!prev_disabled(&gui));
+
+    // Search by address, then by a piece of a fingerprint.
+    gui.fill("#sub-search", "MEMBER0077");
+    gui.wait_text("1 subscriber matching “MEMBER0077”", 20);
+    let found = gui.text(".subs");
+    assert!(
+        found.contains("member0077@example.test") && !found.contains("member0076"),
+        "{found}"
+    );
+    let fpr = certs[33].fingerprint().to_hex();
+    gui.fill("#sub-search", &fpr[4..16].to_lowercase());
+    gui.wait_text("member0033@example.test", 20);
+    gui.js(
+        "document.querySelector('.screen-head').scrollIntoView();",
+        serde_json::json!([]),
+    );
+    gui.screenshot("16-subscribers-search");
+    // A blank search is no search.
+    gui.fill("#sub-search", " ");
+    gui.wait_text("1–50 of 123", 20);
+
+    // A Schleuder list's export: alice and bob are subscribed here with
+    // their own keys, which stay; dave's key does not carry his address.
+    let data = conclave_tests::workspace_root().join("tests/data/schleuder");
+    gui.click("#sub-import-open");
+    gui.fill(
+        "#sub-import-keyring",
+        data.join("keys.asc").to_str().unwrap(),
+    );
+    gui.fill(
+        "#sub-import-schleuder",
+        data.join("subscriptions.txt").to_str().unwrap(),
+    );
+    gui.click("#sub-import-run");
+    gui.wait_text("imported: 1 added, 1 refused, 3 skipped (5 keys read)", 60);
+    let report = gui.text("#sub-import-result");
+    assert!(
+        report.contains("dave@example.test") && report.contains("dave@old.example.test"),
+        "{report}"
+    );
+    assert!(report.contains("subscribed with another key"), "{report}");
+    assert!(
+        report.contains("an admin of the Schleuder list"),
+        "{report}"
+    );
+    assert!(report.contains("1 subscribed as asked"), "{report}");
+    assert_eq!(gui.text("#sub-total"), "1–50 of 124");
+    gui.js(
+        "document.querySelector('#sub-import-fine').open = true;",
+        serde_json::json!([]),
+    );
+    gui.js(
+        "document.querySelector('.screen-head').scrollIntoView();",
+        serde_json::json!([]),
+    );
+    gui.screenshot("17-subscribers-import");
+    gui.click("#sub-import-close");
+    assert!(conclave_tests::wait_until(10, || gui
+        .find("#sub-import-result")
+        .is_none()));
+}

@@ -16,7 +16,8 @@ import type { Pin } from "./bindings/Pin";
 import type { Setting } from "./bindings/Setting";
 import type { Setup } from "./bindings/Setup";
 import type { Status } from "./bindings/Status";
-import type { Subscriber } from "./bindings/Subscriber";
+import type { ImportResult } from "./bindings/ImportResult";
+import type { SubscriberPage } from "./bindings/SubscriberPage";
 import type { UiEvent } from "./bindings/UiEvent";
 
 export const api = {
@@ -33,7 +34,11 @@ export const api = {
   requests: () => invoke<PendingRequest[]>("requests"),
   requestApprove: (id: number) => invoke<string>("request_approve", { id }),
   requestRefuse: (id: number, reason: string) => invoke<void>("request_refuse", { id, reason }),
-  subscribers: () => invoke<Subscriber[]>("subscribers"),
+  subscriberPage: (search: string, page: number, perPage: number) =>
+    invoke<SubscriberPage>("subscriber_page", { search, page, perPage }),
+  subscriberFingerprint: (address: string) => invoke<string | null>("subscriber_fingerprint", { address }),
+  subscribersImport: (keyring: string, csv: string, schleuder: string) =>
+    invoke<ImportResult>("subscribers_import", { keyring, csv, schleuder }),
   subscriberAdd: (address: string, key: string) => invoke<void>("subscriber_add", { address, key }),
   subscriberReplaceKey: (address: string, old: string, key: string) =>
     invoke<number>("subscriber_replace_key", { address, old, key }),

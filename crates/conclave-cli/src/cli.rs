@@ -246,10 +246,48 @@ pub enum SubscriberCmd {
         #[arg(long)]
         replace: bool,
     },
+    /// Subscribe many at once from a keyring: every address of every
+    /// key's valid User IDs, or only the addresses a CSV file or a
+    /// Schleuder list's subscriptions name. One line per key and address
+    /// (added, updated, unchanged, refused, skipped: why), then a summary.
+    #[command(
+        after_help = "A key already subscribed for an address is refreshed; a different key for a subscribed address is skipped (`subscriber add --replace` replaces one on purpose). Keys that cannot be used (expired, revoked, no encryption subkey, no User ID for the address) are refused with the reason; the rest are imported. Exits non-zero only when no key could be read.\n\nThe CSV file: one address per line, or `address,fingerprint`; a header line and `#` comments are allowed.\n\nMoving a Schleuder list: on the Schleuder host, save the subscriptions and every key, then import both here in one step. Subscriptions whose delivery is disabled in Schleuder are imported with their copies stopped (`subscriber enable` starts them); admins are imported as subscribers and named (here the list has one owner).\n\nExamples:\n  conclave --home DIR subscriber import keys.asc\n  conclave --home DIR subscriber import keys.gpg --csv members.csv\n  schleuder-cli subscriptions list list@example.org > subscriptions.txt\n  schleuder-cli keys list list@example.org | while read fpr rest; do schleuder-cli keys export list@example.org \"$fpr\"; done > keys.asc\n  conclave --home DIR subscriber import keys.asc --schleuder subscriptions.txt"
+    )]
+    Import {
+        /// The keyring: armored (one or many blocks) or binary; `-` reads
+        /// standard input.
+        #[arg(value_name = "KEYRING")]
+        keyring: PathBuf,
+        /// Subscribe only the addresses this CSV file names (`address` or
+        /// `address,fingerprint` per line).
+        #[arg(long, value_name = "FILE", conflicts_with = "schleuder")]
+        csv: Option<PathBuf>,
+        /// A Schleuder list's subscriptions: the output of `schleuder-cli
+        /// subscriptions list LIST`, or the JSON of the Schleuder API's
+        /// /subscriptions.json.
+        #[arg(long, value_name = "FILE")]
+        schleuder: Option<PathBuf>,
+    },
     /// List subscribers, with warnings about their keys and how their
     /// copies fare (ok, bounce score, stopped; the last failure).
-    #[command(after_help = "Example:\n  conclave --home DIR subscriber list")]
-    List,
+    #[command(
+        after_help = "Sorted by address. Up to 500 subscribers are all listed; a longer list shows one page (--per-page, 100 by default) and says how to see the next. --all lists every one. The last line gives the total.\n\nExamples:\n  conclave --home DIR subscriber list\n  conclave --home DIR subscriber list --search example.org --page 2\n  conclave --home DIR subscriber list --search 'C0FF EE12'"
+    )]
+    List {
+        /// Only subscribers whose address or key fingerprint contains this
+        /// (case ignored; spaces in a fingerprint too).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Which page to show, from 1.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        page: Option<u64>,
+        /// How many subscribers a page holds.
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        per_page: u64,
+        /// Every matching subscriber, however many.
+        #[arg(long, conflicts_with = "page")]
+        all: bool,
+    },
     /// Let copies go again to a subscriber whose delivery bounces stopped
     /// (bounce_action disable), and clear their bounce score.
     #[command(after_help = "Example:\n  conclave --home DIR subscriber enable alice@example.org")]

@@ -26,7 +26,11 @@ export async function moderation(): Promise<void> {
             onclick: async () => {
               try {
                 const v = await api.heldShow(p.id);
-                const subs = await api.subscribers();
+                // Who each attached key would be for, and the key they have:
+                // asked one address at a time, however long the list.
+                const keyAddress = (k: (typeof v.keys)[number]) =>
+                  k.addresses.includes(v.sender) ? v.sender : (k.addresses[0] ?? v.sender);
+                const subscribed = await Promise.all(v.keys.map((k) => api.subscriberFingerprint(keyAddress(k))));
                 const decide = (action: "approve" | "reject" | "discard") => async () => {
                   try {
                     await api.heldDecide(v.id, action, value("held-reason"));
@@ -44,8 +48,8 @@ export async function moderation(): Promise<void> {
                   h("p", { id: "held-signature" }, h("strong", {}, "Signature: "), v.signature),
                   h("pre", { id: "held-text" }, v.text),
                   ...v.keys.map((k, i) => {
-                    const address = k.addresses.includes(v.sender) ? v.sender : (k.addresses[0] ?? v.sender);
-                    const current = subs.find((s) => s.address === address);
+                    const address = keyAddress(k);
+                    const current = subscribed[i];
                     const about = h(
                       "span",
                       {},
@@ -53,7 +57,7 @@ export async function moderation(): Promise<void> {
                       h("code", {}, spaced(k.fingerprint)),
                       ` for ${k.addresses.join(", ") || "no address"}`,
                     );
-                    if (current && current.fingerprint === k.fingerprint) {
+                    if (current && current === k.fingerprint) {
                       return h("div", { class: "attached-key" }, about, ` (${address} is subscribed with this key)`);
                     }
                     if (current) {
@@ -61,7 +65,7 @@ export async function moderation(): Promise<void> {
                         "div",
                         { class: "attached-key" },
                         about,
-                        replaceKeyBox(`held-key-replace-${i}`, address, current.fingerprint, k.fingerprint, k.armored, () => {
+                        replaceKeyBox(`held-key-replace-${i}`, address, current, k.fingerprint, k.armored, () => {
                           void render();
                         }),
                       );

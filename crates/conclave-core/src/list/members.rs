@@ -195,6 +195,16 @@ impl List {
 
     /// Stores a subscriber's key and audits it.
     pub(super) fn store_key(&mut self, address: &str, cert: &Cert, audit: &str) -> Result<()> {
+        self.store_key_quiet(address, cert)?;
+        self.store
+            .audit(self.clock.unix(), None, "subscriber", audit)?;
+        Ok(())
+    }
+
+    /// Stores a subscriber's key, as [`List::store_key`] does, without the
+    /// audit line: for a caller that stores many keys (an import) and
+    /// audits once.
+    pub(super) fn store_key_quiet(&self, address: &str, cert: &Cert) -> Result<()> {
         let fpr = cert.fingerprint().to_hex();
         // What a fan-out needs of the key is derived now, once.
         let recipient = certs::recipient(cert, self.clock.now())?;
@@ -206,8 +216,6 @@ impl List {
         if certs::encryption_keys(cert, self.clock.now()).is_ok() {
             self.store.clear_missed_posts(address)?;
         }
-        self.store
-            .audit(self.clock.unix(), None, "subscriber", audit)?;
         Ok(())
     }
 

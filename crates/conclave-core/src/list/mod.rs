@@ -13,6 +13,7 @@ pub mod classify;
 pub mod commands;
 pub mod dsn;
 pub mod fanout;
+pub mod import;
 pub mod invite;
 pub mod judge;
 pub mod key;
@@ -29,6 +30,7 @@ mod reply;
 mod requests;
 mod resign;
 mod retention;
+mod roster;
 pub mod settings;
 
 pub use resign::RESIGN_AFTER;
@@ -55,6 +57,7 @@ pub(crate) use open::Parsed;
 pub use policy::{Action, Policy, SignatureMode};
 pub(crate) use receive::sender_of;
 pub use requests::PendingRequest;
+pub use roster::{RosterEntry, SubscriberPage};
 
 /// The store's file name inside the list home.
 pub const DB_FILE: &str = "list.db";

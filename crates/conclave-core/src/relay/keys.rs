@@ -96,7 +96,9 @@ pub fn refresh_keys(
 ) -> Result<RefreshReport> {
     let (mut subscribers, settings, use_wkd, keyserver, max_delay) = with(list, |l| {
         l.store().set_key_refresh_last(l.unix())?;
-        let subs = l.store().subscriber_fingerprints()?;
+        let mut subs: Vec<(String, String)> =
+            l.store().subscriber_fingerprints()?.into_iter().collect();
+        subs.sort();
         let max_delay = match delay {
             Some(d) => d,
             None => l

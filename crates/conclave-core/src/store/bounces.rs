@@ -84,9 +84,9 @@ pub struct BounceLogEntry {
     pub verdict: String,
 }
 
-const HEALTH: &str = "address, bounce_score, bounce_counted_at, last_failure_at, last_failure_status, last_failure_text, delivery_disabled";
+pub(super) const HEALTH: &str = "address, bounce_score, bounce_counted_at, last_failure_at, last_failure_status, last_failure_text, delivery_disabled";
 
-fn health_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryHealth> {
+pub(super) fn health_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryHealth> {
     Ok(DeliveryHealth {
         address: r.get(0)?,
         score: r.get(1)?,

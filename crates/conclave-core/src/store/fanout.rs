@@ -178,20 +178,6 @@ impl Store {
             .store("read subscribers")
     }
 
-    /// Every subscriber's address and key fingerprint, without their
-    /// certificates, in address order.
-    pub fn subscriber_fingerprints(&self) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT address, fingerprint FROM subscribers ORDER BY address")
-            .store("read subscribers")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .store("read subscribers")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .store("read subscribers")
-    }
-
     /// The addresses subscribed with the key `fingerprint`.
     pub fn subscribers_with_fingerprint(&self, fingerprint: &str) -> Result<Vec<String>> {
         let mut stmt = self

@@ -15,11 +15,13 @@ mod fanout;
 mod keynet;
 mod lifecycle;
 mod requests;
+mod subscribers;
 pub use bounces::{BounceLogEntry, DeliveryHealth, NewBounce, SentCopy};
 pub use fanout::{RecipientCopy, StoredRecipient};
 pub use keynet::KeyPublish;
 pub use lifecycle::MissedNotice;
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
+pub use subscribers::SubscriberRow;
 
 /// The numbered migrations, in order. Never edit one that has shipped.
 const MIGRATIONS: &[(&str, &str)] = &[
