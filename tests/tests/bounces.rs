@@ -314,6 +314,32 @@ fn a_forged_bounce_changes_nothing() {
     );
 }
 
+/// A genuine report about a copy the outbox no longer keeps (sent longer
+/// ago than `store.sent_retention_days`) is filed and logged as such, and
+/// counts for nothing: it is not taken for a forgery either.
+#[test]
+fn a_bounce_about_a_pruned_copy_is_ignored_as_such() {
+    let f = fixture(&[BOUNCER]);
+    f.post("first");
+    f.run();
+    f.wait_for_report();
+    // The sent copies leave the outbox, as they do after the retention
+    // period.
+    let store = conclave_core::store::Store::open(&f.ml.list.home.path().join("list.db")).unwrap();
+    assert!(store.prune_sent(i64::MAX).unwrap() >= 4);
+    drop(store);
+    let out = f.run();
+    assert!(
+        out.contains("a bounce about a copy the outbox no longer keeps"),
+        "{out}"
+    );
+    assert!(f.health(BOUNCER).contains("delivery: ok"));
+    assert_eq!(Mailhost::get().count("list", "Bounces"), 1);
+    let log = f.ml.list.run_ok(&["bounces"]);
+    assert!(log.contains(" unmatched"), "{log}");
+    assert!(!log.contains("forged"), "{log}");
+}
+
 /// A report that reaches the list address itself (the provider rewrote the
 /// envelope sender) counts when its recipient and Message-ID name a copy
 /// the list sent; one that names no such copy is ignored.

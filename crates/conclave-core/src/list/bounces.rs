@@ -255,7 +255,7 @@ impl List {
                     self.store.log_bounce(&ignored(
                         How::Verp,
                         named.unwrap_or_default(),
-                        "copy pruned",
+                        "unmatched",
                     ))?;
                     "a bounce about a copy the outbox no longer keeps (store.sent_retention_days); ignored"
                         .to_owned()
