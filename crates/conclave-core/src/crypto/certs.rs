@@ -277,13 +277,6 @@ pub struct Recipient {
     pub usable_until: Option<i64>,
 }
 
-impl Recipient {
-    /// Whether the choice still holds at `now`.
-    pub fn holds_at(&self, now: i64) -> bool {
-        now >= self.usable_from && self.usable_until.is_none_or(|until| now < until)
-    }
-}
-
 /// Derives what a fan-out needs of `cert` at `now`.
 pub fn recipient(cert: &Cert, now: SystemTime) -> Result<Recipient> {
     use openpgp::serialize::Marshal;

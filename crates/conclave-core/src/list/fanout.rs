@@ -11,13 +11,12 @@ use openpgp::serialize::Serialize;
 use sequoia_openpgp as openpgp;
 
 use crate::crypto::certs;
-use crate::crypto::certs::Recipient;
 use crate::crypto::decrypt;
 use crate::crypto::seal::{self, SealedBody};
 use crate::error::{Error, Result};
 use crate::mime::build::{self, ProtectedHeaders};
 use crate::mime::parse::Content;
-use crate::store::{CopyRef, OutboxCopy, RecipientCopy};
+use crate::store::{CopyRef, OutboxCopy, RecipientCopy, RecipientRow};
 
 use super::open::Opened;
 use super::{List, SignatureMode};
@@ -444,7 +443,7 @@ const CHUNK: usize = 256;
 /// One subscriber to encrypt a copy for.
 struct Job {
     address: String,
-    recipient: Recipient,
+    recipient: RecipientRow,
 }
 
 /// A subscriber's copy: whether it takes the SEIPDv2 body, and its
@@ -477,12 +476,12 @@ fn encrypt_copy(job: Job, bodies: &[SealedBody; 2]) -> Encrypted {
 
 /// Derives a subscriber's recipient state from their certificate again,
 /// and keeps it.
-fn rederive(store: &crate::store::Store, address: &str, now: SystemTime) -> Result<Recipient> {
+fn rederive(store: &crate::store::Store, address: &str, now: SystemTime) -> Result<RecipientRow> {
     let (_, stored) = store
         .subscriber(address)?
         .ok_or_else(|| Error::NotFound(format!("{address} is not a subscriber")))?;
     let cert = certs::parse_public_cert(&stored)?;
-    let recipient = certs::recipient(&cert, now)?;
+    let recipient = super::members::row(certs::recipient(&cert, now)?);
     store.set_recipient(address, &recipient, &certs::key_ids(&cert))?;
     Ok(recipient)
 }

@@ -212,7 +212,7 @@ impl List {
         self.store
             .put_subscriber(address, &fpr, &certs::binary(cert)?, self.clock.unix())?;
         self.store
-            .set_recipient(address, &recipient, &certs::key_ids(cert))?;
+            .set_recipient(address, &row(recipient), &certs::key_ids(cert))?;
         if certs::encryption_keys(cert, self.clock.now()).is_ok() {
             self.store.clear_missed_posts(address)?;
         }
@@ -267,10 +267,10 @@ impl List {
         self.store.transaction(|store| {
             for s in stored {
                 let (recipient, ids) = match certs::parse_public_cert(&s.cert) {
-                    Ok(cert) => (certs::recipient(&cert, now)?, certs::key_ids(&cert)),
+                    Ok(cert) => (row(certs::recipient(&cert, now)?), certs::key_ids(&cert)),
                     // Unreadable: no copy, and the fan-out says why.
                     Err(_) => (
-                        certs::Recipient {
+                        crate::store::RecipientRow {
                             keys: Vec::new(),
                             seipd_v2: false,
                             usable_from: crate::clock::unix(now),
@@ -283,6 +283,16 @@ impl List {
             }
             Ok(())
         })
+    }
+}
+
+/// What the store keeps of what was derived from a key.
+pub(crate) fn row(r: certs::Recipient) -> crate::store::RecipientRow {
+    crate::store::RecipientRow {
+        keys: r.keys,
+        seipd_v2: r.seipd_v2,
+        usable_from: r.usable_from,
+        usable_until: r.usable_until,
     }
 }
 

@@ -5,10 +5,31 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::crypto::certs::Recipient;
 use crate::error::{Result, StoreContext};
 
 use super::Store;
+
+/// What the store keeps of a subscriber's key for fan-outs (derived from
+/// the certificate above the store, `crypto::certs::recipient`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRow {
+    /// The encryption subkeys to use: fingerprint and packet of each
+    /// (empty: the key cannot be encrypted to).
+    pub keys: Vec<u8>,
+    /// Whether the key asks for SEIPDv2.
+    pub seipd_v2: bool,
+    /// From when this choice holds (Unix seconds).
+    pub usable_from: i64,
+    /// Until when it holds (None: no end).
+    pub usable_until: Option<i64>,
+}
+
+impl RecipientRow {
+    /// Whether the choice still holds at `now` (Unix seconds).
+    pub fn holds_at(&self, now: i64) -> bool {
+        now >= self.usable_from && self.usable_until.is_none_or(|until| now < until)
+    }
+}
 
 /// One subscriber as a fan-out reads them.
 #[derive(Debug, Clone)]
@@ -16,7 +37,7 @@ pub struct StoredRecipient {
     /// Their address.
     pub address: String,
     /// What was derived from their key; None when it was not derived yet.
-    pub recipient: Option<Recipient>,
+    pub recipient: Option<RecipientRow>,
 }
 
 /// One copy to queue under a shared body.
@@ -39,7 +60,7 @@ impl Store {
     pub fn set_recipient(
         &self,
         address: &str,
-        recipient: &Recipient,
+        recipient: &RecipientRow,
         key_ids: &[String],
     ) -> Result<()> {
         self.conn
@@ -86,7 +107,7 @@ impl Store {
         while let Some(r) = rows.next().store("read subscribers")? {
             f(StoredRecipient {
                 address: r.get(0).store("read subscribers")?,
-                recipient: Some(Recipient {
+                recipient: Some(RecipientRow {
                     keys: r.get(1).store("read subscribers")?,
                     seipd_v2: r.get(2).store("read subscribers")?,
                     usable_from: r.get(3).store("read subscribers")?,

@@ -17,7 +17,7 @@ mod lifecycle;
 mod requests;
 mod subscribers;
 pub use bounces::{BounceLogEntry, DeliveryHealth, NewBounce, SentCopy};
-pub use fanout::{RecipientCopy, StoredRecipient};
+pub use fanout::{RecipientCopy, RecipientRow, StoredRecipient};
 pub use keynet::KeyPublish;
 pub use lifecycle::MissedNotice;
 pub use requests::{NewRequest, RequestKind, RequestState, StoredRequest};
