@@ -403,13 +403,14 @@ mod tests {
         let post = store
             .insert_sealed_post(b"x", 1, "d", "a@example.test", 1)
             .unwrap();
-        let copy = crate::store::NewCopy {
+        let copy = crate::store::RecipientCopy {
             recipient: address.into(),
-            message_id: "m@example.test".into(),
-            headers: "h".into(),
             pkesks: vec![1],
         };
-        store.queue_copies(post, b"body", &[copy], 1).unwrap();
+        let body = store.insert_body_unlocked(post, b"body", "h", 1).unwrap();
+        store
+            .insert_copies_unlocked(post, body, "m@example.test", &[copy], 1)
+            .unwrap();
         let row = store.queued_copies().unwrap()[0].id;
         let copy = store.outbox_row(row).unwrap().unwrap();
         (store, copy)

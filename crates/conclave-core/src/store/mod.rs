@@ -710,66 +710,6 @@ impl Store {
 
     // ----- outbox -----
 
-    /// Stores a post's shared encrypted body and its copies, in one
-    /// transaction. Returns how many copies were new: a (post, subscriber)
-    /// pair already queued is not queued again.
-    pub fn queue_copies(
-        &self,
-        post_id: i64,
-        seipd: &[u8],
-        copies: &[NewCopy],
-        now: i64,
-    ) -> Result<usize> {
-        self.transaction(|s| s.queue_copies_unlocked(post_id, seipd, copies, now))
-    }
-
-    /// Like [`Store::queue_copies`], inside a transaction the caller holds.
-    pub fn queue_copies_unlocked(
-        &self,
-        post_id: i64,
-        seipd: &[u8],
-        copies: &[NewCopy],
-        now: i64,
-    ) -> Result<usize> {
-        self.conn
-            .execute(
-                "INSERT INTO bodies (post_id, seipd, created_at) VALUES (?1, ?2, ?3)",
-                params![post_id, seipd, now],
-            )
-            .store("store an encrypted body")?;
-        let body_id = self.conn.last_insert_rowid();
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO outbox (post_id, body_id, recipient, message_id, headers, pkesks, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(post_id, recipient) WHERE kind = 'copy' DO NOTHING",
-            )
-            .store("queue copies")?;
-        let mut added = 0;
-        for c in copies {
-            added += stmt
-                .execute(params![
-                    post_id,
-                    body_id,
-                    c.recipient,
-                    c.message_id,
-                    c.headers,
-                    c.pkesks,
-                    now
-                ])
-                .store("queue a copy")?;
-        }
-        drop(stmt);
-        if added == 0 {
-            // Nothing refers to this body: do not keep it.
-            self.conn
-                .execute("DELETE FROM bodies WHERE id = ?1", [body_id])
-                .store("drop an unused body")?;
-        }
-        Ok(added)
-    }
-
     /// The copies still queued, oldest first (without their shared body).
     pub fn queued_copies(&self) -> Result<Vec<OutboxCopy>> {
         self.copies(i64::MAX)
@@ -1138,14 +1078,13 @@ mod tests {
         let post = store
             .insert_sealed_post(b"x", 1, "d", "a@example.test", 1)
             .unwrap();
-        let copy = NewCopy {
+        let copy = RecipientCopy {
             recipient: "b@example.test".into(),
-            message_id: "m".into(),
-            headers: "h".into(),
             pkesks: vec![1],
         };
+        let body = store.insert_body_unlocked(post, b"body", "h", 1).unwrap();
         store
-            .queue_copies(post, b"body", &[copy.clone(), copy.clone()], 1)
+            .insert_copies_unlocked(post, body, "m", &[copy.clone(), copy.clone()], 1)
             .unwrap();
         assert_eq!(store.queued_copies().unwrap().len(), 1);
     }
@@ -1167,13 +1106,14 @@ mod tests {
         let new_rejected = post(PostState::Rejected, 1_000);
         // A refused post with a copy still queued keeps its bytes.
         let queued = post(PostState::Rejected, 100);
-        let copy = NewCopy {
+        let copy = RecipientCopy {
             recipient: "b@example.test".into(),
-            message_id: "m".into(),
-            headers: "h".into(),
             pkesks: vec![1],
         };
-        store.queue_copies(queued, b"body", &[copy], 1).unwrap();
+        let body = store.insert_body_unlocked(queued, b"body", "h", 1).unwrap();
+        store
+            .insert_copies_unlocked(queued, body, "m", &[copy], 1)
+            .unwrap();
 
         assert_eq!(store.purge_refused_posts(500, 2_000).unwrap(), 2);
         for (id, purged) in [
