@@ -9,8 +9,8 @@
 //!
 //! Two sizes, 1000 and 10,000 copies (`CONCLAVE_BENCH_SIZES=1000,...`
 //! chooses others). The list's subscribers are alice (GnuPG, who posts) and
-//! generated Cv25519 keys at `alice+sNNNNN@example.test`, which Postfix
-//! delivers to alice's mailbox by plus addressing. The generated keys are
+//! generated Cv25519 keys at `sNNNNN@sink.example.test`, which the mail
+//! host delivers to alice's mailbox (as `alice+sNNNNN`). The generated keys are
 //! kept between runs in `target/bench-keys/` (or `$CONCLAVE_BENCH_KEYS`).
 //! For each timed post:
 //!
@@ -24,21 +24,30 @@
 //!    logins are inside the figure. `CONCLAVE_TIMINGS=1` makes it say when
 //!    each step ended; the bench prints that breakdown.
 //!
-//! Then `/usr/sbin/smtp-source -d -s C -m N -F COPY` sends N messages over C
-//! sessions to the mail host's plain SMTP port (it speaks no TLS), each the
-//! bytes of one copy Conclave sent (taken from alice's mailbox), to
-//! `alice+source@example.test`: Postfix delivers them to the same mailbox
-//! through the same LMTP, so it does the same work. C is the list's
-//! `smtp.connections`.
+//! After each Conclave run, `/usr/sbin/smtp-source -d -s C -m N -N -F COPY`
+//! sends N messages over C sessions to the mail host's plain SMTP port (it
+//! speaks no TLS), each the bytes of one copy Conclave sent (taken from
+//! alice's mailbox), each to a recipient of its own (`-N`: `1s@`, `2s@`, ...
+//! of the sink domain), as a list's copies are: Postfix resolves and
+//! rewrites every address afresh (its manual says that without `-N` the
+//! address caches hit every time, which no real load does) and delivers
+//! them to the same mailbox through the same LMTP, so it does the same
+//! work. C is the list's `smtp.connections`. The two take turns, post by
+//! post, so a machine that slows down during the bench slows both.
 //!
-//! Between runs the bench waits for Postfix to finish delivering to the
+//! After each run the bench waits for Postfix to finish delivering to the
 //! mailbox, so one run's local delivery does not fall in the next one's
-//! timing. (During a run, Postfix's delivery of the messages already
+//! timing, and empties the mailboxes, so each run starts from the same
+//! state. (During a run, Postfix's delivery of the messages already
 //! accepted does run, on the same two cores, for both.)
 //!
 //! Beside them, for 1000, the anchor measured in the same run: one
 //! `gpg -e -r FPR` process per subscriber encrypting the same 20 KiB text,
 //! without signing and without sending anything.
+//!
+//! `CONCLAVE_BENCH_PERF=DIR` runs each Conclave and smtp-source run under
+//! `perf record -a -g`, one file in DIR each, to see where the machine's
+//! time went (`perf report --sort comm`).
 //!
 //! The `conclave` binary is `$CONCLAVE_BIN` (`make bench` builds a release
 //! one and sets it), else `target/release/conclave` if it exists, else the
@@ -60,6 +69,8 @@ use sequoia_openpgp as openpgp;
 const LIST: &str = "list@example.test";
 const POST_SIZE: usize = 20 * 1024;
 const POSTS: usize = 3;
+/// The mail host's sink domain (`tests/testbed/mailhost.sh`).
+const SINK: &str = "sink.example.test";
 /// Conclave may take this many times what `smtp-source` takes.
 const TARGET: f64 = 1.2;
 /// The anchor's size: one gpg process per copy costs about 7 s here.
@@ -88,7 +99,15 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![1000, 10_000])
 }
 
+/// A generated subscriber's address: the mail host delivers every address
+/// of its sink domain to alice's mailbox, as [`delivered_to`].
 fn address(i: usize) -> String {
+    format!("s{i:05}@{SINK}")
+}
+
+/// Where the copy for [`address`] `i` lands: alice's mailbox, with this
+/// `Delivered-To:`.
+fn delivered_to(i: usize) -> String {
     format!("alice+s{i:05}@example.test")
 }
 
@@ -113,7 +132,7 @@ struct Timed {
 fn timed_run(f: &MailList, bin: &Path) -> Timed {
     let start = unix_micros();
     let t0 = Instant::now();
-    let mut child = std::process::Command::new(bin)
+    let mut child = perf_wrapped(bin, "conclave")
         .env("CONCLAVE_PASSPHRASE_FILE", &f.list.passphrase_file)
         .env("CONCLAVE_TIMINGS", "1")
         .arg("--home")
@@ -161,6 +180,22 @@ fn timed_run(f: &MailList, bin: &Path) -> Timed {
         lines,
         stages,
     }
+}
+
+/// `program`, or `perf record -a` running it when `CONCLAVE_BENCH_PERF`
+/// names a folder for the profiles (the whole machine while it runs).
+fn perf_wrapped(program: &Path, name: &str) -> std::process::Command {
+    let Some(dir) = std::env::var_os("CONCLAVE_BENCH_PERF") else {
+        return std::process::Command::new(program);
+    };
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut c = std::process::Command::new("perf");
+    c.args(["record", "-q", "-a", "-g", "-o"])
+        .arg(PathBuf::from(dir).join(format!("{k:02}-{name}.data")))
+        .arg("--")
+        .arg(program);
+    c
 }
 
 /// The generated subscribers' certificates, `n` of them, from the cache
@@ -254,13 +289,16 @@ fn smtp_source(mh: &Mailhost, copy: &Path, n: usize, sessions: usize) -> f64 {
         mh.port("MAILHOST_SMTP_PORT")
     );
     let t0 = Instant::now();
-    let out = std::process::Command::new("/usr/sbin/smtp-source")
+    let out = perf_wrapped(Path::new("/usr/sbin/smtp-source"), "source")
         .args(["-d", "-s", &sessions.to_string(), "-m", &n.to_string()])
         .args([
             "-f",
             LIST,
+            // A recipient of its own for each message, as a list's
+            // copies have: 1s@, 2s@, ... of the sink domain.
+            "-N",
             "-t",
-            "alice+source@example.test",
+            &format!("s@{SINK}"),
             "-M",
             "conclave.invalid",
         ])
@@ -359,7 +397,11 @@ fn main() {
         subscribed = n;
         mh.clear();
 
+        // Conclave and smtp-source take turns, so that a machine that
+        // slows down or speeds up during the bench does so for both.
         let mut runs = Vec::new();
+        let mut source = Vec::new();
+        let mut copy_size = 0;
         for k in 1..=POSTS {
             let post = alice.compose_post(&f.cert, LIST, "...", &format!("post {k}\n{body}"));
             mh.inject(alice.address(), LIST, &post);
@@ -370,6 +412,7 @@ fn main() {
             eprintln!(
                 "[bench] {n} copies, post {k} of {POSTS}: in the list mailbox; run --once ..."
             );
+            let before = mh.count("alice", "");
             let r = timed_run(&f, &bin);
             let joined = r.lines.join("\n");
             assert!(joined.contains(&format!("distributed to {n}")), "{joined}");
@@ -382,17 +425,14 @@ fn main() {
                 fmt_secs(r.total),
                 fmt_secs(r.fanned_out)
             );
-            wait_delivered(mh, k * n);
+            wait_delivered(mh, before + n);
             runs.push(r);
-        }
 
-        // smtp-source, with the bytes of one copy.
-        let copy = submitted_copy(mh, &address(1));
-        let copy_file = work.path().join("copy.eml");
-        std::fs::write(&copy_file, &copy).expect("write the copy");
-        let copy_size = copy.len() + copy.iter().filter(|b| **b == b'\n').count();
-        let mut source = Vec::new();
-        for k in 1..=POSTS {
+            // smtp-source, with the bytes of one copy.
+            let copy = submitted_copy(mh, &delivered_to(1));
+            let copy_file = work.path().join("copy.eml");
+            std::fs::write(&copy_file, &copy).expect("write the copy");
+            copy_size = copy.len() + copy.iter().filter(|b| **b == b'\n').count();
             eprintln!(
                 "[bench] smtp-source, {n} messages of {copy_size} bytes, run {k} of {POSTS} ..."
             );
@@ -404,6 +444,9 @@ fn main() {
             );
             wait_delivered(mh, before + n);
             source.push(took);
+            // Each run starts from an empty mailbox: Dovecot's delivery
+            // (which runs beside both) slows down as a mailbox grows.
+            mh.clear();
         }
         mh.clear();
 
@@ -535,11 +578,15 @@ fn table(rows: &[Row], connections: usize, bin: &Path, started: Instant) -> Stri
     );
     let _ = writeln!(
         w,
-        "smtp-source = `smtp-source -d -s {connections} -m N -F COPY` into the plain SMTP port of the same Postfix, delivered to"
+        "smtp-source = `smtp-source -d -s {connections} -m N -N -F COPY` into the plain SMTP port of the same Postfix, delivered to"
     );
     let _ = writeln!(
         w,
-        "  the same mailbox; COPY = the bytes of one copy Conclave sent. No TLS, no login, nothing to encrypt."
+        "  the same mailbox, a recipient of its own per message; COPY = the bytes of one copy Conclave sent. No TLS, no login,"
+    );
+    let _ = writeln!(
+        w,
+        "  one envelope sender for all (Conclave's names each copy, for bounces), nothing to encrypt; the two take turns."
     );
     let _ = writeln!(
         w,

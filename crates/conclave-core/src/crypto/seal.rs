@@ -302,7 +302,126 @@ pub fn armor_message(parts: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
-    let crc = crc24(&joined);
+    armor_footer(&mut out, crc24(&joined));
+    out
+}
+
+/// The OpenPGP armor checksum (RFC 4880, section 6.1).
+fn crc24(data: &[u8]) -> u32 {
+    crc24_from(0x00B7_04CE, data)
+}
+
+/// The CRC-24 register after `data`, starting from `crc`.
+fn crc24_from(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        let i = usize::from(((crc >> 16) as u8) ^ b);
+        crc = (crc << 8) ^ CRC24_TABLE.get(i).copied().unwrap_or(0);
+    }
+    crc & 0x00FF_FFFF
+}
+
+/// Armor lines: a base64 line holds 48 bytes.
+const LINE_BYTES: usize = 48;
+
+/// Armors many messages that end in the same body (a post's copies: each
+/// its own recipient packets, then the one SEIPD), each exactly as
+/// [`armor_message`] would, without encoding the body again for each.
+///
+/// A copy's armor lines after its packets' last line hold only body bytes,
+/// from an offset in the body that depends only on the packets' length
+/// modulo 48: those lines are encoded once per offset and kept. The CRC-24
+/// is linear in its register: the register after the body, from any
+/// register `r`, is `f(0) ^ L(r)`, where `L` is known from the 24 unit
+/// registers; so a copy's checksum costs its own bytes and 24 steps.
+pub struct BodyArmor {
+    body: Vec<u8>,
+    /// Per offset into the body: the encoded lines from there on.
+    tails: std::collections::HashMap<usize, Tail>,
+}
+
+struct Tail {
+    /// Base64 lines (CRLF after each) of the body from the offset on.
+    lines: Vec<u8>,
+    /// The CRC-24 register after those bytes, starting from 0.
+    from_zero: u32,
+    /// The part of the register after those bytes due to each bit of the
+    /// register before them.
+    basis: [u32; 24],
+}
+
+impl Tail {
+    fn new(bytes: &[u8]) -> Tail {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut lines = Vec::with_capacity(b64.len() + b64.len() / 32 + 2);
+        for line in b64.as_bytes().chunks(64) {
+            lines.extend_from_slice(line);
+            lines.extend_from_slice(b"\r\n");
+        }
+        let from_zero = crc24_from(0, bytes);
+        let mut basis = [0u32; 24];
+        for (bit, slot) in basis.iter_mut().enumerate() {
+            *slot = crc24_from(1 << bit, bytes) ^ from_zero;
+        }
+        Tail {
+            lines,
+            from_zero,
+            basis,
+        }
+    }
+
+    /// The register after these bytes, from `crc`.
+    fn crc_after(&self, crc: u32) -> u32 {
+        let mut out = self.from_zero;
+        for (bit, part) in self.basis.iter().enumerate() {
+            if crc & (1 << bit) != 0 {
+                out ^= part;
+            }
+        }
+        out
+    }
+}
+
+impl BodyArmor {
+    /// An armorer for messages ending in `body`.
+    pub fn new(body: Vec<u8>) -> Self {
+        BodyArmor {
+            body,
+            tails: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// `prefix` then the body, armored as [`armor_message`] does.
+    pub fn armor(&mut self, prefix: &[u8]) -> Vec<u8> {
+        // Body bytes that share a line with the prefix's end.
+        let split = (LINE_BYTES - prefix.len() % LINE_BYTES) % LINE_BYTES;
+        let Some((head, rest)) = self.body.split_at_checked(split) else {
+            return armor_message(&[prefix, &self.body]);
+        };
+        let tail = self.tails.entry(split).or_insert_with(|| Tail::new(rest));
+        let mut first = Vec::with_capacity(prefix.len() + head.len());
+        first.extend_from_slice(prefix);
+        first.extend_from_slice(head);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&first);
+        let mut out = Vec::with_capacity(b64.len() + tail.lines.len() + b64.len() / 32 + 96);
+        out.extend_from_slice(b"-----BEGIN PGP MESSAGE-----\r\n\r\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&tail.lines);
+        let crc = tail.crc_after(crc24(&first));
+        armor_footer(&mut out, crc);
+        out
+    }
+}
+
+/// The checksum line and the end line.
+fn armor_footer(out: &mut Vec<u8>, crc: u32) {
     let crc_bytes = [(crc >> 16) as u8, (crc >> 8) as u8, crc as u8];
     out.push(b'=');
     out.extend_from_slice(
@@ -311,17 +430,6 @@ pub fn armor_message(parts: &[&[u8]]) -> Vec<u8> {
             .as_bytes(),
     );
     out.extend_from_slice(b"\r\n-----END PGP MESSAGE-----\r\n");
-    out
-}
-
-/// The OpenPGP armor checksum (RFC 4880, section 6.1).
-fn crc24(data: &[u8]) -> u32 {
-    let mut crc: u32 = 0x00B7_04CE;
-    for &b in data {
-        let i = usize::from(((crc >> 16) as u8) ^ b);
-        crc = (crc << 8) ^ CRC24_TABLE.get(i).copied().unwrap_or(0);
-    }
-    crc & 0x00FF_FFFF
 }
 
 /// The CRC-24 of every byte value (RFC 9580, section 6.1.1), one byte at a
@@ -373,6 +481,32 @@ mod tests {
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
         for n in [0, 1, 2, 3, 255, 256, 4999, 5000] {
             assert_eq!(crc24(&data[..n]), bitwise(&data[..n]), "{n}");
+        }
+    }
+
+    /// The armorer's output is byte for byte what armoring the whole
+    /// message at once gives, for every prefix length modulo a line, for
+    /// bodies shorter and longer than a line, and when a body comes back.
+    #[test]
+    fn armoring_with_a_kept_body_equals_armoring_it_whole() {
+        let bytes = |n: usize, seed: u32| -> Vec<u8> {
+            (0..n as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+                .collect()
+        };
+        for body_len in [0, 1, 5, 47, 48, 49, 95, 1000, 25_001] {
+            let body = bytes(body_len, 7);
+            let mut armorer = BodyArmor::new(body.clone());
+            for prefix_len in (0..100).chain([181, 500]) {
+                let prefix = bytes(prefix_len, prefix_len as u32);
+                for _ in 0..2 {
+                    assert_eq!(
+                        armorer.armor(&prefix),
+                        armor_message(&[&prefix, &body]),
+                        "body {body_len}, prefix {prefix_len}"
+                    );
+                }
+            }
         }
     }
 }

@@ -772,7 +772,8 @@ fn common_headers(
 /// is read from the store once.
 pub struct Assembler<'a> {
     store: &'a crate::store::Store,
-    body: Option<(i64, Vec<u8>, String)>,
+    /// The body in hand: its id, its armorer, the headers its copies share.
+    body: Option<(i64, seal::BodyArmor, String)>,
 }
 
 impl<'a> Assembler<'a> {
@@ -787,12 +788,12 @@ impl<'a> Assembler<'a> {
             Some(b) if b.0 == copy.body_id => b,
             _ => {
                 let (seipd, headers) = self.store.body_and_headers(copy.body_id)?;
-                (copy.body_id, seipd, headers)
+                (copy.body_id, seal::BodyArmor::new(seipd), headers)
             }
         };
-        let (_, seipd, shared) = self.body.insert(body);
+        let (_, armorer, shared) = self.body.insert(body);
         if copy.plain {
-            return Ok(build::signed_message(&copy.headers, seipd));
+            return Ok(build::signed_message(&copy.headers, armorer.body()));
         }
         // A post's copy keeps only its recipient; the list's answers keep
         // their own headers.
@@ -801,7 +802,7 @@ impl<'a> Assembler<'a> {
         } else {
             copy.headers.clone()
         };
-        let armored = seal::armor_message(&[&copy.pkesks, seipd]);
+        let armored = armorer.armor(&copy.pkesks);
         Ok(build::encrypted_message(
             &headers,
             &copy.message_id,

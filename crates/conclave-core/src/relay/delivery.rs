@@ -140,6 +140,7 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
 }
 
 /// What every connection of a delivery pass shares.
+#[derive(Clone, Copy)]
 struct Job<'a> {
     store: &'a crate::store::Store,
     clock: &'a dyn crate::clock::Clock,
@@ -154,38 +155,86 @@ struct Job<'a> {
 }
 
 /// One connection's share of a delivery pass: submits `copies` in turn and
-/// records each answer. Returns what it did and the error that stopped it
-/// early, if one did.
+/// records each answer (opening a new connection when one breaks). Returns
+/// what it did and the error that stopped it early, if one did.
 async fn submit<'a>(
     job: Job<'_>,
     mut session: SmtpSession,
     copies: impl Iterator<Item = &'a crate::store::OutboxCopy>,
 ) -> (DeliveryReport, Option<Error>) {
-    let Job {
-        store,
-        clock,
-        settings,
-        from,
-        secret,
-        events,
-        pause,
-        tick,
-    } = job;
-    let mut report = DeliveryReport::default();
-    let mut assembler = Assembler::new(store);
-    let mut step = async |copy: &crate::store::OutboxCopy, session: &mut SmtpSession| {
+    let settings = job.settings;
+    let pause = job.pause;
+    let mut calls = Answers {
+        assembler: Assembler::new(job.store),
+        job,
+        report: DeliveryReport::default(),
+    };
+    let mut copies = copies.peekable();
+    let mut given_back = None;
+    let mut error = None;
+    loop {
         if session.is_broken() {
-            *session = SmtpSession::open(settings).await.map_err(send_error)?;
+            match SmtpSession::open(settings).await {
+                Ok(s) => session = s,
+                Err(e) => {
+                    error = Some(send_error(e));
+                    break;
+                }
+            }
         }
-        let message = assembler.assemble(copy)?;
+        match session
+            .send_each(given_back.take(), &mut copies, pause, &mut calls)
+            .await
+        {
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+            Ok(back) => given_back = back,
+        }
+        if given_back.is_none() && (!session.is_broken() || copies.peek().is_none()) {
+            break;
+        }
+    }
+    session.close().await;
+    (calls.report, error)
+}
+
+/// What a connection does with each copy and its answer.
+struct Answers<'j> {
+    job: Job<'j>,
+    assembler: Assembler<'j>,
+    report: DeliveryReport,
+}
+
+impl<'a> crate::net::smtp::SendCalls<&'a crate::store::OutboxCopy, Error> for Answers<'_> {
+    fn envelope(&mut self, copy: &&'a crate::store::OutboxCopy) -> (String, String) {
         // The envelope sender names this copy: a bounce comes back to it.
-        let sender = crate::list::bounces::verp_sender(from, secret, copy.id);
-        let result = session.send(&sender, &copy.recipient, &message).await;
+        let sender = crate::list::bounces::verp_sender(self.job.from, self.job.secret, copy.id);
+        (sender, copy.recipient.clone())
+    }
+
+    fn message(&mut self, copy: &&'a crate::store::OutboxCopy) -> Result<Vec<u8>> {
+        self.assembler.assemble(copy)
+    }
+
+    fn answered(
+        &mut self,
+        copy: &'a crate::store::OutboxCopy,
+        result: std::result::Result<(), SendError>,
+    ) -> Result<()> {
+        let Job {
+            store,
+            clock,
+            events,
+            tick,
+            ..
+        } = self.job;
         let now = clock.unix();
         match result {
             Ok(()) => {
                 store.mark_sent(copy.id, now)?;
-                report.sent += 1;
+                self.report.sent += 1;
             }
             Err(SendError::Permanent(e)) => {
                 store.mark_failed(copy.id, &e)?;
@@ -204,31 +253,19 @@ async fn submit<'a>(
                         sink(&crate::events::Event::Notice { message: alert });
                     }
                 }
-                report.failed += 1;
+                self.report.failed += 1;
             }
             Err(e) => {
                 let wait = FIRST_RETRY
                     .saturating_mul(1 << copy.attempts.clamp(0, 6))
                     .min(3600);
                 store.mark_retry(copy.id, &e.to_string(), now + wait)?;
-                report.deferred += 1;
+                self.report.deferred += 1;
             }
         }
         tick();
-        Ok::<(), Error>(())
-    };
-    let mut error = None;
-    for (i, copy) in copies.enumerate() {
-        if i > 0 && !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        if let Err(e) = step(copy, &mut session).await {
-            error = Some(e);
-            break;
-        }
+        Ok(())
     }
-    session.close().await;
-    (report, error)
 }
 
 fn send_error(e: SendError) -> Error {

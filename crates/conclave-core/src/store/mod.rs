@@ -856,8 +856,10 @@ impl Store {
 
     /// Marks a copy sent: the server accepted it.
     pub fn mark_sent(&self, id: i64, now: i64) -> Result<()> {
+        // Once per copy: the statement is kept prepared.
         self.conn
-            .execute("UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1", params![id, now])
+            .prepare_cached("UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, now]))
             .store("mark a copy sent")?;
         Ok(())
     }
@@ -865,10 +867,10 @@ impl Store {
     /// Records a temporary failure; the copy stays queued until `retry_at`.
     pub fn mark_retry(&self, id: i64, error: &str, retry_at: i64) -> Result<()> {
         self.conn
-            .execute(
+            .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-                params![id, error, retry_at],
             )
+            .and_then(|mut s| s.execute(params![id, error, retry_at]))
             .store("record a delivery attempt")?;
         Ok(())
     }
