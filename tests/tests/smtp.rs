@@ -362,7 +362,10 @@ fn copies_are_pipelined_and_a_refused_recipient_fails_alone() {
     // would take 16; waiting for each reply, 26.
     assert_eq!(proxy.connections(), 1);
     let turns = proxy.turns();
-    assert!(turns <= 4 + 1 + 5 + 2 + 1, "{turns} round trips for 5 copies");
+    assert!(
+        turns <= 4 + 1 + 5 + 2 + 1,
+        "{turns} round trips for 5 copies"
+    );
 }
 
 /// A temporary refusal (450 at RCPT, inside a pipelined batch) leaves the

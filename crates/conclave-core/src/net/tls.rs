@@ -188,7 +188,7 @@ struct Verifier {
     pin: Option<String>,
     vouched: bool,
     webpki: Arc<WebPkiServerVerifier>,
-    platform: Option<rustls_platform_verifier::Verifier>,
+    platform: Option<Arc<rustls_platform_verifier::Verifier>>,
     provider: Arc<CryptoProvider>,
     seen: Arc<Mutex<Observation>>,
 }
@@ -323,6 +323,30 @@ fn describe(e: &rustls::Error) -> String {
     }
 }
 
+/// The system's certificate store, as a verifier: read once and shared by
+/// the connections that follow (a delivery opens several at once), and
+/// read again after an hour, so a long-running relay sees the store change.
+fn platform_verifier() -> Option<Arc<rustls_platform_verifier::Verifier>> {
+    type Kept = Option<(
+        std::time::Instant,
+        Option<Arc<rustls_platform_verifier::Verifier>>,
+    )>;
+    static KEPT: Mutex<Kept> = Mutex::new(None);
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(3600);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, verifier)) = kept.as_ref() {
+        if at.elapsed() < FRESH {
+            return verifier.clone();
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider)
+        .ok()
+        .map(Arc::new);
+    *kept = Some((std::time::Instant::now(), verifier.clone()));
+    verifier
+}
+
 /// A TLS client configuration for one endpoint, and what its verifier saw.
 pub struct Handshake {
     /// The configuration to connect with.
@@ -362,7 +386,7 @@ impl Handshake {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| fail(format!("cannot set up certificate checks: {e}")))?;
-        let platform = rustls_platform_verifier::Verifier::new(provider.clone()).ok();
+        let platform = platform_verifier();
         let seen = Arc::new(Mutex::new(Observation::default()));
         let verifier = Verifier {
             pin: trust.pin.clone(),

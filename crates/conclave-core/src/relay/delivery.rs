@@ -23,10 +23,11 @@ const FIRST_RETRY: i64 = 60;
 /// Submits every copy that is due, over `smtp.connections` connections
 /// side by side (one when `smtp.rate_per_minute` is set), after signing
 /// stale ones again ([`List::refresh_stale_copies`]). Fails before sending
-/// anything when the server cannot be trusted or the login is refused. A
-/// connection that breaks and cannot be reopened leaves its remaining
-/// copies queued for the next pass, and the error is returned once the
-/// other connections have finished.
+/// anything when the server cannot be trusted or the login is refused. The
+/// connections take copies from one queue, each the next when the server
+/// has answered its last. A connection that breaks and cannot be reopened
+/// leaves the copies to the others (its copy in hand stays queued for the
+/// next pass), and the error is returned once they have finished.
 ///
 /// The list is locked only to read the settings and to sign stale copies
 /// again; the copies go out through a store connection of the relay's own,
@@ -85,7 +86,6 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
         super::servers::note_vouched(store, &settings.endpoint, &settings.trust, clock.unix())?;
         sessions.extend(opened.flatten());
         timing("smtp connections logged in");
-        let n = sessions.len();
         let total = due.len();
         let done = std::cell::Cell::new(0usize);
         let tick = || {
@@ -97,8 +97,12 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
                 });
             }
         };
-        let workers = sessions.into_iter().enumerate().map(|(k, session)| {
-            let copies = due.iter().skip(k).step_by(n);
+        // One queue for every connection: each takes the next copy when the
+        // server has taken its last, so a slower connection takes fewer.
+        let queue = std::cell::RefCell::new(due.iter());
+        let queue = &queue;
+        let workers = sessions.into_iter().map(|session| {
+            let copies = std::iter::from_fn(move || queue.borrow_mut().next());
             let job = Job {
                 store,
                 clock: clock.as_ref(),
