@@ -188,7 +188,6 @@ struct Verifier {
     pin: Option<String>,
     vouched: bool,
     webpki: Arc<WebPkiServerVerifier>,
-    platform: Option<Arc<rustls_platform_verifier::Verifier>>,
     provider: Arc<CryptoProvider>,
     seen: Arc<Mutex<Observation>>,
 }
@@ -239,7 +238,9 @@ impl ServerCertVerifier for Verifier {
             }
             Err(e) => e,
         };
-        if let Some(p) = &self.platform {
+        // The system's store is read only when the bundled roots and the
+        // configured CA did not vouch for the server.
+        if let Some(p) = platform_verifier() {
             if let Ok(v) =
                 p.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             {
@@ -323,9 +324,10 @@ fn describe(e: &rustls::Error) -> String {
     }
 }
 
-/// The system's certificate store, as a verifier: read once and shared by
-/// the connections that follow (a delivery opens several at once), and
-/// read again after an hour, so a long-running relay sees the store change.
+/// The system's certificate store, as a verifier: read when a server is
+/// first checked against it, then shared by the connections that follow (a
+/// delivery opens several at once), and read again after an hour, so a
+/// long-running relay sees the store change.
 fn platform_verifier() -> Option<Arc<rustls_platform_verifier::Verifier>> {
     type Kept = Option<(
         std::time::Instant,
@@ -386,13 +388,11 @@ impl Handshake {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| fail(format!("cannot set up certificate checks: {e}")))?;
-        let platform = platform_verifier();
         let seen = Arc::new(Mutex::new(Observation::default()));
         let verifier = Verifier {
             pin: trust.pin.clone(),
             vouched: trust.vouched,
             webpki,
-            platform,
             provider: provider.clone(),
             seen: seen.clone(),
         };

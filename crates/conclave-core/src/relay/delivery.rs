@@ -101,6 +101,8 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
         // server has taken its last, so a slower connection takes fewer.
         let queue = std::cell::RefCell::new(due.iter());
         let queue = &queue;
+        let marks = Marks::new(pause);
+        let marks = &marks;
         let workers = sessions.into_iter().map(|session| {
             let copies = std::iter::from_fn(move || queue.borrow_mut().next());
             let job = Job {
@@ -112,11 +114,13 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
                 events,
                 pause,
                 tick: &tick,
+                marks,
             };
             submit(job, session, copies)
         });
         let mut first_error = None;
         let parts = futures::future::join_all(workers).await;
+        marks.flush(store)?;
         timing("every copy answered");
         for (part, error) in parts {
             report.sent += part.sent;
@@ -156,6 +160,58 @@ struct Job<'a> {
     pause: Duration,
     /// Called once a copy has its answer.
     tick: &'a dyn Fn(),
+    /// Copies accepted, not yet marked in the store.
+    marks: &'a Marks,
+}
+
+/// The copies the server accepted, marked sent in the store a few at a
+/// time: a transaction per copy cost more than its submission's share of
+/// the machine. They are written within [`Marks::MOST_AGE`] of the first, or
+/// at [`Marks::MOST`], and at the end of the pass; a crash before that
+/// sends those copies again, under the same Message-ID. Paced copies
+/// (`smtp.rate_per_minute`) are written one by one.
+struct Marks {
+    pending: std::cell::RefCell<Vec<(i64, i64)>>,
+    since: std::cell::Cell<Option<std::time::Instant>>,
+    each: bool,
+}
+
+impl Marks {
+    const MOST: usize = 64;
+    const MOST_AGE: Duration = Duration::from_millis(20);
+
+    fn new(pause: Duration) -> Self {
+        Marks {
+            pending: std::cell::RefCell::new(Vec::new()),
+            since: std::cell::Cell::new(None),
+            each: !pause.is_zero(),
+        }
+    }
+
+    /// Copy `id` was accepted at `at`.
+    fn sent(&self, store: &Store, id: i64, at: i64) -> Result<()> {
+        let count = {
+            let mut pending = self.pending.borrow_mut();
+            pending.push((id, at));
+            pending.len()
+        };
+        let since = *self.since.get().get_or_insert_with(std::time::Instant::now);
+        self.since.set(Some(since));
+        if self.each || count >= Self::MOST || since.elapsed() >= Self::MOST_AGE {
+            self.flush(store)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending.
+    fn flush(&self, store: &Store) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        self.since.set(None);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        store.mark_sent_all(&pending)
+    }
 }
 
 /// One connection's share of a delivery pass: submits `copies` in turn and
@@ -232,12 +288,13 @@ impl<'a> crate::net::smtp::SendCalls<&'a crate::store::OutboxCopy, Error> for An
             clock,
             events,
             tick,
+            marks,
             ..
         } = self.job;
         let now = clock.unix();
         match result {
             Ok(()) => {
-                store.mark_sent(copy.id, now)?;
+                marks.sent(store, copy.id, now)?;
                 self.report.sent += 1;
             }
             Err(SendError::Permanent(e)) => {

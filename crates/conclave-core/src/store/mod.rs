@@ -864,6 +864,17 @@ impl Store {
         Ok(())
     }
 
+    /// Marks copies sent, each (id, when the server accepted it), in one
+    /// transaction.
+    pub fn mark_sent_all(&self, sent: &[(i64, i64)]) -> Result<()> {
+        self.transaction(|store| {
+            for &(id, at) in sent {
+                store.mark_sent(id, at)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Records a temporary failure; the copy stays queued until `retry_at`.
     pub fn mark_retry(&self, id: i64, error: &str, retry_at: i64) -> Result<()> {
         self.conn
