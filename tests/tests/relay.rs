@@ -695,3 +695,40 @@ fn a_silent_imap_server_ends_the_pass_after_the_deadline() {
     assert!(err.contains(&format!("127.0.0.1:{}", silent.port)), "{err}");
     assert!(silent.accepted() >= 1);
 }
+
+/// `run --once` unlocks the key file while it logs in to the mail host. A
+/// wrong passphrase fails the run all the same, with no post waiting or
+/// with one, and nothing is claimed with it: the post stays in INBOX, and
+/// the right passphrase distributes it.
+#[test]
+fn run_once_with_a_wrong_passphrase_fails_and_claims_nothing() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    let wrong = f.list.write_aux("wrong", b"not the passphrase");
+    let wrong = wrong.to_string_lossy().into_owned();
+    let run_wrong = || {
+        let out = f
+            .list
+            .cmd()
+            .args(["--passphrase-file", &wrong, "run", "--once"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("cannot unlock the list key: wrong passphrase"),
+            "{err}"
+        );
+    };
+    run_wrong();
+    let needle = format!("WRONG-PASSPHRASE-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", &needle);
+    mh.inject("alice@example.test", LIST, &post);
+    assert!(wait_until(20, || mh.count("list", "") == 1));
+    run_wrong();
+    assert_eq!(mh.count("list", ""), 1, "the post left INBOX");
+    let out = f.list.run_ok(&["run", "--once"]);
+    assert!(out.contains("distributed to 3"), "{out}");
+    assert!(wait_until(20, || copies_with(&f.subs[1], &needle) == 1));
+}

@@ -52,7 +52,6 @@ pub fn open_unlocked(cli: &Cli) -> Result<List> {
     if !unlock(&mut list, cli)? {
         return Err(conclave_core::Error::PassphraseRequired.into());
     }
-    conclave_core::events::timing("list key unlocked");
     Ok(list)
 }
 

@@ -11,13 +11,23 @@ use conclave_core::relay::intake::poll_mailbox;
 use conclave_core::relay::{key_check, Engine};
 use conclave_core::{Event, List};
 
-use super::common::open_unlocked;
+use super::common::{open, open_unlocked, passphrase};
 use crate::cli::Cli;
 use crate::inert::one_line;
 
 /// Runs the relay with the list key usable.
 pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
-    let list = open_unlocked(cli)?;
+    // One pass with a key file: the key unlocks while the pass logs in.
+    let background = once && open(cli)?.card_ident()?.is_none();
+    let list = match (background, passphrase(cli)?) {
+        (true, Some(pw)) => {
+            let mut list = open(cli)?;
+            conclave_core::events::timing("list opened");
+            list.unlock_in_background(pw);
+            list
+        }
+        _ => open_unlocked(cli)?,
+    };
     if let Some(alarm) = list.list_key_alarm() {
         eprintln!("conclave: warning: {}", one_line(&alarm));
     }
@@ -46,6 +56,15 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
     // The intake's lines as soon as the posts are in the outbox, then the
     // delivery's.
     let intake = poll_mailbox(&list)?;
+    // A key still unlocking (no post needed it) is waited for, so that a
+    // wrong passphrase fails the run all the same.
+    {
+        let mut l = conclave_core::relay::lock(&list);
+        l.keystore_ready()?;
+        if let Some(line) = l.key_renewal() {
+            eprintln!("conclave: {line}");
+        }
+    }
     key_check(&list)?;
     for l in intake_lines(&intake) {
         writeln!(out, "{l}")?;

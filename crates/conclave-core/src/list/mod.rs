@@ -128,6 +128,9 @@ pub struct List {
     cert: Cert,
     address: String,
     keystore: Option<Box<dyn ListKeystore>>,
+    /// The key file being unlocked on a thread of its own
+    /// ([`List::unlock_in_background`]), until the key is first needed.
+    unlocking: Option<std::thread::JoinHandle<Result<FileKeystore>>>,
     events: Option<crate::events::EventSink>,
     /// What was done to an out-of-date list key at init or unlock.
     renewal: Option<String>,
@@ -228,6 +231,7 @@ impl List {
             cert: public,
             address,
             keystore: Some(Box::new(ks)),
+            unlocking: None,
             events: None,
             renewal,
             replay_key: None,
@@ -261,6 +265,7 @@ impl List {
             cert,
             address,
             keystore: None,
+            unlocking: None,
             events: None,
             renewal: None,
             replay_key: None,
@@ -273,11 +278,38 @@ impl List {
     /// Unlocks the file key with a passphrase. A list key whose
     /// self-signatures are out of date is certified again now, once.
     pub fn unlock(&mut self, passphrase: &Password) -> Result<()> {
-        self.keystore = Some(Box::new(FileKeystore::open(&self.home, passphrase)?));
+        let keystore = FileKeystore::open(&self.home, passphrase)?;
+        self.unlocked(keystore);
+        Ok(())
+    }
+
+    fn unlocked(&mut self, keystore: FileKeystore) {
+        self.keystore = Some(Box::new(keystore));
+        crate::events::timing("list key unlocked");
         // A key that cannot be renewed (revoked, say) still unlocks: what it
         // cannot do is reported when it is used.
         self.renewal = self.renew_key().ok().flatten();
-        Ok(())
+    }
+
+    /// Starts unlocking the key file with `passphrase` on a thread of its
+    /// own and returns at once: the passphrase derivation (deliberately
+    /// slow) runs while the relay logs in to the mail host. The first step
+    /// that needs the key waits for it; [`List::keystore_ready`] does too,
+    /// and says whether the passphrase was right.
+    pub fn unlock_in_background(&mut self, passphrase: Password) {
+        let home = self.home.clone();
+        self.unlocking = Some(std::thread::spawn(move || {
+            FileKeystore::open(&home, &passphrase)
+        }));
+    }
+
+    /// Whether the key is usable or being unlocked.
+    pub(crate) fn key_on_its_way(&self) -> Result<()> {
+        if self.keystore.is_some() || self.unlocking.is_some() {
+            Ok(())
+        } else {
+            Err(Error::PassphraseRequired)
+        }
     }
 
     /// Whether the list key is usable (unlocked, or on a bound card).
@@ -414,6 +446,15 @@ impl List {
     }
 
     pub(crate) fn keystore(&mut self) -> Result<&mut Box<dyn ListKeystore>> {
+        if let Some(unlocking) = self.unlocking.take() {
+            let keystore = unlocking.join().unwrap_or_else(|_| {
+                Err(Error::crypto(
+                    "unlock the list key",
+                    "the thread unlocking it stopped",
+                ))
+            })?;
+            self.unlocked(keystore);
+        }
         self.keystore.as_mut().ok_or(Error::PassphraseRequired)
     }
 
@@ -483,7 +524,7 @@ impl List {
     }
 
     /// Fails unless the list key is usable (unlocked, or on a bound card).
-    pub(crate) fn keystore_ready(&mut self) -> Result<()> {
+    pub fn keystore_ready(&mut self) -> Result<()> {
         self.keystore().map(|_| ())
     }
 

@@ -24,7 +24,7 @@ use crate::list::replay::KEY_SUBJECT;
 /// stale UID. The retention option is applied first.
 pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
     let settings = with(list, |l| {
-        l.keystore_ready()?;
+        l.key_on_its_way()?;
         l.store().drop_unclaimed_posts()?;
         l.apply_retention()?;
         l.imap_settings()
@@ -230,6 +230,8 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                     continue;
                 };
                 let post_id = with(list, |l| {
+                    // Nothing is claimed before the key is known to open.
+                    l.keystore_ready()?;
                     let post_id = l.record_partial(&header, size)?;
                     l.store()
                         .set_post_imap(post_id, "recorded", i64::from(uid))?;
@@ -249,6 +251,9 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
                 let parsed = parse::incoming(&raw);
                 let sender = crate::list::sender_of(&parsed);
                 let post_id = with(list, |l| {
+                    // Nothing is claimed before the key is known to open
+                    // (it unlocks while the pass logs in).
+                    l.keystore_ready()?;
                     let (post_id, _) = l.record_post(&raw, &sender)?;
                     l.store()
                         .set_post_imap(post_id, "recorded", i64::from(uid))?;
