@@ -876,3 +876,60 @@ fn subscribers_are_imported_paged_and_searched_in_the_app() {
         .find("#sub-import-result")
         .is_none()));
 }
+
+/// A long send shows on the dashboard as it goes: a bar counting the copies
+/// the server took, here paced by the provider's limit (`smtp.rate_per_minute`,
+/// twenty a second: some three seconds for 63 copies), then the pass's line.
+#[test]
+fn a_long_send_shows_its_progress_on_the_dashboard() {
+    use sequoia_openpgp::serialize::SerializeInto;
+    let _guard = Gui::lock();
+    let mh = Mailhost::get();
+    let f = garden_club();
+    let addresses: Vec<String> = (0..60)
+        .map(|i| format!("p{i:03}@{}", mh.var("MAILHOST_SINK_DOMAIN")))
+        .collect();
+    let certs = conclave_tests::bench::generate_certs(
+        &addresses,
+        sequoia_openpgp::cert::CipherSuite::Cv25519,
+    );
+    let ring: Vec<u8> = certs.iter().flat_map(|c| c.to_vec().unwrap()).collect();
+    let keyring = f.list.write_aux("members.gpg", &ring);
+    f.list
+        .run_ok(&["subscriber", "import", keyring.to_str().unwrap()]);
+    f.list.config_set("smtp.rate_per_minute", "1200");
+    let gui = open_prepared(&f);
+    gui.wait_text("connected; last pass", 30);
+    let needle = format!("PROGRESS-{}", std::process::id());
+    mh.inject(
+        "alice@example.test",
+        "list@example.test",
+        &f.subs[0].compose_post(&f.cert, "list@example.test", "...", &needle),
+    );
+    // Part of the way: some copies sent, not all.
+    let mut seen = Vec::new();
+    let midway = conclave_tests::wait_until(60, || {
+        let shown = gui.js(
+            "const p = document.querySelector('#progress'); \
+             return p ? [p.textContent, p.querySelector('progress').value, \
+             p.querySelector('progress').max] : null;",
+            serde_json::json!([]),
+        );
+        let Some([text, done, total]) = shown.as_array().map(|a| a.as_slice()) else {
+            return false;
+        };
+        let (done, total) = (done.as_f64().unwrap_or(0.0), total.as_f64().unwrap_or(0.0));
+        seen.push(text.as_str().unwrap_or_default().to_string());
+        total == 63.0 && done > 0.0 && done < total
+    });
+    assert!(midway, "no send under way was shown: {seen:?}");
+    let text = seen.last().unwrap();
+    assert!(text.trim().ends_with("of 63 copies sent"), "{text}");
+    gui.screenshot("17-dashboard-progress");
+    // Then the pass's line, and the bar is gone.
+    gui.wait_text("last pass sent 63, failed 0, deferred 0", 60);
+    assert!(gui.find("#progress").is_none());
+    assert!(conclave_tests::wait_until(20, || reads(
+        "alice", &f.subs[0], &needle
+    )));
+}

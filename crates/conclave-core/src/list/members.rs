@@ -235,27 +235,6 @@ impl List {
         Ok(dropped)
     }
 
-    /// Every subscriber, with a warning when their key cannot be used.
-    pub fn subscribers(&self) -> Result<Vec<SubscriberInfo>> {
-        let now = self.clock.now();
-        let mut health = self.store.delivery_health_all()?.into_iter();
-        let mut out = Vec::new();
-        for s in self.store.subscribers()? {
-            let mut info = subscriber_info(
-                s.address,
-                s.fingerprint,
-                certs::parse_public_cert(&s.cert),
-                now,
-            );
-            // Both are sorted by address.
-            if let Some(h) = health.by_ref().find(|h| h.address == info.address) {
-                info.delivery = h;
-            }
-            out.push(info);
-        }
-        Ok(out)
-    }
-
     /// Derives what a fan-out needs of every key stored before that was
     /// kept (migration 0013), once.
     pub(super) fn derive_missing(&mut self) -> Result<()> {

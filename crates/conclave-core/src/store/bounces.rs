@@ -174,21 +174,6 @@ impl Store {
             .store("read a subscriber's delivery health")
     }
 
-    /// Every subscriber's delivery health, sorted by address.
-    pub fn delivery_health_all(&self) -> Result<Vec<DeliveryHealth>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {HEALTH} FROM subscribers ORDER BY address"
-            ))
-            .store("read delivery health")?;
-        let rows = stmt
-            .query_map([], health_from_row)
-            .store("read delivery health")?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .store("read delivery health")
-    }
-
     /// Records a subscriber's last failure.
     pub fn note_delivery_failure(
         &self,
