@@ -166,13 +166,15 @@ struct Job<'a> {
 
 /// The copies the server accepted, marked sent in the store a few at a
 /// time: a transaction per copy cost more than its submission's share of
-/// the machine. They are written within [`Marks::MOST_AGE`] of the first, or
-/// at [`Marks::MOST`], and at the end of the pass; a crash before that
+/// the machine. A copy answered [`Marks::MOST_AGE`] or more after the last
+/// write is written at once with those pending, as are [`Marks::MOST`]
+/// pending, and what is left at the end of the pass; a crash before that
 /// sends those copies again, under the same Message-ID. Paced copies
 /// (`smtp.rate_per_minute`) are written one by one.
 struct Marks {
     pending: std::cell::RefCell<Vec<(i64, i64)>>,
-    since: std::cell::Cell<Option<std::time::Instant>>,
+    /// When they were last written.
+    written: std::cell::Cell<std::time::Instant>,
     each: bool,
 }
 
@@ -183,7 +185,7 @@ impl Marks {
     fn new(pause: Duration) -> Self {
         Marks {
             pending: std::cell::RefCell::new(Vec::new()),
-            since: std::cell::Cell::new(None),
+            written: std::cell::Cell::new(std::time::Instant::now()),
             each: !pause.is_zero(),
         }
     }
@@ -195,9 +197,9 @@ impl Marks {
             pending.push((id, at));
             pending.len()
         };
-        let since = *self.since.get().get_or_insert_with(std::time::Instant::now);
-        self.since.set(Some(since));
-        if self.each || count >= Self::MOST || since.elapsed() >= Self::MOST_AGE {
+        // A copy answered after a quiet spell is written at once; in a
+        // steady stream, every 20 ms.
+        if self.each || count >= Self::MOST || self.written.get().elapsed() >= Self::MOST_AGE {
             self.flush(store)?;
         }
         Ok(())
@@ -206,7 +208,7 @@ impl Marks {
     /// Writes what is pending.
     fn flush(&self, store: &Store) -> Result<()> {
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
-        self.since.set(None);
+        self.written.set(std::time::Instant::now());
         if pending.is_empty() {
             return Ok(());
         }
