@@ -11,23 +11,25 @@ use conclave_core::relay::intake::poll_mailbox;
 use conclave_core::relay::{key_check, Engine};
 use conclave_core::{Event, List};
 
-use super::common::{open, open_unlocked, passphrase};
+use super::common::{open, passphrase, unlock};
 use crate::cli::Cli;
 use crate::inert::one_line;
 
 /// Runs the relay with the list key usable.
 pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
+    let mut list = open(cli)?;
+    conclave_core::events::timing("list opened");
     // One pass with a key file: the key unlocks while the pass logs in.
-    let background = once && open(cli)?.card_ident()?.is_none();
-    let list = match (background, passphrase(cli)?) {
-        (true, Some(pw)) => {
-            let mut list = open(cli)?;
-            conclave_core::events::timing("list opened");
-            list.unlock_in_background(pw);
-            list
-        }
-        _ => open_unlocked(cli)?,
+    let usable = if once && list.card_ident()?.is_none() {
+        passphrase(cli)?
+            .map(|pw| list.unlock_in_background(pw))
+            .is_some()
+    } else {
+        unlock(&mut list, cli)?
     };
+    if !usable {
+        return Err(conclave_core::Error::PassphraseRequired.into());
+    }
     if let Some(alarm) = list.list_key_alarm() {
         eprintln!("conclave: warning: {}", one_line(&alarm));
     }

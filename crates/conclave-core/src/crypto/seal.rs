@@ -295,15 +295,21 @@ pub fn armor_message(parts: &[&[u8]]) -> Vec<u8> {
     for p in parts {
         joined.extend_from_slice(p);
     }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&joined);
-    let mut out = Vec::with_capacity(b64.len() + b64.len() / 32 + 128);
+    let mut out = Vec::with_capacity(total * 4 / 3 + total / 24 + 128);
     out.extend_from_slice(b"-----BEGIN PGP MESSAGE-----\r\n\r\n");
+    push_lines(&mut out, &joined);
+    armor_footer(&mut out, crc24(&joined));
+    out
+}
+
+/// Appends `bytes` in base64, 64 characters (48 bytes) a line, each line
+/// ending in CRLF.
+fn push_lines(out: &mut Vec<u8>, bytes: &[u8]) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
     for line in b64.as_bytes().chunks(64) {
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
-    armor_footer(&mut out, crc24(&joined));
-    out
 }
 
 /// The OpenPGP armor checksum (RFC 4880, section 6.1).
@@ -351,12 +357,8 @@ struct Tail {
 
 impl Tail {
     fn new(bytes: &[u8]) -> Tail {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        let mut lines = Vec::with_capacity(b64.len() + b64.len() / 32 + 2);
-        for line in b64.as_bytes().chunks(64) {
-            lines.extend_from_slice(line);
-            lines.extend_from_slice(b"\r\n");
-        }
+        let mut lines = Vec::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 24 + 8);
+        push_lines(&mut lines, bytes);
         let from_zero = crc24_from(0, bytes);
         let mut basis = [0u32; 24];
         for (bit, slot) in basis.iter_mut().enumerate() {
@@ -406,13 +408,9 @@ impl BodyArmor {
         let mut first = Vec::with_capacity(prefix.len() + head.len());
         first.extend_from_slice(prefix);
         first.extend_from_slice(head);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&first);
-        let mut out = Vec::with_capacity(b64.len() + tail.lines.len() + b64.len() / 32 + 96);
+        let mut out = Vec::with_capacity(first.len() * 2 + tail.lines.len() + 96);
         out.extend_from_slice(b"-----BEGIN PGP MESSAGE-----\r\n\r\n");
-        for line in b64.as_bytes().chunks(64) {
-            out.extend_from_slice(line);
-            out.extend_from_slice(b"\r\n");
-        }
+        push_lines(&mut out, &first);
         out.extend_from_slice(&tail.lines);
         let crc = tail.crc_after(crc24(&first));
         armor_footer(&mut out, crc);

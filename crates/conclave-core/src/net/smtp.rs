@@ -411,12 +411,8 @@ impl SmtpSession {
                 let result = match self.write(&out).await {
                     Ok(()) => {
                         let deadline = self.deadline;
-                        match tokio::time::timeout(deadline, self.reply()).await {
-                            Ok(Ok(reply)) if reply.positive() => Ok(()),
-                            Ok(Ok(reply)) => Err(reply.refusal("the message")),
-                            Ok(Err(e)) => Err(e),
-                            Err(_) => Err(self.timed_out()),
-                        }
+                        let answer = tokio::time::timeout(deadline, self.message_answer()).await;
+                        answer.unwrap_or_else(|_| Err(self.timed_out()))
                     }
                     Err(e) => Err(e),
                 };
@@ -520,7 +516,13 @@ impl SmtpSession {
                 return Err(reply.refusal("DATA"));
             }
         }
-        let reply = self.command(body).await?;
+        self.write(body).await?;
+        self.message_answer().await
+    }
+
+    /// Reads the server's answer to a message's data.
+    async fn message_answer(&mut self) -> Result<(), SendError> {
+        let reply = self.reply().await?;
         if reply.positive() {
             Ok(())
         } else {
