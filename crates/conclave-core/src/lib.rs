@@ -36,7 +36,7 @@ pub mod text;
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Outcome};
-pub use list::{AttachedKey, HeldView, KeySource, List, SubscriberInfo};
+pub use list::{AttachedKey, HeldView, KeySource, List, SubscriberInfo, Unlocking};
 
 /// Re-exported so front ends can build passphrases without naming sequoia.
 pub use sequoia_openpgp::crypto::Password;

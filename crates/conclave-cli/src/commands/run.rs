@@ -9,21 +9,25 @@ use conclave_core::events::{DeliveryReport, IntakeReport};
 use conclave_core::relay::delivery::send_outbox;
 use conclave_core::relay::intake::poll_mailbox;
 use conclave_core::relay::{key_check, Engine};
-use conclave_core::{Event, List};
+use conclave_core::{Event, List, Unlocking};
 
-use super::common::{open, passphrase, unlock};
+use super::common::{home, open, passphrase, unlock};
 use crate::cli::Cli;
 use crate::inert::one_line;
 
 /// Runs the relay with the list key usable.
 pub fn dispatch(cli: &Cli, once: bool, out: &mut impl Write) -> Result<()> {
+    // One pass with a key file: the key unlocks while the list opens and
+    // the pass logs in (a list whose key is on a card drops it).
+    let pass = if once { passphrase(cli)? } else { None };
+    let early = match pass {
+        Some(pw) => Some(Unlocking::start(&home(cli)?, pw)),
+        None => None,
+    };
     let mut list = open(cli)?;
     conclave_core::events::timing("list opened");
-    // One pass with a key file: the key unlocks while the pass logs in.
     let usable = if once && list.card_ident()?.is_none() {
-        passphrase(cli)?
-            .map(|pw| list.unlock_in_background(pw))
-            .is_some()
+        early.map(|u| list.unlock_with(u)).is_some()
     } else {
         unlock(&mut list, cli)?
     };

@@ -51,6 +51,28 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub use crate::events::Outcome;
+
+/// A key file being unlocked on a thread of its own, started before the
+/// list is even opened (`run --once` starts it first thing, so the
+/// deliberately slow passphrase derivation overlaps the opening too);
+/// [`List::unlock_with`] takes it.
+pub struct Unlocking(std::thread::JoinHandle<Result<FileKeystore>>);
+
+impl Unlocking {
+    /// Starts unlocking the key file of the list in `home`.
+    pub fn start(home: &Path, passphrase: Password) -> Unlocking {
+        let home = home.to_path_buf();
+        Unlocking(std::thread::spawn(move || {
+            FileKeystore::open(&home, &passphrase)
+        }))
+    }
+}
+
+impl std::fmt::Debug for Unlocking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unlocking").finish_non_exhaustive()
+    }
+}
 pub use lifecycle::{usable_until, ExpiringKey, KeyCheck, NotReceiving, LIST_KEY_ALARM_DAYS};
 pub(crate) use members::{subscriber_info, Candidates, Subscribed};
 pub(crate) use open::Parsed;
@@ -129,7 +151,7 @@ pub struct List {
     address: String,
     keystore: Option<Box<dyn ListKeystore>>,
     /// The key file being unlocked on a thread of its own
-    /// ([`List::unlock_in_background`]), until the key is first needed.
+    /// ([`List::unlock_with`]), until the key is first needed.
     unlocking: Option<std::thread::JoinHandle<Result<FileKeystore>>>,
     events: Option<crate::events::EventSink>,
     /// What was done to an out-of-date list key at init or unlock.
@@ -291,16 +313,14 @@ impl List {
         self.renewal = self.renew_key().ok().flatten();
     }
 
-    /// Starts unlocking the key file with `passphrase` on a thread of its
-    /// own and returns at once: the passphrase derivation (deliberately
-    /// slow) runs while the relay logs in to the mail host. The first step
-    /// that needs the key waits for it; [`List::keystore_ready`] does too,
-    /// and says whether the passphrase was right.
-    pub fn unlock_in_background(&mut self, passphrase: Password) {
-        let home = self.home.clone();
-        self.unlocking = Some(std::thread::spawn(move || {
-            FileKeystore::open(&home, &passphrase)
-        }));
+    /// Takes a key file's unlocking that runs on a thread of its own
+    /// ([`Unlocking::start`], started before the list was opened): the
+    /// passphrase derivation (deliberately slow) runs while the relay logs
+    /// in to the mail host. The first step that needs the key waits for it;
+    /// [`List::keystore_ready`] does too, and says whether the passphrase
+    /// was right. A key that is not the list's is refused then.
+    pub fn unlock_with(&mut self, unlocking: Unlocking) {
+        self.unlocking = Some(unlocking.0);
     }
 
     /// Whether the key is usable or being unlocked.
@@ -453,6 +473,11 @@ impl List {
                     "the thread unlocking it stopped",
                 ))
             })?;
+            if keystore.cert().fingerprint() != self.cert.fingerprint() {
+                return Err(Error::BadKey(
+                    "the key file holds a different key than the list's".into(),
+                ));
+            }
             self.unlocked(keystore);
         }
         self.keystore.as_mut().ok_or(Error::PassphraseRequired)
@@ -605,5 +630,55 @@ pub(crate) fn valid_address(a: &str) -> bool {
                     .any(|c| c.is_whitespace() || c.is_control() || "<>\",;".contains(c))
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unlocking_started_before_the_open_gives_the_lists_key_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = Password::from("pw");
+        let init = |name: &str| {
+            List::init(
+                &dir.path().join(name),
+                &format!("{name}@example.org"),
+                name,
+                KeySource::Generate,
+                &pw,
+                Arc::new(crate::clock::SystemClock),
+            )
+            .unwrap()
+        };
+        drop(init("other"));
+        drop(init("list"));
+        let home = dir.path().join("list");
+        let open = || List::open(&home, Arc::new(crate::clock::SystemClock)).unwrap();
+
+        // Another list's key file, with its right passphrase: refused.
+        let mut list = open();
+        list.unlock_with(Unlocking::start(&dir.path().join("other"), pw.clone()));
+        let e = list.keystore_ready().unwrap_err();
+        assert!(matches!(e, Error::BadKey(_)), "{e}");
+        assert!(!list.is_unlocked());
+
+        // The list's own, with a wrong passphrase: refused as such.
+        let mut list = open();
+        list.unlock_with(Unlocking::start(&home, Password::from("wrong")));
+        let e = list.keystore_ready().unwrap_err();
+        assert!(matches!(e, Error::BadPassphrase), "{e}");
+
+        // Started before the list is opened, and taken after: usable.
+        let early = Unlocking::start(&home, pw.clone());
+        let mut list = open();
+        list.unlock_with(early);
+        list.keystore_ready().unwrap();
+        assert!(list.is_unlocked());
+        assert_eq!(
+            list.keystore().unwrap().cert().fingerprint(),
+            list.cert().fingerprint()
+        );
     }
 }
