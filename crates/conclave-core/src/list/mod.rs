@@ -51,11 +51,19 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub use crate::events::Outcome;
+pub use lifecycle::{usable_until, ExpiringKey, KeyCheck, NotReceiving, LIST_KEY_ALARM_DAYS};
+pub(crate) use members::{subscriber_info, Candidates, Subscribed};
+pub(crate) use open::Parsed;
+pub use policy::{Action, Policy, SignatureMode};
+pub(crate) use receive::sender_of;
+pub use requests::PendingRequest;
+pub use roster::{RosterEntry, SubscriberPage};
 
 /// A key file being unlocked on a thread of its own, started before the
 /// list is even opened (`run --once` starts it first thing, so the
 /// deliberately slow passphrase derivation overlaps the opening too);
 /// [`List::unlock_with`] takes it.
+#[derive(Debug)]
 pub struct Unlocking(std::thread::JoinHandle<Result<FileKeystore>>);
 
 impl Unlocking {
@@ -67,19 +75,6 @@ impl Unlocking {
         }))
     }
 }
-
-impl std::fmt::Debug for Unlocking {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unlocking").finish_non_exhaustive()
-    }
-}
-pub use lifecycle::{usable_until, ExpiringKey, KeyCheck, NotReceiving, LIST_KEY_ALARM_DAYS};
-pub(crate) use members::{subscriber_info, Candidates, Subscribed};
-pub(crate) use open::Parsed;
-pub use policy::{Action, Policy, SignatureMode};
-pub(crate) use receive::sender_of;
-pub use requests::PendingRequest;
-pub use roster::{RosterEntry, SubscriberPage};
 
 /// The store's file name inside the list home.
 pub const DB_FILE: &str = "list.db";
