@@ -6,7 +6,7 @@
 //! running for the next one; `tests/testbed/mailhost.sh stop DIR` stops it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// A running mail host and its settings (`mailhost.env`).
@@ -191,15 +191,42 @@ impl Mailhost {
 
     /// Empties every mailbox.
     pub fn clear(&self) {
+        self.script("clear");
+    }
+
+    /// From now on Postfix accepts mail as usual but keeps it in its hold
+    /// queue: nothing is delivered until [`Mailhost::release`] or
+    /// [`Mailhost::drop_held`].
+    pub fn hold(&self) {
+        self.script("hold");
+    }
+
+    /// Stops holding; what was held is delivered now.
+    pub fn release(&self) {
+        self.script("release");
+    }
+
+    /// Stops holding; what was held is deleted, never delivered.
+    pub fn drop_held(&self) {
+        self.script("drop-held");
+    }
+
+    /// How many messages sit in Postfix's hold queue.
+    pub fn held(&self) -> usize {
+        walkdir_count(&self.dir.join("spool/postfix/hold"))
+    }
+
+    /// Runs `tests/testbed/mailhost.sh COMMAND DIR`.
+    fn script(&self, command: &str) {
         let script = crate::workspace_root().join("tests/testbed/mailhost.sh");
         let out = std::process::Command::new(script)
-            .arg("clear")
+            .arg(command)
             .arg(&self.dir)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "mailhost.sh {command}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -333,4 +360,19 @@ impl SilentServer {
     pub fn accepted(&self) -> usize {
         self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// The files under `dir`, in its subfolders too.
+fn walkdir_count(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walkdir_count(&e.path()),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -11,6 +11,12 @@
 #   mailhost.sh restart DIR
 #   mailhost.sh status  DIR   exit 0 if both are running
 #   mailhost.sh clear   DIR   expunge every message of every user (between tests)
+#   mailhost.sh hold    DIR   from now on, Postfix accepts mail as usual but keeps
+#                             it in its hold queue instead of delivering it (so
+#                             that a benchmark times the mail host accepting
+#                             mail without its local delivery on the same cores)
+#   mailhost.sh release DIR   stop holding; what was held is delivered now
+#   mailhost.sh drop-held DIR stop holding; what was held is deleted
 #
 # After start, DIR/mailhost.env holds KEY=VALUE lines (ports, CA path,
 # self-signed cert path + SHA-256 pin, users, password) for the tests.
@@ -219,6 +225,8 @@ write_configs() {
   # 5.1.1) after Postfix accepted the message (an error: transport would be
   # refused at RCPT already).
   echo "$MAILHOST_BOUNCE_DOMAIN lmtp:unix:$DC_BASE/lmtp" >"$PF_CONF/transport"
+  # Empty unless "hold" is in force (then every message goes to the hold queue).
+  : >"$PF_CONF/hold.regexp"
   # A domain whose every recipient is refused for now (450) at submission.
   echo "$MAILHOST_DEFER_DOMAIN 450 4.2.1 mailbox busy, try again later" >"$PF_CONF/deferred"
   # Every address of the sink domain is one of alice's +detail addresses.
@@ -352,6 +360,7 @@ transport_maps = texthash:$PF_CONF/transport
 virtual_mailbox_domains = $MAILHOST_DOMAIN
 virtual_alias_domains = $MAILHOST_SINK_DOMAIN
 virtual_alias_maps = regexp:$PF_CONF/sink.regexp
+header_checks = regexp:$PF_CONF/hold.regexp
 virtual_mailbox_maps = texthash:$PF_CONF/vmailbox
 virtual_transport = lmtp:unix:$DC_BASE/lmtp
 # one LMTP transaction per recipient: Dovecot adds "Delivered-To: <rcpt>"
@@ -556,6 +565,14 @@ do_stop() {
   ((${#pids[@]})) && log "stopped (PIDs ${pids[*]})" || log "not running"
 }
 
+# Makes Postfix read hold.regexp again: a reload, after which the daemons
+# that read the old one exit as soon as they are idle (they all are between
+# two benchmark runs); a moment later every new one has the new rule.
+set_hold() {
+  /usr/sbin/postfix -c "$PF_CONF" reload >/dev/null 2>&1 || die "postfix reload failed"
+  sleep 1
+}
+
 do_start() {
   if pf_pid >/dev/null && dc_pid >/dev/null; then
     wait_ready 3 2>/dev/null && { log "already running in $DIR"; return 0; }
@@ -590,5 +607,20 @@ case $CMD in
   clear)
     dc_pid >/dev/null || die "dovecot not running"
     /usr/bin/doveadm -c "$DC_CONF" expunge -A mailbox '*' all ;;
-  *) echo "usage: $0 {start|stop|restart|status|clear} DIR" >&2; exit 2 ;;
+  hold)
+    pf_pid >/dev/null || die "postfix not running"
+    echo '/^/ HOLD held by mailhost.sh hold' >"$PF_CONF/hold.regexp"
+    set_hold ;;
+  release)
+    pf_pid >/dev/null || die "postfix not running"
+    : >"$PF_CONF/hold.regexp"
+    set_hold
+    /usr/sbin/postsuper -c "$PF_CONF" -H ALL 2>/dev/null
+    /usr/sbin/postqueue -c "$PF_CONF" -f ;;
+  drop-held)
+    pf_pid >/dev/null || die "postfix not running"
+    : >"$PF_CONF/hold.regexp"
+    set_hold
+    /usr/sbin/postsuper -c "$PF_CONF" -d ALL hold 2>/dev/null ;;
+  *) echo "usage: $0 {start|stop|restart|status|clear|hold|release|drop-held} DIR" >&2; exit 2 ;;
 esac

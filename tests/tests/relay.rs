@@ -732,3 +732,56 @@ fn run_once_with_a_wrong_passphrase_fails_and_claims_nothing() {
     assert!(out.contains("distributed to 3"), "{out}");
     assert!(wait_until(20, || copies_with(&f.subs[1], &needle) == 1));
 }
+
+/// `run --once` opens its SMTP connections beside the intake, as soon as
+/// the mailbox has mail to process: they are logged in before the
+/// delivery starts (they used to be opened after the outbox was read). A
+/// pass with nothing to fetch and nothing due opens none.
+#[test]
+fn run_once_logs_in_to_smtp_while_the_post_is_still_being_processed() {
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    let stages = |f: &MailList| -> Vec<String> {
+        let out = f
+            .list
+            .cmd()
+            .env("CONCLAVE_TIMINGS", "1")
+            .args(["run", "--once"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err.lines()
+            .filter_map(|l| l.strip_prefix("conclave-timing "))
+            .filter_map(|l| l.split_once(' ').map(|(_, stage)| stage.to_string()))
+            .collect()
+    };
+    let idle = stages(&f);
+    assert!(
+        !idle.iter().any(|s| s == "smtp connections logged in"),
+        "{idle:?}"
+    );
+    let needle = format!("AHEAD-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", &needle);
+    mh.inject("alice@example.test", LIST, &post);
+    assert!(wait_until(20, || mh.count("list", "") == 1));
+    let busy = stages(&f);
+    let at = |stage: &str| {
+        busy.iter()
+            .position(|s| s == stage)
+            .unwrap_or_else(|| panic!("no {stage:?} in {busy:?}"))
+    };
+    assert!(
+        at("smtp connections logged in") < at("delivery started"),
+        "{busy:?}"
+    );
+    assert!(at("imap inbox selected and searched") < at("smtp connections logged in"));
+    for s in &f.subs {
+        assert!(
+            wait_until(20, || copies_with(s, &needle) == 1),
+            "{} gets its copy",
+            s.address()
+        );
+    }
+}

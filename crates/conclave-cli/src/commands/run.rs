@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use conclave_core::events::{DeliveryReport, IntakeReport};
-use conclave_core::relay::delivery::send_outbox;
-use conclave_core::relay::intake::poll_mailbox;
+use conclave_core::relay::delivery::{send_outbox_ahead, Ahead};
+use conclave_core::relay::intake::poll_mailbox_with;
 use conclave_core::relay::{key_check, Engine};
 use conclave_core::{Event, List, Unlocking};
 
@@ -59,36 +59,30 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
         }
     })));
     let list = Mutex::new(list);
-    // The intake's lines as soon as the posts are in the outbox, then the
-    // delivery's.
-    let intake = poll_mailbox(&list)?;
-    // A key still unlocking (no post needed it) is waited for, so that a
-    // wrong passphrase fails the run all the same.
-    {
-        let mut l = conclave_core::relay::lock(&list);
-        l.keystore_ready()?;
-        if let Some(line) = l.key_renewal() {
-            eprintln!("conclave: {line}");
+    // The delivery pass runs on a thread of its own beside the intake: it
+    // opens its connections as soon as the intake has mail to process,
+    // and sends once the posts are in the outbox.
+    let delivered = std::thread::scope(|scope| -> Result<DeliveryReport> {
+        let (tell, told) = std::sync::mpsc::channel();
+        let list = &list;
+        let delivery = scope.spawn(move || send_outbox_ahead(list, &told));
+        let ahead = tell.clone();
+        let intake = intake_then_notices(list, out, &notices, &move || {
+            let _ = ahead.send(Ahead::Open);
+        });
+        // Without the go (the intake failed), the pass sends nothing.
+        if intake.is_ok() {
+            let _ = tell.send(Ahead::Send);
         }
-    }
-    key_check(&list)?;
-    for l in intake_lines(&intake) {
-        writeln!(out, "{l}")?;
-    }
-    let said = |out: &mut dyn Write| -> Result<()> {
-        let taken = notices
-            .lock()
-            .map(|mut n| std::mem::take(&mut *n))
-            .unwrap_or_default();
-        for n in taken {
-            writeln!(out, "notice: {}", one_line(&n))?;
-        }
-        Ok(())
-    };
-    said(out)?;
-    out.flush()?;
-    writeln!(out, "{}", delivery_line(&send_outbox(&list)?))?;
-    said(out)?;
+        drop(tell);
+        let delivered = delivery
+            .join()
+            .map_err(|_| anyhow::anyhow!("the delivery pass stopped unexpectedly"))?;
+        intake?;
+        Ok(delivered?)
+    })?;
+    writeln!(out, "{}", delivery_line(&delivered))?;
+    said(out, &notices)?;
     // A keyserver's verification link that came in the mail is opened.
     let said = std::cell::RefCell::new(Vec::new());
     conclave_core::relay::keys::open_verification_links(&list, &|l| {
@@ -96,6 +90,46 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
     })?;
     for l in said.into_inner() {
         writeln!(out, "{l}")?;
+    }
+    Ok(())
+}
+
+/// The intake's part of a pass: the mailbox (telling `mail_ahead` when it
+/// has mail to process), the key, the key check, and their lines, printed
+/// as soon as the posts are in the outbox.
+fn intake_then_notices(
+    list: &Mutex<List>,
+    out: &mut dyn Write,
+    notices: &Mutex<Vec<String>>,
+    mail_ahead: &dyn Fn(),
+) -> Result<()> {
+    let intake = poll_mailbox_with(list, mail_ahead)?;
+    // A key still unlocking (no post needed it) is waited for, so that a
+    // wrong passphrase fails the run all the same.
+    {
+        let mut l = conclave_core::relay::lock(list);
+        l.keystore_ready()?;
+        if let Some(line) = l.key_renewal() {
+            eprintln!("conclave: {line}");
+        }
+    }
+    key_check(list)?;
+    for l in intake_lines(&intake) {
+        writeln!(out, "{l}")?;
+    }
+    said(out, notices)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints the notices raised since the last time.
+fn said(out: &mut dyn Write, notices: &Mutex<Vec<String>>) -> Result<()> {
+    let taken = notices
+        .lock()
+        .map(|mut n| std::mem::take(&mut *n))
+        .unwrap_or_default();
+    for n in taken {
+        writeln!(out, "notice: {}", one_line(&n))?;
     }
     Ok(())
 }

@@ -12,7 +12,6 @@ use crate::events::{timing, DeliveryReport};
 use crate::list::fanout::Assembler;
 use crate::list::List;
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
-use crate::net::tls;
 use crate::store::Store;
 
 use super::{ask_pin_ahead, with};
@@ -33,118 +32,237 @@ const FIRST_RETRY: i64 = 60;
 /// again; the copies go out through a store connection of the relay's own,
 /// so the owner's commands never wait for the mail server.
 pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
-    let (settings, pause, connections, from, db, clock, events, stale) = with(list, |l| {
-        let settings = l.smtp_settings()?;
-        let rate: u32 = l.config_value("smtp.rate_per_minute")?.parse().unwrap_or(0);
-        let (pause, connections) = if rate == 0 {
-            let n: usize = l.config_value("smtp.connections")?.parse().unwrap_or(4);
-            (Duration::ZERO, n.clamp(1, 16))
-        } else {
-            (Duration::from_millis(60_000 / u64::from(rate)), 1)
-        };
-        Ok((
+    let pass = Pass::new(list)?;
+    let runtime = runtime()?;
+    pass.send(list, &runtime, None)
+}
+
+/// What a delivery pass that runs beside the intake is told
+/// ([`send_outbox_ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ahead {
+    /// A post is on its way into the outbox: open the connections now.
+    Open,
+    /// The outbox is ready: send what is due.
+    Send,
+}
+
+/// Connections opened ahead that waited longer than this are not trusted
+/// to be open still (a server closes an idle one after a few minutes, and
+/// the copy in hand would wait for a retry): new ones are opened.
+const AHEAD_FRESH: Duration = Duration::from_secs(15);
+
+/// [`send_outbox`], on a thread of its own beside the intake: told
+/// [`Ahead::Open`], it opens its connections (TLS handshakes and logins)
+/// while the post is still being fetched, decrypted and fanned out; told
+/// [`Ahead::Send`], it sends what is due then. A pass told `Send` without
+/// `Open` opens them then, as [`send_outbox`]. When `told` closes before
+/// `Send` (the intake failed), it sends nothing and says goodbye to the
+/// connections it opened. A connection that fails to open ahead is tried
+/// again at `Send`, so the errors are those of [`send_outbox`].
+pub fn send_outbox_ahead(
+    list: &Mutex<List>,
+    told: &std::sync::mpsc::Receiver<Ahead>,
+) -> Result<DeliveryReport> {
+    let Ok(first) = told.recv() else {
+        return Ok(DeliveryReport::default());
+    };
+    let pass = Pass::new(list)?;
+    let runtime = runtime()?;
+    let mut ahead = None;
+    if first == Ahead::Open {
+        let wanted = pass.connections;
+        let opened = runtime.block_on(open_sessions(&pass.settings, wanted));
+        let since = std::time::Instant::now();
+        let go = told.iter().any(|t| t == Ahead::Send);
+        match opened {
+            Ok(sessions) if !go || since.elapsed() > AHEAD_FRESH => {
+                runtime.block_on(close_all(sessions));
+            }
+            Ok(opened) => ahead = Some(opened),
+            Err(_) => {}
+        }
+        if !go {
+            return Ok(DeliveryReport::default());
+        }
+    }
+    pass.send(list, &runtime, ahead)
+}
+
+/// The runtime a pass's connections live on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start", "the network runtime", e))
+}
+
+/// Opens up to `wanted` connections side by side. The first proves the
+/// server and the login (no credential goes out before each connection's
+/// certificate is verified); the others are a bonus (a server may cap
+/// connections per client).
+async fn open_sessions(
+    settings: &SmtpSettings,
+    wanted: usize,
+) -> std::result::Result<Vec<SmtpSession>, SendError> {
+    let mut opened =
+        futures::future::join_all((0..wanted.max(1)).map(|_| SmtpSession::open(settings)))
+            .await
+            .into_iter();
+    let first = opened
+        .next()
+        .unwrap_or_else(|| Err(SendError::Transient("no connection was opened".into())))?;
+    let mut sessions = vec![first];
+    sessions.extend(opened.flatten());
+    timing("smtp connections logged in");
+    Ok(sessions)
+}
+
+async fn close_all(sessions: Vec<SmtpSession>) {
+    futures::future::join_all(sessions.into_iter().map(SmtpSession::close)).await;
+}
+
+/// One delivery pass: what it read from the list before going out.
+struct Pass {
+    settings: SmtpSettings,
+    pause: Duration,
+    connections: usize,
+    from: String,
+    db: std::path::PathBuf,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    events: Option<crate::events::EventSink>,
+}
+
+impl Pass {
+    fn new(list: &Mutex<List>) -> Result<Pass> {
+        with(list, |l| {
+            let settings = l.smtp_settings()?;
+            let rate: u32 = l.config_value("smtp.rate_per_minute")?.parse().unwrap_or(0);
+            let (pause, connections) = if rate == 0 {
+                let n: usize = l.config_value("smtp.connections")?.parse().unwrap_or(4);
+                (Duration::ZERO, n.clamp(1, 16))
+            } else {
+                (Duration::from_millis(60_000 / u64::from(rate)), 1)
+            };
+            Ok(Pass {
+                settings,
+                pause,
+                connections,
+                from: l.address().to_string(),
+                db: l.db_path(),
+                clock: l.clock(),
+                events: l.event_sink(),
+            })
+        })
+    }
+
+    /// Signs stale copies again, then sends what is due, over `ahead`'s
+    /// connections when they were opened already.
+    fn send(
+        self,
+        list: &Mutex<List>,
+        runtime: &tokio::runtime::Runtime,
+        ahead: Option<Vec<SmtpSession>>,
+    ) -> Result<DeliveryReport> {
+        if with(list, |l| l.has_stale_copies())? {
+            ask_pin_ahead(list);
+            with(list, |l| l.refresh_stale_copies())?;
+        }
+        let Pass {
             settings,
             pause,
             connections,
-            l.address().to_string(),
-            l.db_path(),
-            l.clock(),
-            l.event_sink(),
-            l.has_stale_copies()?,
-        ))
-    })?;
-    if stale {
-        ask_pin_ahead(list);
-        with(list, |l| l.refresh_stale_copies())?;
-    }
-    let store = &Store::open(&db)?;
-    let clock = &clock;
-    let from = from.as_str();
-    let events = &events;
-    tls::block_on(async {
-        timing("delivery started");
-        let due = store.due_copies(clock.unix())?;
-        timing("outbox read");
-        let mut report = DeliveryReport::default();
-        if due.is_empty() {
-            return Ok(report);
-        }
-        let secret = store.bounce_secret()?;
-        // The connections open side by side. The first proves the server
-        // and the login (no credential goes out before each connection's
-        // certificate is verified); the others are a bonus (a server may
-        // cap connections per client).
-        let wanted = connections.min(due.len());
-        let mut opened =
-            futures::future::join_all((0..wanted).map(|_| SmtpSession::open(&settings)))
-                .await
-                .into_iter();
-        let first = opened
-            .next()
-            .unwrap_or_else(|| Err(SendError::Transient("no connection was opened".into())));
-        let mut sessions = vec![first.map_err(send_error)?];
-        super::servers::note_vouched(store, &settings.endpoint, &settings.trust, clock.unix())?;
-        sessions.extend(opened.flatten());
-        timing("smtp connections logged in");
-        let total = due.len();
-        let done = std::cell::Cell::new(0usize);
-        let tick = || {
-            done.set(done.get() + 1);
-            if let Some(sink) = events {
-                sink(&crate::events::Event::Progress {
-                    done: done.get(),
-                    total,
-                });
+            from,
+            db,
+            clock,
+            events,
+        } = self;
+        let store = &Store::open(&db)?;
+        let clock = &clock;
+        let from = from.as_str();
+        let events = &events;
+        runtime.block_on(async {
+            timing("delivery started");
+            let due = store.due_copies(clock.unix())?;
+            timing("outbox read");
+            let mut report = DeliveryReport::default();
+            if due.is_empty() {
+                if let Some(sessions) = ahead {
+                    close_all(sessions).await;
+                }
+                return Ok(report);
             }
-        };
-        // One queue for every connection: each takes the next copy when the
-        // server has taken its last, so a slower connection takes fewer.
-        let queue = std::cell::RefCell::new(due.iter());
-        let queue = &queue;
-        let marks = Marks::new(pause);
-        let marks = &marks;
-        let workers = sessions.into_iter().map(|session| {
-            let copies = std::iter::from_fn(move || queue.borrow_mut().next());
-            let job = Job {
-                store,
-                clock: clock.as_ref(),
-                settings: &settings,
-                from,
-                secret: &secret,
-                events,
-                pause,
-                tick: &tick,
-                marks,
+            let secret = store.bounce_secret()?;
+            let wanted = connections.min(due.len());
+            let mut sessions = match ahead {
+                Some(opened) => opened,
+                None => open_sessions(&settings, wanted).await.map_err(send_error)?,
             };
-            submit(job, session, copies)
-        });
-        let mut first_error = None;
-        let parts = futures::future::join_all(workers).await;
-        marks.flush(store)?;
-        timing("every copy answered");
-        for (part, error) in parts {
-            report.sent += part.sent;
-            report.failed += part.failed;
-            report.deferred += part.deferred;
-            if first_error.is_none() {
-                first_error = error;
+            super::servers::note_vouched(store, &settings.endpoint, &settings.trust, clock.unix())?;
+            // Opened ahead for more copies than there are: the rest say
+            // goodbye.
+            if sessions.len() > wanted {
+                close_all(sessions.split_off(wanted)).await;
             }
-        }
-        store.audit(
-            clock.unix(),
-            None,
-            "delivery",
-            &format!(
-                "{} sent, {} failed, {} deferred",
-                report.sent, report.failed, report.deferred
-            ),
-        )?;
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
-    })
-    .map_err(|e| Error::io("start", "the network runtime", e))?
+            let total = due.len();
+            let done = std::cell::Cell::new(0usize);
+            let tick = || {
+                done.set(done.get() + 1);
+                if let Some(sink) = events {
+                    sink(&crate::events::Event::Progress {
+                        done: done.get(),
+                        total,
+                    });
+                }
+            };
+            // One queue for every connection: each takes the next copy when the
+            // server has taken its last, so a slower connection takes fewer.
+            let queue = std::cell::RefCell::new(due.iter());
+            let queue = &queue;
+            let marks = Marks::new(pause);
+            let marks = &marks;
+            let workers = sessions.into_iter().map(|session| {
+                let copies = std::iter::from_fn(move || queue.borrow_mut().next());
+                let job = Job {
+                    store,
+                    clock: clock.as_ref(),
+                    settings: &settings,
+                    from,
+                    secret: &secret,
+                    events,
+                    pause,
+                    tick: &tick,
+                    marks,
+                };
+                submit(job, session, copies)
+            });
+            let mut first_error = None;
+            let parts = futures::future::join_all(workers).await;
+            marks.flush(store)?;
+            timing("every copy answered");
+            for (part, error) in parts {
+                report.sent += part.sent;
+                report.failed += part.failed;
+                report.deferred += part.deferred;
+                if first_error.is_none() {
+                    first_error = error;
+                }
+            }
+            store.audit(
+                clock.unix(),
+                None,
+                "delivery",
+                &format!(
+                    "{} sent, {} failed, {} deferred",
+                    report.sent, report.failed, report.deferred
+                ),
+            )?;
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(report),
+            }
+        })
+    }
 }
 
 /// What every connection of a delivery pass shares.

@@ -23,6 +23,14 @@ use crate::list::replay::KEY_SUBJECT;
 /// under the old UIDVALIDITY is found again by its content, never by its
 /// stale UID. The retention option is applied first.
 pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
+    poll_mailbox_with(list, &|| {})
+}
+
+/// [`poll_mailbox`], calling `mail_ahead` as soon as the pass knows it has
+/// mail to process (a post claimed before a crash, or a message in INBOX),
+/// before it fetches it: a delivery pass can then open its connections
+/// beside the intake ([`super::delivery::send_outbox_ahead`]).
+pub fn poll_mailbox_with(list: &Mutex<List>, mail_ahead: &dyn Fn()) -> Result<IntakeReport> {
     let settings = with(list, |l| {
         l.key_on_its_way()?;
         l.store().drop_unclaimed_posts()?;
@@ -158,7 +166,11 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
         .await
         .map_err(imap_error)?;
         let known = with(list, |l| l.known_uidvalidity())?;
-        for (id, state, uid, validity) in with(list, |l| l.store().claimed_unprocessed())? {
+        let unfinished = with(list, |l| l.store().claimed_unprocessed())?;
+        if !unfinished.is_empty() {
+            mail_ahead();
+        }
+        for (id, state, uid, validity) in unfinished {
             let Some(post) = with(list, |l| l.store().post(id))? else {
                 continue;
             };
@@ -208,6 +220,9 @@ pub fn poll_mailbox(list: &Mutex<List>) -> Result<IntakeReport> {
             .map_err(imap_error)?;
         report.inbox = Some(inbox);
         timing("imap inbox selected and searched");
+        if !uids.is_empty() {
+            mail_ahead();
+        }
         let validity = inbox.uid_validity;
         with(list, |l| l.note_uidvalidity(validity))?;
         // Every size first: a post over the limit is never downloaded whole.
