@@ -82,9 +82,12 @@ use sequoia_openpgp as openpgp;
 
 const LIST: &str = "list@example.test";
 const POST_SIZE: usize = 20 * 1024;
-/// Timed posts per size (each beside an smtp-source run): the machine's
-/// noise is large beside a run of a second or two, so the small sizes take
-/// more, for a steadier median.
+/// Timed posts per size (each beside an smtp-source run;
+/// `CONCLAVE_BENCH_POSTS` sets another number): on a virtual machine with
+/// two cores a run of a few seconds varies by a factor of two from one turn
+/// to the next (1.7 to 4.5 s for the same 1000 copies), for both, so the
+/// medians need many turns; with Postfix holding the mail, a turn at 1000
+/// costs about 17 s in all, one at 10,000 about 2 minutes.
 fn posts(n: usize) -> usize {
     if let Some(k) = std::env::var("CONCLAVE_BENCH_POSTS")
         .ok()
@@ -93,9 +96,9 @@ fn posts(n: usize) -> usize {
         return k;
     }
     if n <= 1000 {
-        9
+        15
     } else {
-        3
+        5
     }
 }
 /// The mail host's sink domain (`tests/testbed/mailhost.sh`).
@@ -652,6 +655,19 @@ fn table(rows: &[Row], connections: usize, held: bool, bin: &Path, started: Inst
             fmt_secs(source),
             per(source),
             runs_text(&r.source)
+        );
+        // Each turn's own ratio: the two ran a few seconds apart, on a
+        // machine in about the same state.
+        let turns: Vec<f64> = totals.iter().zip(&r.source).map(|(c, s)| c / s).collect();
+        let _ = writeln!(
+            w,
+            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6.2} |",
+            "",
+            "turn by turn, the ratio",
+            "",
+            "",
+            runs_text(&turns),
+            median(turns.clone())
         );
         if let Some(g) = r.gpg {
             let _ = writeln!(
