@@ -374,6 +374,16 @@ struct Row {
 /// Waits until alice's mailbox holds `want` messages. It looks twice a
 /// second: reading a directory of 10,000 names a hundred times a second
 /// took a quarter of a core from the delivery it waits for.
+/// Before a timed run: what the steps before it wrote (a previous run's
+/// messages delivered into the mailbox, deleted again) goes to the disk
+/// now, not under the fsyncs of the run.
+fn settle() {
+    let status = std::process::Command::new("sync")
+        .status()
+        .expect("run sync");
+    assert!(status.success(), "sync failed: {status}");
+}
+
 /// Whether Postfix holds what is accepted during a timed run (the
 /// default), rather than delivering it to Dovecot on the same two cores
 /// (`CONCLAVE_BENCH_LOCAL_DELIVERY=during`).
@@ -492,6 +502,7 @@ fn main() {
             if held {
                 mh.hold();
             }
+            settle();
             let r = timed_run(&f, &bin);
             let joined = r.lines.join("\n");
             assert!(joined.contains(&format!("distributed to {n}")), "{joined}");
@@ -529,6 +540,7 @@ fn main() {
             if held {
                 mh.hold();
             }
+            settle();
             let took = smtp_source(mh, &copy_file, n, connections);
             eprintln!("[bench]   {}", fmt_secs(took));
             if held {
