@@ -118,18 +118,6 @@ impl Mailhost {
 
     /// Every file under the Postfix queue and every mailbox, for plaintext checks.
     pub fn stored_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                for e in rd.flatten() {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p, out);
-                    } else {
-                        out.push(p);
-                    }
-                }
-            }
-        }
         let mut out = Vec::new();
         walk(&self.dir.join("mail"), &mut out);
         walk(&self.dir.join("spool"), &mut out);
@@ -213,7 +201,9 @@ impl Mailhost {
 
     /// How many messages sit in Postfix's hold queue.
     pub fn held(&self) -> usize {
-        walkdir_count(&self.dir.join("spool/postfix/hold"))
+        let mut held = Vec::new();
+        walk(&self.dir.join("spool/postfix/hold"), &mut held);
+        held.len()
     }
 
     /// Runs `tests/testbed/mailhost.sh COMMAND DIR`.
@@ -362,17 +352,16 @@ impl SilentServer {
     }
 }
 
-/// The files under `dir`, in its subfolders too.
-fn walkdir_count(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => walkdir_count(&e.path()),
-            Ok(_) => 1,
-            Err(_) => 0,
-        })
-        .sum()
+/// Adds the files under `dir`, in its subfolders too, to `out`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
 }

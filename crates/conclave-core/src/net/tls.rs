@@ -695,10 +695,15 @@ async fn read_reply(r: &mut TcpStream) -> std::io::Result<String> {
 /// Runs a future to completion on a private single-threaded runtime, for the
 /// parts of the engine that are called synchronously (the CLI).
 pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> std::io::Result<T> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    Ok(runtime()?.block_on(f))
+}
+
+/// A private single-threaded runtime, for a caller that drives several
+/// futures on the same connections ([`block_on`] runs one).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    Ok(rt.block_on(f))
+        .build()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::events::{timing, DeliveryReport};
 use crate::list::fanout::Assembler;
 use crate::list::List;
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
+use crate::net::tls;
 use crate::store::Store;
 
 use super::{ask_pin_ahead, with};
@@ -89,12 +90,9 @@ pub fn send_outbox_ahead(
     pass.send(list, &runtime, ahead)
 }
 
-/// The runtime a pass's connections live on.
+/// The runtime a pass's connections live on ([`tls::runtime`]).
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("start", "the network runtime", e))
+    tls::runtime().map_err(|e| Error::io("start", "the network runtime", e))
 }
 
 /// Opens up to `wanted` connections side by side. The first proves the
