@@ -785,3 +785,58 @@ fn run_once_logs_in_to_smtp_while_the_post_is_still_being_processed() {
         );
     }
 }
+
+/// A delivery pass beside the intake sends the copies a fan-out queues
+/// while the intake goes on: `run --once` has its fan-out say `More` each
+/// time it commits copies, and here every subscriber has their copy before
+/// the intake says `Send` (the pass used to wait for it). Told `Send`, the
+/// pass ends once the outbox is empty, with every copy counted once.
+#[test]
+fn a_pass_beside_the_intake_sends_the_copies_queued_before_the_intake_is_done() {
+    use conclave_core::relay::delivery::{ahead_channel, send_outbox_ahead, Ahead};
+    use conclave_core::{List, Outcome, Password, SystemClock};
+    use std::sync::Arc;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    Mailhost::get();
+    let f = fixture();
+    let mut list = List::open(f.list.home.path(), Arc::new(SystemClock)).unwrap();
+    list.unlock(&Password::from(conclave_tests::TEST_PASSPHRASE))
+        .unwrap();
+    let (tell, told) = ahead_channel();
+    let fed = tell.clone();
+    list.set_queued_hook(Some(Arc::new(move || fed.tell(Ahead::More))));
+    let list = Mutex::new(list);
+    let needle = format!("STREAM-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", &needle);
+    let report = std::thread::scope(|scope| {
+        let pass = scope.spawn(|| send_outbox_ahead(&list, told));
+        tell.tell(Ahead::Open);
+        let outcome = list.lock().unwrap().receive(&post).unwrap();
+        assert!(
+            matches!(outcome, Outcome::Distributed { copies, .. } if copies == f.subs.len()),
+            "{outcome:?}"
+        );
+        // Who has their copy before the intake says Send (looked at
+        // before asserting: the pass must be let go in any case).
+        let early: Vec<bool> = f
+            .subs
+            .iter()
+            .map(|s| wait_until(20, || copies_with(s, &needle) == 1))
+            .collect();
+        list.lock().unwrap().set_queued_hook(None);
+        tell.tell(Ahead::Send);
+        drop(tell);
+        let report = pass.join().unwrap().unwrap();
+        assert!(
+            early.iter().all(|e| *e),
+            "every subscriber has their copy before the intake is done: {early:?}"
+        );
+        report
+    });
+    assert_eq!(
+        (report.sent, report.failed, report.deferred),
+        (f.subs.len(), 0, 0)
+    );
+    let list = list.into_inner().unwrap();
+    assert!(list.store().queued_copies().unwrap().is_empty());
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use conclave_core::events::{DeliveryReport, IntakeReport};
-use conclave_core::relay::delivery::{send_outbox_ahead, Ahead};
+use conclave_core::relay::delivery::{ahead_channel, send_outbox_ahead, Ahead};
 use conclave_core::relay::intake::poll_mailbox_with;
 use conclave_core::relay::{key_check, Engine};
 use conclave_core::{Event, List, Unlocking};
@@ -58,21 +58,24 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
             }
         }
     })));
-    let list = Mutex::new(list);
     // The delivery pass runs on a thread of its own beside the intake: it
     // opens its connections as soon as the intake has mail to process,
-    // and sends once the posts are in the outbox.
+    // sends the copies a fan-out queues while it goes on, and the rest once
+    // the intake is done.
+    let (tell, told) = ahead_channel();
+    let fed = tell.clone();
+    list.set_queued_hook(Some(Arc::new(move || fed.tell(Ahead::More))));
+    let list = Mutex::new(list);
     let delivered = std::thread::scope(|scope| -> Result<DeliveryReport> {
-        let (tell, told) = std::sync::mpsc::channel();
         let list = &list;
-        let delivery = scope.spawn(move || send_outbox_ahead(list, &told));
+        let delivery = scope.spawn(move || send_outbox_ahead(list, told));
         let ahead = tell.clone();
-        let intake = intake_then_notices(list, out, &notices, &move || {
-            let _ = ahead.send(Ahead::Open);
-        });
-        // Without the go (the intake failed), the pass sends nothing.
+        let intake = intake_then_notices(list, out, &notices, &move || ahead.tell(Ahead::Open));
+        // The list lets go of its end of the channel: without the go (the
+        // intake failed), the pass sends nothing more.
+        conclave_core::relay::lock(list).set_queued_hook(None);
         if intake.is_ok() {
-            let _ = tell.send(Ahead::Send);
+            tell.tell(Ahead::Send);
         }
         drop(tell);
         let delivered = delivery

@@ -287,7 +287,20 @@ impl List {
         let mut queued = 0;
         let mut skipped = Vec::new();
         let ts = self.unix();
-        self.store.transaction(|store| {
+        // A fresh fan-out commits its copies as they are made, and says so
+        // (a delivery pass beside it sends the first while the rest are
+        // encrypted); after a crash the post is processed again, and the
+        // copies queued already are not queued twice (one per post and
+        // subscriber). Copies signed anew replace the old ones in one
+        // transaction: the old go only with the new in.
+        let whole = replacing.is_some();
+        let fed = self.queued_hook.clone().filter(|_| !whole);
+        let told = || {
+            if let Some(hook) = &fed {
+                hook();
+            }
+        };
+        let run = |store: &crate::store::Store| -> Result<()> {
             let only: Option<HashSet<String>> = match &replacing {
                 Some(copies) => Some(
                     store
@@ -304,10 +317,12 @@ impl List {
                 SealedBody::new(&payload, true)?,
             ];
             drop(payload);
-            let body_ids = [
-                store.insert_body_unlocked(post_id, &bodies[0].seipd, &shared, ts)?,
-                store.insert_body_unlocked(post_id, &bodies[1].seipd, &shared, ts)?,
-            ];
+            let body_ids = committed(store, whole, |store| {
+                Ok([
+                    store.insert_body_unlocked(post_id, &bodies[0].seipd, &shared, ts)?,
+                    store.insert_body_unlocked(post_id, &bodies[1].seipd, &shared, ts)?,
+                ])
+            })?;
             let wanted = |a: &str| {
                 plan.skip.as_deref() != Some(a)
                     && !stopped.contains(a)
@@ -329,17 +344,25 @@ impl List {
                         Err(why) => skipped.push((e.address, why)),
                     }
                 }
-                for (rows, body_id) in [v1_rows, v2_rows].iter().zip(body_ids) {
-                    if !rows.is_empty() {
-                        queued += store.insert_copies_unlocked(
-                            post_id,
-                            body_id,
-                            &message_id,
-                            rows,
-                            ts,
-                        )?;
-                    }
+                if v1_rows.is_empty() && v2_rows.is_empty() {
+                    return Ok(());
                 }
+                queued += committed(store, whole, |store| {
+                    let mut added = 0;
+                    for (rows, body_id) in [v1_rows, v2_rows].iter().zip(body_ids) {
+                        if !rows.is_empty() {
+                            added += store.insert_copies_unlocked(
+                                post_id,
+                                body_id,
+                                &message_id,
+                                rows,
+                                ts,
+                            )?;
+                        }
+                    }
+                    Ok(added)
+                })?;
+                told();
                 Ok(())
             };
             let work = |jobs: Vec<Job>| -> Vec<Encrypted> {
@@ -349,7 +372,10 @@ impl List {
             };
             pipeline(
                 |hand: &mut dyn FnMut(Vec<Job>) -> Result<()>| {
-                    let mut chunk = Vec::with_capacity(CHUNK);
+                    // The first jobs are small, so the first copies are
+                    // queued (and can go out) soon.
+                    let mut size = FIRST_CHUNK;
+                    let mut chunk = Vec::with_capacity(size);
                     store.each_recipient(|r| {
                         if !wanted(&r.address) {
                             return Ok(());
@@ -360,8 +386,9 @@ impl List {
                                     address: r.address,
                                     recipient,
                                 });
-                                if chunk.len() == CHUNK {
-                                    hand(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
+                                if chunk.len() == size {
+                                    size = (size * 2).min(CHUNK);
+                                    hand(std::mem::replace(&mut chunk, Vec::with_capacity(size)))?;
                                 }
                             }
                             _ => again.push(r.address),
@@ -379,16 +406,22 @@ impl List {
             let mut jobs = Vec::new();
             let mut unreadable = Vec::new();
             for address in again {
-                match rederive(store, &address, now) {
+                match committed(store, whole, |store| rederive(store, &address, now)) {
                     Ok(recipient) => jobs.push(Job { address, recipient }),
                     Err(e) => unreadable.push((address, e.to_string())),
                 }
             }
             take(work(jobs))?;
             skipped.extend(unreadable);
-            store.drop_unused_bodies_unlocked(post_id)?;
-            Ok(())
-        })?;
+            committed(store, whole, |store| {
+                store.drop_unused_bodies_unlocked(post_id)
+            })
+        };
+        if whole {
+            self.store.transaction(run)?;
+        } else {
+            run(&self.store)?;
+        }
         for (address, why) in &skipped {
             self.store.audit(
                 ts,
@@ -437,8 +470,24 @@ impl List {
     }
 }
 
-/// How many subscribers one job of the fan-out's workers holds.
+/// How many subscribers one job of the fan-out's workers holds: the
+/// first holds [`FIRST_CHUNK`], each next twice as many, up to this.
 const CHUNK: usize = 256;
+const FIRST_CHUNK: usize = 32;
+
+/// Runs `f` in a transaction of its own, unless the caller holds one
+/// (`held`).
+fn committed<T>(
+    store: &crate::store::Store,
+    held: bool,
+    f: impl FnOnce(&crate::store::Store) -> Result<T>,
+) -> Result<T> {
+    if held {
+        f(store)
+    } else {
+        store.transaction(f)
+    }
+}
 
 /// One subscriber to encrypt a copy for.
 struct Job {

@@ -377,6 +377,51 @@ mod tests {
         r
     }
 
+    /// A fresh fan-out commits its copies as it makes them, and calls the
+    /// queued hook each time: another connection sees the first copies
+    /// before the last are made (a delivery pass beside it sends them
+    /// meanwhile). Fanned out again (the process stopped before the post
+    /// was marked processed), the post queues no copy twice.
+    #[test]
+    fn a_fan_out_commits_its_copies_as_it_goes_and_never_queues_one_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at_unix(now_unix()));
+        let mut list = list_at(dir.path(), clock.clone());
+        const N: usize = 100;
+        for i in 0..N {
+            let address = format!("s{i:03}@example.org");
+            let (cert, _) = CertBuilder::general_purpose(Some(address.as_str()))
+                .set_creation_time(clock.now() - Duration::from_secs(60))
+                .generate()
+                .unwrap();
+            list.add_subscriber(&address, &certs::armored(&cert).unwrap())
+                .unwrap();
+        }
+        let other = std::sync::Mutex::new(crate::store::Store::open(&list.db_path()).unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let saw = seen.clone();
+        list.set_queued_hook(Some(Arc::new(move || {
+            let queued = other.lock().unwrap().queued_copies().unwrap().len();
+            saw.lock().unwrap().push(queued);
+        })));
+        let raw = b"Subject: post\r\n\r\nbody\r\n".to_vec();
+        let (id, digest) = list.record_post(&raw, "s000@example.org").unwrap();
+        let now = list.clock.now();
+        assert_eq!(list.fan_out(id, &digest, &raw, now).unwrap(), N);
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        assert!(seen.len() >= 3, "{seen:?}");
+        assert!(seen[0] > 0 && seen[0] < N, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(seen.last(), Some(&N));
+        // Again, as after a crash: nothing more is queued.
+        assert_eq!(list.fan_out(id, &digest, &raw, now).unwrap(), 0);
+        let queued = list.store.queued_copies().unwrap();
+        let mut to: Vec<&str> = queued.iter().map(|c| c.recipient.as_str()).collect();
+        to.sort_unstable();
+        to.dedup();
+        assert_eq!((queued.len(), to.len()), (N, N));
+    }
+
     #[test]
     fn a_copy_goes_only_while_the_derived_keys_hold() {
         let dir = tempfile::tempdir().unwrap();

@@ -59,6 +59,9 @@ pub(crate) use receive::sender_of;
 pub use requests::PendingRequest;
 pub use roster::{RosterEntry, SubscriberPage};
 
+/// What [`List::set_queued_hook`] takes.
+pub type QueuedHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A key file being unlocked on a thread of its own, started before the
 /// list is even opened (`run --once` starts it first thing, so the
 /// deliberately slow passphrase derivation overlaps the opening too);
@@ -149,6 +152,8 @@ pub struct List {
     /// ([`List::unlock_with`]), until the key is first needed.
     unlocking: Option<std::thread::JoinHandle<Result<FileKeystore>>>,
     events: Option<crate::events::EventSink>,
+    /// Called each time a fan-out has queued more copies.
+    queued_hook: Option<QueuedHook>,
     /// What was done to an out-of-date list key at init or unlock.
     renewal: Option<String>,
     /// The key of the replay marks shared through the mailbox, once read
@@ -250,6 +255,7 @@ impl List {
             keystore: Some(Box::new(ks)),
             unlocking: None,
             events: None,
+            queued_hook: None,
             renewal,
             replay_key: None,
             replay_refused: false,
@@ -284,6 +290,7 @@ impl List {
             keystore: None,
             unlocking: None,
             events: None,
+            queued_hook: None,
             renewal: None,
             replay_key: None,
             replay_refused: false,
@@ -346,6 +353,14 @@ impl List {
     /// Where the list reports what happens ([`crate::events::Event`]).
     pub fn set_event_sink(&mut self, sink: Option<crate::events::EventSink>) {
         self.events = sink;
+    }
+
+    /// What to call each time a fan-out has committed more copies to the
+    /// outbox, before it is done: a delivery pass beside the intake can
+    /// send them while the rest are encrypted
+    /// ([`crate::relay::delivery::send_outbox_ahead`]).
+    pub fn set_queued_hook(&mut self, hook: Option<QueuedHook>) {
+        self.queued_hook = hook;
     }
 
     pub(crate) fn emit(&self, event: &crate::events::Event) {

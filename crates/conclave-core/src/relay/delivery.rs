@@ -13,7 +13,7 @@ use crate::list::fanout::Assembler;
 use crate::list::List;
 use crate::net::smtp::{SendError, SmtpSession, SmtpSettings};
 use crate::net::tls;
-use crate::store::Store;
+use crate::store::{OutboxCopy, Store};
 
 use super::{ask_pin_ahead, with};
 
@@ -35,7 +35,7 @@ const FIRST_RETRY: i64 = 60;
 pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
     let pass = Pass::new(list)?;
     let runtime = runtime()?;
-    pass.send(list, &runtime, None)
+    pass.send(list, &runtime, None, None)
 }
 
 /// What a delivery pass that runs beside the intake is told
@@ -44,8 +44,32 @@ pub fn send_outbox(list: &Mutex<List>) -> Result<DeliveryReport> {
 pub enum Ahead {
     /// A post is on its way into the outbox: open the connections now.
     Open,
-    /// The outbox is ready: send what is due.
+    /// A fan-out has queued more copies ([`List::set_queued_hook`]): send
+    /// them while it goes on.
+    More,
+    /// The intake is done, and the outbox is ready: send what is due.
     Send,
+}
+
+/// The intake's end of the channel to a delivery pass beside it.
+#[derive(Debug, Clone)]
+pub struct Tell(tokio::sync::mpsc::UnboundedSender<Ahead>);
+
+impl Tell {
+    /// Tells the pass (which may have stopped already).
+    pub fn tell(&self, what: Ahead) {
+        let _ = self.0.send(what);
+    }
+}
+
+/// The delivery pass's end ([`send_outbox_ahead`]).
+#[derive(Debug)]
+pub struct Told(tokio::sync::mpsc::UnboundedReceiver<Ahead>);
+
+/// A channel from the intake to a delivery pass beside it.
+pub fn ahead_channel() -> (Tell, Told) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (Tell(tx), Told(rx))
 }
 
 /// Connections opened ahead that waited longer than this are not trusted
@@ -55,39 +79,55 @@ const AHEAD_FRESH: Duration = Duration::from_secs(15);
 
 /// [`send_outbox`], on a thread of its own beside the intake: told
 /// [`Ahead::Open`], it opens its connections (TLS handshakes and logins)
-/// while the post is still being fetched, decrypted and fanned out; told
-/// [`Ahead::Send`], it sends what is due then. A pass told `Send` without
-/// `Open` opens them then, as [`send_outbox`]. When `told` closes before
-/// `Send` (the intake failed), it sends nothing and says goodbye to the
-/// connections it opened. A connection that fails to open ahead is tried
-/// again at `Send`, so the errors are those of [`send_outbox`].
-pub fn send_outbox_ahead(
-    list: &Mutex<List>,
-    told: &std::sync::mpsc::Receiver<Ahead>,
-) -> Result<DeliveryReport> {
-    let Ok(first) = told.recv() else {
+/// while the post is still being fetched and decrypted; told
+/// [`Ahead::More`], it sends the copies queued so far while the fan-out
+/// goes on, and takes more as they come; told [`Ahead::Send`], it sends
+/// what is left and ends when the outbox is empty. A pass told `Send`
+/// without `Open` opens them then, as [`send_outbox`]. When the channel
+/// closes without `Send` (the intake failed), the pass sends what was
+/// queued before, and no more; without a `More` either, nothing, and it
+/// says goodbye to the connections it opened. A connection that fails to
+/// open ahead is tried again when there is something to send, so the
+/// errors are those of [`send_outbox`].
+///
+/// Copies that must be signed again first (queued over an hour ago) are
+/// signed at `Send`, as [`send_outbox`] does, and then nothing goes out
+/// before it: signing them needs the list, which the intake holds while it
+/// fans out.
+pub fn send_outbox_ahead(list: &Mutex<List>, mut told: Told) -> Result<DeliveryReport> {
+    let Some(first) = told.0.blocking_recv() else {
         return Ok(DeliveryReport::default());
     };
     let pass = Pass::new(list)?;
     let runtime = runtime()?;
-    let mut ahead = None;
-    if first == Ahead::Open {
-        let wanted = pass.connections;
-        let opened = runtime.block_on(open_sessions(&pass.settings, wanted));
-        let since = std::time::Instant::now();
-        let go = told.iter().any(|t| t == Ahead::Send);
-        match opened {
-            Ok(sessions) if !go || since.elapsed() > AHEAD_FRESH => {
-                runtime.block_on(close_all(sessions));
-            }
-            Ok(opened) => ahead = Some(opened),
-            Err(_) => {}
-        }
-        if !go {
-            return Ok(DeliveryReport::default());
-        }
+    if first == Ahead::Send {
+        return pass.send(list, &runtime, None, None);
     }
-    pass.send(list, &runtime, ahead)
+    let stale = with(list, |l| l.has_stale_copies())?;
+    let wanted = pass.connections;
+    let opened = runtime.block_on(open_sessions(&pass.settings, wanted));
+    let since = std::time::Instant::now();
+    // The first word after the connections are open.
+    let next = loop {
+        match told.0.blocking_recv() {
+            Some(Ahead::More) if stale => {}
+            Some(Ahead::Open) => {}
+            other => break other,
+        }
+    };
+    let ahead = match opened {
+        Ok(sessions) if next.is_none() || since.elapsed() > AHEAD_FRESH => {
+            runtime.block_on(close_all(sessions));
+            None
+        }
+        Ok(opened) => Some(opened),
+        Err(_) => None,
+    };
+    match next {
+        None => Ok(DeliveryReport::default()),
+        Some(Ahead::Send) => pass.send(list, &runtime, ahead, None),
+        Some(_) => pass.send(list, &runtime, ahead, Some(told)),
+    }
 }
 
 /// The runtime a pass's connections live on ([`tls::runtime`]).
@@ -155,14 +195,17 @@ impl Pass {
     }
 
     /// Signs stale copies again, then sends what is due, over `ahead`'s
-    /// connections when they were opened already.
+    /// connections when they were opened already. With `more`, the intake
+    /// is still fanning out: the copies it queues are sent as it says so,
+    /// until it says [`Ahead::Send`] (stale copies were looked for before).
     fn send(
         self,
         list: &Mutex<List>,
         runtime: &tokio::runtime::Runtime,
         ahead: Option<Vec<SmtpSession>>,
+        mut more: Option<Told>,
     ) -> Result<DeliveryReport> {
-        if with(list, |l| l.has_stale_copies())? {
+        if more.is_none() && with(list, |l| l.has_stale_copies())? {
             ask_pin_ahead(list);
             with(list, |l| l.refresh_stale_copies())?;
         }
@@ -181,17 +224,25 @@ impl Pass {
         let events = &events;
         runtime.block_on(async {
             timing("delivery started");
-            let due = store.due_copies(clock.unix())?;
+            let feed = &Feed::default();
+            feed.read(store, clock.unix())?;
+            if more.is_none() {
+                feed.end();
+            }
             timing("outbox read");
             let mut report = DeliveryReport::default();
-            if due.is_empty() {
+            if feed.ended.get() && feed.is_empty() {
                 if let Some(sessions) = ahead {
                     close_all(sessions).await;
                 }
                 return Ok(report);
             }
             let secret = store.bounce_secret()?;
-            let wanted = connections.min(due.len());
+            let wanted = if feed.ended.get() {
+                connections.min(feed.total.get())
+            } else {
+                connections
+            };
             let mut sessions = match ahead {
                 Some(opened) => opened,
                 None => open_sessions(&settings, wanted).await.map_err(send_error)?,
@@ -202,25 +253,42 @@ impl Pass {
             if sessions.len() > wanted {
                 close_all(sessions.split_off(wanted)).await;
             }
-            let total = due.len();
             let done = std::cell::Cell::new(0usize);
             let tick = || {
                 done.set(done.get() + 1);
                 if let Some(sink) = events {
                     sink(&crate::events::Event::Progress {
                         done: done.get(),
-                        total,
+                        total: feed.total.get(),
                     });
                 }
             };
+            // What the intake queues while the copies go out.
+            let feeder = async {
+                let fed = async {
+                    let Some(told) = more.as_mut() else {
+                        return Ok(());
+                    };
+                    while let Some(what) = told.0.recv().await {
+                        if what != Ahead::Open {
+                            feed.read(store, clock.unix())?;
+                            feed.more.notify_waiters();
+                        }
+                        if what == Ahead::Send {
+                            break;
+                        }
+                    }
+                    Ok::<(), Error>(())
+                }
+                .await;
+                feed.end();
+                fed
+            };
             // One queue for every connection: each takes the next copy when the
             // server has taken its last, so a slower connection takes fewer.
-            let queue = std::cell::RefCell::new(due.iter());
-            let queue = &queue;
             let marks = Marks::new(pause);
             let marks = &marks;
             let workers = sessions.into_iter().map(|session| {
-                let copies = std::iter::from_fn(move || queue.borrow_mut().next());
                 let job = Job {
                     store,
                     clock: clock.as_ref(),
@@ -232,12 +300,13 @@ impl Pass {
                     tick: &tick,
                     marks,
                 };
-                submit(job, session, copies)
+                submit(job, session, feed)
             });
-            let mut first_error = None;
-            let parts = futures::future::join_all(workers).await;
+            let (fed, parts) =
+                futures::future::join(feeder, futures::future::join_all(workers)).await;
             marks.flush(store)?;
             timing("every copy answered");
+            let mut first_error = fed.err();
             for (part, error) in parts {
                 report.sent += part.sent;
                 report.failed += part.failed;
@@ -260,6 +329,63 @@ impl Pass {
                 None => Ok(report),
             }
         })
+    }
+}
+
+/// The copies a pass sends: those due when it starts, and those a fan-out
+/// beside it queues while they go out ([`Ahead::More`]).
+#[derive(Default)]
+struct Feed {
+    queue: std::cell::RefCell<std::collections::VecDeque<OutboxCopy>>,
+    /// The last copy read (row ids grow).
+    last: std::cell::Cell<i64>,
+    /// Copies read in all (the progress bar's total).
+    total: std::cell::Cell<usize>,
+    /// No more will come.
+    ended: std::cell::Cell<bool>,
+    /// Woken when copies came or no more will.
+    more: tokio::sync::Notify,
+}
+
+impl Feed {
+    /// Reads the copies due at `now` that were queued since the last read.
+    fn read(&self, store: &Store, now: i64) -> Result<()> {
+        let copies = store.due_copies_after(now, self.last.get())?;
+        if let Some(last) = copies.last() {
+            self.last.set(last.id);
+        }
+        self.total.set(self.total.get() + copies.len());
+        self.queue.borrow_mut().extend(copies);
+        Ok(())
+    }
+
+    fn next(&self) -> Option<OutboxCopy> {
+        self.queue.borrow_mut().pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
+    }
+
+    fn end(&self) {
+        self.ended.set(true);
+        self.more.notify_waiters();
+    }
+
+    /// Waits until there is a copy to take (true), or none will come
+    /// (false).
+    async fn wait(&self) -> bool {
+        loop {
+            // Made before looking, so a wake-up in between is not missed.
+            let woken = self.more.notified();
+            if !self.is_empty() {
+                return true;
+            }
+            if self.ended.get() {
+                return false;
+            }
+            woken.await;
+        }
     }
 }
 
@@ -332,13 +458,14 @@ impl Marks {
     }
 }
 
-/// One connection's share of a delivery pass: submits `copies` in turn and
-/// records each answer (opening a new connection when one breaks). Returns
-/// what it did and the error that stopped it early, if one did.
-async fn submit<'a>(
+/// One connection's share of a delivery pass: submits the copies it takes
+/// from `feed` in turn and records each answer (opening a new connection
+/// when one breaks), waiting for more while the feed has not ended.
+/// Returns what it did and the error that stopped it early, if one did.
+async fn submit(
     job: Job<'_>,
     mut session: SmtpSession,
-    copies: impl Iterator<Item = &'a crate::store::OutboxCopy>,
+    feed: &Feed,
 ) -> (DeliveryReport, Option<Error>) {
     let settings = job.settings;
     let pause = job.pause;
@@ -347,10 +474,13 @@ async fn submit<'a>(
         job,
         report: DeliveryReport::default(),
     };
-    let mut copies = copies.peekable();
+    let mut copies = std::iter::from_fn(|| feed.next());
     let mut given_back = None;
     let mut error = None;
     loop {
+        if given_back.is_none() && !feed.wait().await {
+            break;
+        }
         if session.is_broken() {
             match SmtpSession::open(settings).await {
                 Ok(s) => session = s,
@@ -370,9 +500,6 @@ async fn submit<'a>(
             }
             Ok(back) => given_back = back,
         }
-        if given_back.is_none() && (!session.is_broken() || copies.peek().is_none()) {
-            break;
-        }
     }
     session.close().await;
     (calls.report, error)
@@ -385,20 +512,20 @@ struct Answers<'j> {
     report: DeliveryReport,
 }
 
-impl<'a> crate::net::smtp::SendCalls<&'a crate::store::OutboxCopy, Error> for Answers<'_> {
-    fn envelope(&mut self, copy: &&'a crate::store::OutboxCopy) -> (String, String) {
+impl crate::net::smtp::SendCalls<OutboxCopy, Error> for Answers<'_> {
+    fn envelope(&mut self, copy: &OutboxCopy) -> (String, String) {
         // The envelope sender names this copy: a bounce comes back to it.
         let sender = crate::list::bounces::verp_sender(self.job.from, self.job.secret, copy.id);
         (sender, copy.recipient.clone())
     }
 
-    fn message(&mut self, copy: &&'a crate::store::OutboxCopy) -> Result<Vec<u8>> {
+    fn message(&mut self, copy: &OutboxCopy) -> Result<Vec<u8>> {
         self.assembler.assemble(copy)
     }
 
     fn answered(
         &mut self,
-        copy: &'a crate::store::OutboxCopy,
+        copy: OutboxCopy,
         result: std::result::Result<(), SendError>,
     ) -> Result<()> {
         let Job {

@@ -93,40 +93,61 @@ impl Store {
     }
 
     /// Calls `f` for every subscriber with what was derived from their
-    /// key, reading the rows one at a time (in address order), then for
-    /// every subscriber whose key was not derived yet.
+    /// key (in address order), then for every subscriber whose key was not
+    /// derived yet. The rows are read a page at a time, and no statement
+    /// is open while `f` runs: `f` may write and commit (a fan-out queues
+    /// its copies as they are made), and the memory stays flat.
     pub fn each_recipient(&self, mut f: impl FnMut(StoredRecipient) -> Result<()>) -> Result<()> {
+        const PAGE: i64 = 512;
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT address, keys, seipd_v2, usable_from, usable_until
-                 FROM recipients ORDER BY address",
+                 FROM recipients WHERE address > ?1 ORDER BY address LIMIT ?2",
             )
             .store("read subscribers")?;
-        let mut rows = stmt.query([]).store("read subscribers")?;
-        while let Some(r) = rows.next().store("read subscribers")? {
-            f(StoredRecipient {
-                address: r.get(0).store("read subscribers")?,
-                recipient: Some(RecipientRow {
-                    keys: r.get(1).store("read subscribers")?,
-                    seipd_v2: r.get(2).store("read subscribers")?,
-                    usable_from: r.get(3).store("read subscribers")?,
-                    usable_until: r.get(4).store("read subscribers")?,
-                }),
-            })?;
+        let mut after = String::new();
+        loop {
+            let page = stmt
+                .query_map(params![after, PAGE], |r| {
+                    Ok(StoredRecipient {
+                        address: r.get(0)?,
+                        recipient: Some(RecipientRow {
+                            keys: r.get(1)?,
+                            seipd_v2: r.get(2)?,
+                            usable_from: r.get(3)?,
+                            usable_until: r.get(4)?,
+                        }),
+                    })
+                })
+                .store("read subscribers")?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .store("read subscribers")?;
+            let Some(last) = page.last() else { break };
+            after = last.address.clone();
+            let full = page.len() as i64 == PAGE;
+            for r in page {
+                f(r)?;
+            }
+            if !full {
+                break;
+            }
         }
-        drop(rows);
-        let mut stmt = self
+        drop(stmt);
+        let underived: Vec<String> = self
             .conn
             .prepare(
                 "SELECT address FROM subscribers
                  WHERE address NOT IN (SELECT address FROM recipients) ORDER BY address",
             )
+            .store("read subscribers")?
+            .query_map([], |r| r.get(0))
+            .store("read subscribers")?
+            .collect::<std::result::Result<_, _>>()
             .store("read subscribers")?;
-        let mut rows = stmt.query([]).store("read subscribers")?;
-        while let Some(r) = rows.next().store("read subscribers")? {
+        for address in underived {
             f(StoredRecipient {
-                address: r.get(0).store("read subscribers")?,
+                address,
                 recipient: None,
             })?;
         }

@@ -712,25 +712,32 @@ impl Store {
 
     /// The copies still queued, oldest first (without their shared body).
     pub fn queued_copies(&self) -> Result<Vec<OutboxCopy>> {
-        self.copies(i64::MAX)
+        self.copies(i64::MAX, 0)
     }
 
     /// The queued copies due for sending at `now`, oldest first.
     pub fn due_copies(&self, now: i64) -> Result<Vec<OutboxCopy>> {
-        self.copies(now)
+        self.copies(now, 0)
     }
 
-    fn copies(&self, due_by: i64) -> Result<Vec<OutboxCopy>> {
+    /// The queued copies due at `now` that were queued after copy `after`
+    /// (row ids grow), oldest first: what a fan-out added since the last
+    /// read.
+    pub fn due_copies_after(&self, now: i64, after: i64) -> Result<Vec<OutboxCopy>> {
+        self.copies(now, after)
+    }
+
+    fn copies(&self, due_by: i64, after: i64) -> Result<Vec<OutboxCopy>> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, post_id, recipient, message_id, headers, pkesks, body_id, attempts, next_attempt_at,
                         kind = 'plain'
-                 FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?1 ORDER BY id",
+                 FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?1 AND id > ?2 ORDER BY id",
             )
             .store("read the outbox")?;
         let rows = stmt
-            .query_map([due_by], |r| {
+            .query_map([due_by, after], |r| {
                 Ok(OutboxCopy {
                     id: r.get(0)?,
                     post_id: r.get(1)?,
