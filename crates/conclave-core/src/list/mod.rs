@@ -356,9 +356,9 @@ impl List {
     }
 
     /// What to call each time a fan-out has committed more copies to the
-    /// outbox, before it is done: a delivery pass beside the intake can
-    /// send them while the rest are encrypted
-    /// ([`crate::relay::delivery::send_outbox_ahead`]).
+    /// outbox, before it is done: a delivery pass beside the intake (the
+    /// relay's, in `run --once`) can send them while the rest are
+    /// encrypted.
     pub fn set_queued_hook(&mut self, hook: Option<QueuedHook>) {
         self.queued_hook = hook;
     }
