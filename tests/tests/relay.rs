@@ -840,3 +840,74 @@ fn a_pass_beside_the_intake_sends_the_copies_queued_before_the_intake_is_done() 
     let list = list.into_inner().unwrap();
     assert!(list.store().queued_copies().unwrap().is_empty());
 }
+
+/// The relay loop's pass (the desktop app's, and `run` without `--once`)
+/// sends copies beside the intake too: the copies of a post are in the
+/// subscribers' mailboxes while the intake is still at its key check,
+/// which waits here, in the notice it raises, until they are (it used to
+/// send only once the intake was done, so it would wait in vain).
+#[test]
+fn the_relay_loop_sends_copies_while_its_intake_is_still_going() {
+    use conclave_core::{Event, List, Password, SystemClock};
+    use std::sync::Arc;
+    let _guard = MAILBOX.lock().unwrap_or_else(|e| e.into_inner());
+    let mh = Mailhost::get();
+    let f = fixture();
+    // A key that expires in nine days: the pass's key check raises a notice.
+    let erin = Subscriber::made_ago(
+        conclave_tests::Engine::Gpg,
+        "carol+erin@example.test",
+        1,
+        "10d",
+    );
+    f.list.add_subscriber(&erin);
+    let needle = format!("LOOP-{}", std::process::id());
+    let post = f.subs[0].compose_post(&f.cert, LIST, "...", &needle);
+    mh.inject("alice@example.test", LIST, &post);
+    assert!(wait_until(20, || mh.count("list", "") == 1));
+    let mut list = List::open(f.list.home.path(), Arc::new(SystemClock)).unwrap();
+    list.unlock(&Password::from(conclave_tests::TEST_PASSPHRASE))
+        .unwrap();
+    // The key check's notice says it is reached, and waits for the go.
+    let (reached, at_check) = std::sync::mpsc::channel::<()>();
+    let (go, wait_go) = std::sync::mpsc::channel::<()>();
+    let (reached, wait_go) = (Mutex::new(reached), Mutex::new(wait_go));
+    list.set_event_sink(Some(Arc::new(move |e: &Event| {
+        if matches!(e, Event::Notice { message } if message.contains("expires on")) {
+            let _ = reached.lock().unwrap().send(());
+            let _ = wait_go
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60));
+        }
+    })));
+    let list = Mutex::new(list);
+    let (early, (intake, delivery)) = std::thread::scope(|scope| {
+        let pass = scope.spawn(|| conclave_core::relay::run_once(&list));
+        // Who has their copy while the intake waits at its key check
+        // (looked at before asserting: the pass must be let go in any case).
+        let early: Vec<bool> = match at_check.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => f
+                .subs
+                .iter()
+                .map(|s| wait_until(20, || copies_with(s, &needle) == 1))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let _ = go.send(());
+        (early, pass.join().unwrap().unwrap())
+    });
+    assert_eq!(intake.outcomes.len(), 1, "{intake:?}");
+    assert!(
+        early.len() == f.subs.len() && early.iter().all(|e| *e),
+        "every subscriber had their copy before the intake was done: {early:?}"
+    );
+    // The post's copies and erin's notice, each sent once.
+    assert_eq!(
+        (delivery.sent, delivery.failed, delivery.deferred),
+        (f.subs.len() + 2, 0, 0)
+    );
+    for s in &f.subs {
+        assert_eq!(copies_with(s, &needle), 1, "{}", s.address());
+    }
+}

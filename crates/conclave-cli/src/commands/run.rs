@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use conclave_core::events::{DeliveryReport, IntakeReport};
-use conclave_core::relay::delivery::{ahead_channel, send_outbox_ahead, Ahead};
-use conclave_core::relay::intake::poll_mailbox_with;
-use conclave_core::relay::{key_check, Engine};
+use conclave_core::relay::Engine;
 use conclave_core::{Event, List, Unlocking};
 
 use super::common::{home, open, passphrase, unlock};
@@ -58,32 +56,17 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
             }
         }
     })));
-    // The delivery pass runs on a thread of its own beside the intake: it
-    // opens its connections as soon as the intake has mail to process,
-    // sends the copies a fan-out queues while it goes on, and the rest once
-    // the intake is done.
-    let (tell, told) = ahead_channel();
-    let fed = tell.clone();
-    list.set_queued_hook(Some(Arc::new(move || fed.tell(Ahead::More))));
+    // The delivery pass runs beside the intake (`relay::pass`); the
+    // intake's lines are printed as soon as the posts are in the outbox.
     let list = Mutex::new(list);
-    let delivered = std::thread::scope(|scope| -> Result<DeliveryReport> {
-        let list = &list;
-        let delivery = scope.spawn(move || send_outbox_ahead(list, told));
-        let ahead = tell.clone();
-        let intake = intake_then_notices(list, out, &notices, &move || ahead.tell(Ahead::Open));
-        // The list lets go of its end of the channel: without the go (the
-        // intake failed), the pass sends nothing more.
-        conclave_core::relay::lock(list).set_queued_hook(None);
-        if intake.is_ok() {
-            tell.tell(Ahead::Send);
+    let mut written = Ok(());
+    let (_, delivered) = conclave_core::relay::pass(&list, &mut |intake| {
+        if let Some(line) = conclave_core::relay::lock(&list).key_renewal() {
+            eprintln!("conclave: {line}");
         }
-        drop(tell);
-        let delivered = delivery
-            .join()
-            .map_err(|_| anyhow::anyhow!("the delivery pass stopped unexpectedly"))?;
-        intake?;
-        Ok(delivered?)
+        written = intake_lines_and_notices(intake, out, &notices);
     })?;
+    written?;
     writeln!(out, "{}", delivery_line(&delivered))?;
     said(out, &notices)?;
     // A keyserver's verification link that came in the mail is opened.
@@ -97,36 +80,22 @@ fn run_once(mut list: List, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-/// The intake's part of a pass: the mailbox (telling `mail_ahead` when it
-/// has mail to process), the key, the key check, and their lines, printed
-/// as soon as the posts are in the outbox.
-fn intake_then_notices(
-    list: &Mutex<List>,
+/// The intake's lines, and what the owner should know from it and from the
+/// key check.
+fn intake_lines_and_notices(
+    intake: &IntakeReport,
     out: &mut dyn Write,
     notices: &Mutex<Vec<String>>,
-    mail_ahead: &dyn Fn(),
-) -> Result<()> {
-    let intake = poll_mailbox_with(list, mail_ahead)?;
-    // A key still unlocking (no post needed it) is waited for, so that a
-    // wrong passphrase fails the run all the same.
-    {
-        let mut l = conclave_core::relay::lock(list);
-        l.keystore_ready()?;
-        if let Some(line) = l.key_renewal() {
-            eprintln!("conclave: {line}");
-        }
-    }
-    key_check(list)?;
-    for l in intake_lines(&intake) {
+) -> std::io::Result<()> {
+    for l in intake_lines(intake) {
         writeln!(out, "{l}")?;
     }
     said(out, notices)?;
-    out.flush()?;
-    Ok(())
+    out.flush()
 }
 
 /// Prints the notices raised since the last time.
-fn said(out: &mut dyn Write, notices: &Mutex<Vec<String>>) -> Result<()> {
+fn said(out: &mut dyn Write, notices: &Mutex<Vec<String>>) -> std::io::Result<()> {
     let taken = notices
         .lock()
         .map(|mut n| std::mem::take(&mut *n))

@@ -22,11 +22,10 @@ use crate::error::Result;
 use crate::events::{DeliveryReport, Event, IntakeReport};
 use crate::list::{KeyCheck, List};
 
-/// `run --once`: one pass over the mailbox, then the outbox.
+/// One pass of the relay loop ([`Engine`]): [`pass`], then the keyserver's
+/// verification links that came in the mail.
 pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
-    let intake = intake::poll_mailbox(list)?;
-    key_check(list)?;
-    let delivery = delivery::send_outbox(list)?;
+    let (intake, delivery) = pass(list, &mut |_| {})?;
     // The list key's address check at a keyserver, when its mail came in.
     keys::open_verification_links(list, &|message| {
         lock(list).emit(&crate::events::Event::Notice {
@@ -34,6 +33,53 @@ pub fn run_once(list: &Mutex<List>) -> Result<(IntakeReport, DeliveryReport)> {
         })
     })?;
     Ok((intake, delivery))
+}
+
+/// One pass over the mailbox and the outbox, with the delivery on a thread
+/// of its own beside the intake ([`delivery::send_outbox_ahead`]): it opens
+/// its connections as soon as the intake has mail to process, sends the
+/// copies a fan-out queues while the fan-out goes on (the list's queued
+/// hook tells it, [`List::set_queued_hook`], for the length of the pass),
+/// and the rest once the intake, the key check and `between` are done.
+/// `between` gets the intake's report while the copies go out (`run
+/// --once` prints its lines then). When the intake fails, the copies queued
+/// before the failure still go out, no others, and the intake's error is
+/// returned.
+pub fn pass(
+    list: &Mutex<List>,
+    between: &mut dyn FnMut(&IntakeReport),
+) -> Result<(IntakeReport, DeliveryReport)> {
+    use delivery::Ahead;
+    let (tell, told) = delivery::ahead_channel();
+    let fed = tell.clone();
+    lock(list).set_queued_hook(Some(std::sync::Arc::new(move || fed.tell(Ahead::More))));
+    std::thread::scope(|scope| {
+        let sending = scope.spawn(move || delivery::send_outbox_ahead(list, told));
+        let ahead = tell.clone();
+        let intake = (|| -> Result<IntakeReport> {
+            let intake = intake::poll_mailbox_with(list, &move || ahead.tell(Ahead::Open))?;
+            // A key still unlocking (no post needed it) is waited for, so
+            // that a wrong passphrase fails the pass all the same.
+            with(list, |l| l.keystore_ready())?;
+            key_check(list)?;
+            between(&intake);
+            Ok(intake)
+        })();
+        // The list lets go of its end of the channel: without the go (the
+        // intake failed), the pass sends nothing more.
+        lock(list).set_queued_hook(None);
+        if intake.is_ok() {
+            tell.tell(Ahead::Send);
+        }
+        drop(tell);
+        let delivery = sending.join().unwrap_or_else(|_| {
+            Err(crate::error::Error::Network(
+                "the delivery pass stopped unexpectedly".into(),
+                None,
+            ))
+        });
+        Ok((intake?, delivery?))
+    })
 }
 
 /// The daily key check, when it is due ([`List::check_keys_if_due`]):
