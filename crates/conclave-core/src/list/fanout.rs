@@ -537,7 +537,8 @@ fn rederive(store: &crate::store::Store, address: &str, now: SystemTime) -> Resu
 
 /// Runs `work` over the jobs `produce` hands out, on every core, while
 /// this thread keeps producing and gives each result to `consume` as it
-/// comes (in no particular order).
+/// comes (in no particular order). The workers run at a lower priority
+/// ([`yield_to_others`]).
 fn pipeline<J: Send, R: Send>(
     produce: impl FnOnce(&mut dyn FnMut(J) -> Result<()>) -> Result<()>,
     work: &(impl Fn(J) -> R + Sync),
@@ -557,14 +558,17 @@ fn pipeline<J: Send, R: Send>(
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let job_rx = &job_rx;
-            scope.spawn(move || loop {
-                let next = match job_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => break,
-                };
-                let Ok(job) = next else { break };
-                if done_tx.send(work(job)).is_err() {
-                    break;
+            scope.spawn(move || {
+                yield_to_others();
+                loop {
+                    let next = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(job) = next else { break };
+                    if done_tx.send(work(job)).is_err() {
+                        break;
+                    }
                 }
             });
         }
@@ -585,6 +589,31 @@ fn pipeline<J: Send, R: Send>(
         }
         outcome
     })
+}
+
+/// The nice value of a fan-out worker.
+const WORKER_NICE: i32 = 10;
+
+/// Lowers this thread's priority to [`WORKER_NICE`] (never raises it): a
+/// fan-out's workers take what the cores have to spare. The copies go out
+/// while the fan-out still runs (the delivery pass beside it, and on the
+/// same machine, often, the mail host), and its workers, one per core, at
+/// the same priority as the sending took a share of the cores that the
+/// TLS handshakes and the submissions waited for; the fan-out stays far
+/// ahead of the sending all the same (it makes copies many times faster
+/// than they are submitted). The owner's desktop stays responsive through
+/// a long fan-out too. Linux keeps a nice value per thread; elsewhere the
+/// call would lower the whole process, so it is not made.
+fn yield_to_others() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        if let Ok(now) = getpriority_process(None) {
+            if now < WORKER_NICE {
+                let _ = setpriority_process(None, WORKER_NICE);
+            }
+        }
+    }
 }
 
 /// What a subject taken from outside the encryption starts with in a copy.
@@ -873,4 +902,35 @@ pub(super) fn boundary(kind: &str, digest: &str) -> String {
         digest.get(..8).unwrap_or("0"),
         crate::hex::hex(&r).to_ascii_lowercase()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// The workers run at nice 10 or lower priority; the thread that asked
+    /// for the fan-out keeps its own.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_workers_yield_to_the_sending() {
+        use rustix::process::getpriority_process;
+        let caller = getpriority_process(None).unwrap();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut seen = Vec::new();
+        super::pipeline(
+            |give| (0..64).try_for_each(give),
+            &|_: i32| getpriority_process(None).unwrap(),
+            &mut |nice| {
+                seen.push(nice);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen.len(), 64);
+        if cores > 1 {
+            assert!(
+                seen.iter().all(|n| *n >= super::WORKER_NICE.max(caller)),
+                "{seen:?}"
+            );
+        }
+        assert_eq!(getpriority_process(None).unwrap(), caller);
+    }
 }
