@@ -39,6 +39,15 @@
 //! work. C is the list's `smtp.connections`. The two take turns, post by
 //! post, so a machine that slows down during the bench slows both.
 //!
+//! The target is judged turn by turn: each turn's Conclave time over the
+//! smtp-source time right after it, and the median of those ratios. On a
+//! two-core virtual machine a run of either varies by up to a factor of
+//! two from one turn to the next, and the two medians (printed too, with
+//! their ratio) come from different turns: over five runs of the same code
+//! at 1000 copies their ratio went from 0.91 to 1.35, while the median of
+//! the turns' own ratios, which keeps what each pair shared of the
+//! machine's state, stayed between 1.01 and 1.20.
+//!
 //! During each timed run Postfix holds what it accepts (`mailhost.sh
 //! hold`: its cleanup daemon writes every message to the hold queue, as it
 //! would to the incoming one, and nothing is delivered): the clock times
@@ -627,18 +636,22 @@ fn table(rows: &[Row], connections: usize, held: bool, bin: &Path, started: Inst
         let conclave = median(totals.clone());
         let source = median(r.source.clone());
         let ratio = conclave / source;
-        let pass = ratio <= TARGET;
+        // Each turn's own ratio: the two ran a few seconds apart, on a
+        // machine in about the same state. Their median is what the
+        // target judges (see the module's doc).
+        let turns: Vec<f64> = totals.iter().zip(&r.source).map(|(c, s)| c / s).collect();
+        let paired = median(turns.clone());
+        let pass = paired <= TARGET;
         let per = |s: f64| format!("{:.3} ms", s * 1e3 / r.n as f64);
         let _ = writeln!(
             w,
-            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6.2} | <= {TARGET} x: {}",
+            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6.2} |",
             r.n,
             "Conclave, mailbox -> last 250",
             fmt_secs(conclave),
             per(conclave),
             runs_text(&totals),
             ratio,
-            if pass { "PASS" } else { "MISS" }
         );
         let exits: Vec<f64> = r.runs.iter().map(|t| t.exited).collect();
         let _ = writeln!(
@@ -668,18 +681,16 @@ fn table(rows: &[Row], connections: usize, held: bool, bin: &Path, started: Inst
             per(source),
             runs_text(&r.source)
         );
-        // Each turn's own ratio: the two ran a few seconds apart, on a
-        // machine in about the same state.
-        let turns: Vec<f64> = totals.iter().zip(&r.source).map(|(c, s)| c / s).collect();
         let _ = writeln!(
             w,
-            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6.2} |",
+            "{:>7} | {:>28} | {:>11} | {:>11} | {:>22} | {:>6.2} | <= {TARGET} x: {}",
             "",
             "turn by turn, the ratio",
             "",
             "",
             runs_text(&turns),
-            median(turns.clone())
+            paired,
+            if pass { "PASS" } else { "MISS" }
         );
         if let Some(g) = r.gpg {
             let _ = writeln!(
@@ -692,7 +703,7 @@ fn table(rows: &[Row], connections: usize, held: bool, bin: &Path, started: Inst
                 format!("{g:.2}")
             );
         }
-        verdicts.push((r.n, conclave, source, ratio, pass));
+        verdicts.push((r.n, paired, conclave, source, ratio, pass));
     }
     let _ = writeln!(w);
     let _ = writeln!(
@@ -767,10 +778,10 @@ fn table(rows: &[Row], connections: usize, held: bool, bin: &Path, started: Inst
         );
     }
     let _ = writeln!(w, "\nTargets:");
-    for (n, conclave, source, ratio, pass) in verdicts {
+    for (n, paired, conclave, source, ratio, pass) in verdicts {
         let _ = writeln!(
             w,
-            "  [{}] {n} copies: mailbox -> last copy accepted <= {TARGET} x smtp-source: {} / {} = {ratio:.2}",
+            "  [{}] {n} copies: mailbox -> last copy accepted <= {TARGET} x smtp-source, turn by turn: median {paired:.2} (the medians: {} / {} = {ratio:.2})",
             if pass { "PASS" } else { "MISS" },
             fmt_secs(conclave),
             fmt_secs(source)
