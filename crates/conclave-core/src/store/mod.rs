@@ -301,12 +301,19 @@ impl Store {
             .store("read the schema version")
     }
 
-    /// Runs `f` inside one transaction.
+    /// Runs `f` inside one transaction. It takes the write lock at its
+    /// start (`BEGIN IMMEDIATE`, waiting as long as the busy timeout):
+    /// several connections write to the store side by side (the intake,
+    /// and the delivery pass marking copies sent), and in WAL mode a
+    /// transaction that read first and then writes fails at once when
+    /// another connection committed in between (its snapshot is stale,
+    /// and no wait helps).
     pub fn transaction<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .store("begin a transaction")?;
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .store("begin a transaction")?;
         let value = f(self)?;
         tx.commit().store("commit a transaction")?;
         Ok(value)
@@ -1061,6 +1068,34 @@ fn post_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPost> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transaction that reads and then writes is not failed by another
+    /// connection's commit in between (the delivery pass marks copies sent
+    /// while the intake counts a missed post): the other waits for it.
+    #[test]
+    fn a_transaction_that_reads_then_writes_survives_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.db");
+        let store = Store::open(&path).unwrap();
+        store.config_set("a", "0").unwrap();
+        let other_path = path.clone();
+        let result = store.transaction(|s| {
+            let seen = s.config_get("a")?;
+            // Another connection writes while this transaction is open.
+            let other =
+                std::thread::spawn(move || Store::open(&other_path).unwrap().config_set("b", "1"));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            s.config_set("a", &format!("{}+1", seen.unwrap_or_default()))?;
+            Ok(other)
+        });
+        let other = result.expect("the transaction commits");
+        other
+            .join()
+            .unwrap()
+            .expect("the other connection's write waits, then goes in");
+        assert_eq!(store.config_get("a").unwrap().as_deref(), Some("0+1"));
+        assert_eq!(store.config_get("b").unwrap().as_deref(), Some("1"));
+    }
 
     #[test]
     fn migrates_and_uses_wal() {
